@@ -1,0 +1,277 @@
+//! The validated configuration: plain values with every default applied.
+//!
+//! Nothing here knows about TOML or positions; `resolve` builds these types only after
+//! every check has passed, so a consumer can trust them without checking again.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::diagnostic::Diagnostic;
+use super::ipv4net::Ipv4Net;
+
+/// A whole, valid config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub dpdk: Dpdk,
+    pub cpu: Cpu,
+    pub api: Api,
+    pub sessions: Sessions,
+    pub steering: Steering,
+    pub timeouts: Timeouts,
+    pub interfaces: Vec<Interface>,
+    pub routes: Vec<Route>,
+    pub services: Vec<Service>,
+    /// Problems that do not stop the appliance (a worker on the control core, ...).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// `[dpdk]`: how the EAL is started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dpdk {
+    /// Extra EAL arguments, passed through as written.
+    pub args: Vec<String>,
+    /// False runs the EAL with `--no-huge`.
+    pub hugepages: bool,
+    /// Mbuf pool size per NUMA socket.
+    pub mbufs: u32,
+}
+
+impl Default for Dpdk {
+    fn default() -> Self {
+        Dpdk {
+            args: Vec::new(),
+            hugepages: true,
+            mbufs: 16383,
+        }
+    }
+}
+
+/// `[cpu]`: which cores do what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cpu {
+    /// The housekeeping core: control plane, health checks, API, metrics.
+    pub control: usize,
+    /// One poll-mode worker per entry, in queue order.
+    pub workers: Vec<usize>,
+    pub idle: IdleMode,
+}
+
+impl Default for Cpu {
+    fn default() -> Self {
+        Cpu {
+            control: 0,
+            workers: vec![1],
+            idle: IdleMode::Busy,
+        }
+    }
+}
+
+/// What a worker does when a poll finds no packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleMode {
+    /// Poll again at once (the appliance default).
+    Busy,
+    /// Back off to short sleeps while idle.
+    Adaptive,
+}
+
+/// `[api]`: where the daemon listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    /// The control socket of `sluicectl`, an absolute path.
+    pub socket: PathBuf,
+    /// The Prometheus endpoint.
+    pub metrics: SocketAddr,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            socket: PathBuf::from("/run/sluice/sluice.sock"),
+            metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 9273)),
+        }
+    }
+}
+
+/// `[sessions]`: the session tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sessions {
+    /// Sessions per worker, preallocated at start.
+    pub capacity: u32,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions { capacity: 1 << 20 }
+    }
+}
+
+/// `[steering]`: how replies reach the worker that owns their local IP.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Steering {
+    pub mode: SteeringMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SteeringMode {
+    /// Pick the best the NIC offers.
+    #[default]
+    Auto,
+    /// rte_flow rules on the local IPs.
+    Flow,
+    /// RSS alone (symmetric hashing).
+    Rss,
+    /// Software redirect between workers.
+    Redirect,
+}
+
+/// `[timeouts]`: session idle timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    pub tcp_syn: Duration,
+    pub tcp_established: Duration,
+    pub tcp_closing: Duration,
+    pub udp: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_syn: Duration::from_secs(30),
+            tcp_established: Duration::from_secs(15 * 60),
+            tcp_closing: Duration::from_secs(10),
+            udp: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[[interface]]`: one DPDK port and the host addresses on its link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interface {
+    /// The kernel-side name (a valid Linux ifname).
+    pub name: String,
+    /// A DPDK device name or a PCI address.
+    pub device: String,
+    /// The host's own addresses; each also makes its prefix a connected route.
+    pub addresses: Vec<Ipv4Net>,
+}
+
+/// `[[route]]`: a static route; `via` is on a connected prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// A network address: no host bits set.
+    pub prefix: Ipv4Net,
+    pub via: Ipv4Addr,
+}
+
+/// `[[service]]`: one virtual service and its backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub vip: SocketAddrV4,
+    pub protocol: Protocol,
+    pub scheduler: Scheduler,
+    /// One-packet scheduling (udp only): every datagram picks a backend.
+    pub per_packet: bool,
+    /// FULLNAT source addresses, at least one per worker.
+    pub local_ips: Vec<Ipv4Addr>,
+    /// With fewer healthy backends the VIP stops answering.
+    pub min_active: u32,
+    pub client_address: ClientAddress,
+    pub health: Health,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Weighted least connections.
+    Wlc,
+    /// Source hashing.
+    Sh,
+    /// Maglev consistent hashing.
+    Maglev,
+}
+
+/// How a backend learns the client's address, which FULLNAT hides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAddress {
+    None,
+    /// A PROXY protocol v2 header at the start of each TCP stream.
+    ProxyV2,
+}
+
+/// `[service.health]`: how backends are checked.
+///
+/// For `http` checks the defaults are filled in here: an empty `send` becomes `/`
+/// and an empty `expect` becomes `200`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub check: CheckKind,
+    pub interval: Duration,
+    /// At most `interval`.
+    pub timeout: Duration,
+    /// Successes in a row that bring a backend up.
+    pub rise: u32,
+    /// Failures in a row that bring a backend down.
+    pub fall: u32,
+    /// udp: the payload sent; http: the request path.
+    pub send: String,
+    /// udp: the prefix the reply must start with; http: the status code.
+    pub expect: String,
+    pub on_failure: OnFailure,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            check: CheckKind::None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            rise: 2,
+            fall: 2,
+            send: String::new(),
+            expect: String::new(),
+            on_failure: OnFailure::Inhibit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Backends are always up.
+    None,
+    /// A TCP connect.
+    Tcp,
+    /// A datagram out, a reply with the expected prefix back.
+    Udp,
+    /// An HTTP GET, a status code back.
+    Http,
+}
+
+/// What happens to a backend that fails its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Weight 0: no new sessions, its sessions live on.
+    Inhibit,
+    /// Out of the service, its sessions dropped too.
+    Remove,
+}
+
+/// `[[service.backend]]`: one real server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub address: SocketAddrV4,
+    /// 0..=65535; 0 takes no new sessions.
+    pub weight: u32,
+}

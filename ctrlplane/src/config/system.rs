@@ -1,0 +1,209 @@
+//! The appliance-wide sections: `[dpdk]`, `[cpu]`, `[api]`, `[sessions]`, `[steering]`
+//! and `[timeouts]`. A missing section or key takes its default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use toml::Spanned;
+
+use super::diagnostic::Report;
+use super::model::{Api, Cpu, Dpdk, Sessions, Steering, Timeouts};
+use super::raw;
+use super::value::{at, bounded, duration, keyword, plural, FirstSeen};
+use super::Host;
+
+/// The smallest mbuf pool that can fill the rx rings of a port.
+pub const MIN_MBUFS: u32 = 1023;
+
+pub fn dpdk(report: &mut Report, table: Option<&Spanned<raw::Dpdk>>) -> Dpdk {
+    let mut dpdk = Dpdk::default();
+    let Some(table) = table.map(Spanned::get_ref) else {
+        return dpdk;
+    };
+    if let Some(args) = &table.args {
+        dpdk.args.clone_from(args.get_ref());
+    }
+    if let Some(hugepages) = &table.hugepages {
+        dpdk.hugepages = *hugepages.get_ref();
+    }
+    if let Some(mbufs) = &table.mbufs {
+        let n = *mbufs.get_ref();
+        if n < i64::from(MIN_MBUFS) {
+            let message = format!(
+                "dpdk.mbufs must be at least {MIN_MBUFS}, got {n}: the pool must hold enough mbufs to fill the rx rings"
+            );
+            report.error(at(mbufs), message);
+        } else if let Some(n) = bounded(report, mbufs, "dpdk.mbufs", MIN_MBUFS, u32::MAX) {
+            dpdk.mbufs = n;
+        }
+    }
+    dpdk
+}
+
+pub fn cpu(report: &mut Report, table: Option<&Spanned<raw::Cpu>>, host: &Host) -> Cpu {
+    let defaults = Cpu::default();
+    // Defaults are checked against the host too; their problems go to the section's
+    // header, or to the top of the file when there is no [cpu] at all.
+    let header = table.map_or(0, at);
+    let table = table.map(Spanned::get_ref);
+
+    let control = match table.and_then(|t| t.control.as_ref()) {
+        Some(control) => core(report, *control.get_ref(), at(control), host),
+        None => core(report, defaults.control as i64, header, host),
+    };
+    let workers = match table.and_then(|t| t.workers.as_ref()) {
+        Some(list) => workers(report, list, host),
+        None => default_workers(report, &defaults.workers, header, host),
+    };
+    for &(worker, place) in &workers {
+        if Some(worker) == control {
+            let message = format!(
+                "worker {worker} shares the control core; fine for tests, not for production"
+            );
+            report.warning(place, message);
+        }
+    }
+    let idle = table
+        .and_then(|t| t.idle.as_ref())
+        .and_then(|idle| keyword(report, idle));
+    Cpu {
+        control: control.unwrap_or(defaults.control),
+        workers: workers.into_iter().map(|(worker, _)| worker).collect(),
+        idle: idle.unwrap_or(defaults.idle),
+    }
+}
+
+/// The valid worker cores, each with its place in the file.
+fn workers(report: &mut Report, list: &raw::List<i64>, host: &Host) -> Vec<(usize, usize)> {
+    if list.get_ref().is_empty() {
+        report.error(
+            at(list),
+            "cpu.workers is empty: at least one worker core is needed",
+        );
+    }
+    let mut seen = FirstSeen::default();
+    let mut workers = Vec::new();
+    for worker in list.get_ref() {
+        let (n, place) = (*worker.get_ref(), at(worker));
+        if seen.claim(report, n, place, format_args!("worker core {n}")) {
+            workers.extend(core(report, n, place, host).map(|core| (core, place)));
+        }
+    }
+    workers
+}
+
+fn default_workers(
+    report: &mut Report,
+    cores: &[usize],
+    header: usize,
+    host: &Host,
+) -> Vec<(usize, usize)> {
+    let mut workers = Vec::new();
+    for &core in cores {
+        if core < host.cpus {
+            workers.push((core, header));
+        } else {
+            let message = format!(
+                "{} (cpu.workers defaults to {cores:?})",
+                missing_core(core, host)
+            );
+            report.error(header, message);
+        }
+    }
+    workers
+}
+
+/// A core number that exists on this host.
+fn core(report: &mut Report, n: i64, place: usize, host: &Host) -> Option<usize> {
+    let Ok(core) = usize::try_from(n) else {
+        report.error(
+            place,
+            format!("core {n} is not a CPU number: cores count from 0"),
+        );
+        return None;
+    };
+    if core >= host.cpus {
+        report.error(place, missing_core(core, host));
+        return None;
+    }
+    Some(core)
+}
+
+fn missing_core(core: usize, host: &Host) -> String {
+    format!(
+        "core {core} does not exist: this machine has {}",
+        plural(host.cpus, "CPU")
+    )
+}
+
+pub fn api(report: &mut Report, table: Option<&Spanned<raw::Api>>) -> Api {
+    let mut api = Api::default();
+    let Some(table) = table.map(Spanned::get_ref) else {
+        return api;
+    };
+    if let Some(socket) = &table.socket {
+        let path = Path::new(socket.get_ref());
+        if path.is_absolute() {
+            api.socket = path.to_path_buf();
+        } else {
+            let message = format!(
+                "api.socket must be an absolute path, got {:?}",
+                socket.get_ref()
+            );
+            report.error(at(socket), message);
+        }
+    }
+    if let Some(metrics) = &table.metrics {
+        match metrics.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => api.metrics = addr,
+            Err(_) => report.error(
+                at(metrics),
+                format!(
+                    r#"invalid api.metrics {:?}: expected a socket address ip:port, e.g. "127.0.0.1:9273""#,
+                    metrics.get_ref()
+                ),
+            ),
+        }
+    }
+    api
+}
+
+pub fn sessions(report: &mut Report, table: Option<&Spanned<raw::Sessions>>) -> Sessions {
+    let mut sessions = Sessions::default();
+    let capacity = table.and_then(|t| t.get_ref().capacity.as_ref());
+    if let Some(capacity) = capacity {
+        let n = bounded(report, capacity, "sessions.capacity", 1, u32::MAX);
+        sessions.capacity = n.unwrap_or(sessions.capacity);
+    }
+    sessions
+}
+
+pub fn steering(report: &mut Report, table: Option<&Spanned<raw::Steering>>) -> Steering {
+    let mut steering = Steering::default();
+    if let Some(mode) = table.and_then(|t| t.get_ref().mode.as_ref()) {
+        steering.mode = keyword(report, mode).unwrap_or(steering.mode);
+    }
+    steering
+}
+
+pub fn timeouts(report: &mut Report, table: Option<&Spanned<raw::Timeouts>>) -> Timeouts {
+    let mut timeouts = Timeouts::default();
+    let Some(table) = table.map(Spanned::get_ref) else {
+        return timeouts;
+    };
+    let fields = [
+        (&table.tcp_syn, &mut timeouts.tcp_syn),
+        (&table.tcp_established, &mut timeouts.tcp_established),
+        (&table.tcp_closing, &mut timeouts.tcp_closing),
+        (&table.udp, &mut timeouts.udp),
+    ];
+    for (written, slot) in fields {
+        if let Some(value) = written.as_ref().and_then(|v| duration(report, v)) {
+            *slot = value;
+        }
+    }
+    timeouts
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! Whole files: the contract's example, the reference config, defaults, TOML-level errors.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::test_support::{config, errors, HOST};
+use super::*;
+
+/// The config file section of interface.md, as written there.
+const INTERFACE_MD_EXAMPLE: &str = r#"
+[dpdk]
+args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]
+hugepages = true          # false: the EAL runs with --no-huge (tests, laptops; --in-memory clashes with it)
+mbufs = 16383             # mbuf pool size per NUMA socket
+
+[cpu]
+control = 0               # housekeeping core: control plane, health checks, API, metrics
+workers = [1]             # one poll-mode worker lcore per entry, pinned, one rx/tx queue pair each;
+                          # on a 2-core machine a worker may share the control core (a warning, not an error)
+idle = "busy"             # "busy": poll always (appliance default); "adaptive": back off to short sleeps when idle
+
+[api]
+socket = "/run/sluice/sluice.sock"   # mode 0600
+metrics = "127.0.0.1:9273"           # Prometheus text exposition at GET /metrics
+
+[sessions]
+capacity = 1048576        # per worker, preallocated at start
+
+[steering]
+mode = "auto"             # auto | flow | rss | redirect: how replies reach the worker owning their local IP
+
+[timeouts]                # defaults shown
+tcp_syn = "30s"
+tcp_established = "15m"
+tcp_closing = "10s"
+udp = "30s"
+
+[[interface]]
+name = "wan"
+device = "net_af_packet0"            # a DPDK device name or a PCI address
+addresses = ["198.18.0.1/24"]        # the host's own addresses on this link, served by the kernel
+                                     # through the exception path (ping, ssh, BGP, health checks)
+[[interface]]
+name = "lan"
+device = "net_af_packet1"
+addresses = ["198.18.1.1/24"]
+
+[[route]]                            # connected prefixes come from interface addresses
+prefix = "0.0.0.0/0"
+via = "198.18.0.254"
+
+[[service]]
+name = "dns"
+vip = "198.18.0.10:53"
+protocol = "udp"                     # udp | tcp
+scheduler = "rr"                     # rr | wrr | wlc | sh | maglev
+per_packet = true                    # one-packet scheduling: every datagram picks a backend (udp only)
+local_ips = ["198.18.1.100", "198.18.1.101"]   # FULLNAT source addresses, spread over the workers
+min_active = 1                       # quorum: with fewer healthy backends the VIP stops answering
+client_address = "none"              # none | proxy-v2 (and later toa)
+
+[service.health]
+check = "udp"                        # none | tcp | udp | http
+interval = "1s"
+timeout = "500ms"
+rise = 2
+fall = 2
+send = "ping"                        # udp: payload to send; http: request path
+expect = "pong"                      # udp: prefix of the reply; http: status code
+on_failure = "inhibit"               # inhibit: weight 0, its sessions live on | remove: sessions dropped too
+
+[[service.backend]]
+address = "198.18.1.2:5353"
+weight = 1
+"#;
+
+fn net(text: &str) -> Ipv4Net {
+    text.parse().expect(text)
+}
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(a, b, c, d)
+}
+
+fn interface(name: &str, device: &str, address: &str) -> Interface {
+    Interface {
+        name: name.into(),
+        device: device.into(),
+        addresses: vec![net(address)],
+    }
+}
+
+#[test]
+fn the_interface_md_example_means_what_it_says() {
+    let parsed =
+        parse(INTERFACE_MD_EXAMPLE, "sluice.toml", &HOST).expect("the contract's example is valid");
+    let expected = Config {
+        dpdk: Dpdk {
+            args: [
+                "--no-pci",
+                "--vdev=net_af_packet0,iface=lb0",
+                "--vdev=net_af_packet1,iface=lb1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            hugepages: true,
+            mbufs: 16383,
+        },
+        cpu: Cpu {
+            control: 0,
+            workers: vec![1],
+            idle: IdleMode::Busy,
+        },
+        api: Api {
+            socket: PathBuf::from("/run/sluice/sluice.sock"),
+            metrics: SocketAddr::from((v4(127, 0, 0, 1), 9273)),
+        },
+        sessions: Sessions {
+            capacity: 1_048_576,
+        },
+        steering: Steering {
+            mode: SteeringMode::Auto,
+        },
+        timeouts: Timeouts {
+            tcp_syn: Duration::from_secs(30),
+            tcp_established: Duration::from_secs(900),
+            tcp_closing: Duration::from_secs(10),
+            udp: Duration::from_secs(30),
+        },
+        interfaces: vec![
+            interface("wan", "net_af_packet0", "198.18.0.1/24"),
+            interface("lan", "net_af_packet1", "198.18.1.1/24"),
+        ],
+        routes: vec![Route {
+            prefix: net("0.0.0.0/0"),
+            via: v4(198, 18, 0, 254),
+        }],
+        services: vec![Service {
+            name: "dns".into(),
+            vip: SocketAddrV4::new(v4(198, 18, 0, 10), 53),
+            protocol: Protocol::Udp,
+            scheduler: Scheduler::Rr,
+            per_packet: true,
+            local_ips: vec![v4(198, 18, 1, 100), v4(198, 18, 1, 101)],
+            min_active: 1,
+            client_address: ClientAddress::None,
+            health: Health {
+                check: CheckKind::Udp,
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(500),
+                rise: 2,
+                fall: 2,
+                send: "ping".into(),
+                expect: "pong".into(),
+                on_failure: OnFailure::Inhibit,
+            },
+            backends: vec![Backend {
+                address: SocketAddrV4::new(v4(198, 18, 1, 2), 5353),
+                weight: 1,
+            }],
+        }],
+        warnings: vec![],
+    };
+    assert_eq!(parsed, expected);
+}
+
+#[test]
+fn omitted_sections_take_the_documented_defaults() {
+    let config = config("");
+    assert_eq!(
+        config.dpdk,
+        Dpdk {
+            args: vec![],
+            hugepages: true,
+            mbufs: 16383
+        }
+    );
+    assert_eq!(
+        config.cpu,
+        Cpu {
+            control: 0,
+            workers: vec![1],
+            idle: IdleMode::Busy
+        }
+    );
+    assert_eq!(config.api.socket, Path::new("/run/sluice/sluice.sock"));
+    assert_eq!(config.api.metrics.to_string(), "127.0.0.1:9273");
+    assert_eq!(config.sessions.capacity, 1 << 20);
+    assert_eq!(config.steering.mode, SteeringMode::Auto);
+    let timeouts = [
+        config.timeouts.tcp_syn,
+        config.timeouts.tcp_established,
+        config.timeouts.tcp_closing,
+        config.timeouts.udp,
+    ];
+    assert_eq!(timeouts.map(|t| t.as_secs()), [30, 900, 10, 30]);
+    assert!(config.routes.is_empty() && config.services.is_empty() && config.warnings.is_empty());
+    // Empty sections too.
+    let empty =
+        super::test_support::config("[dpdk]\n[cpu]\n[api]\n[sessions]\n[steering]\n[timeouts]\n");
+    assert_eq!(
+        Config {
+            warnings: vec![],
+            ..empty
+        },
+        Config {
+            warnings: vec![],
+            ..config
+        }
+    );
+}
+
+#[test]
+fn the_reference_config_parses_cleanly() {
+    let text = include_str!("../../../conf/example.toml");
+    let config =
+        parse(text, "conf/example.toml", &HOST).unwrap_or_else(|d| panic!("refused:\n{d}"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.services[1].health.check, CheckKind::Http);
+}
+
+#[test]
+fn load_reads_the_file_and_names_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/example.toml");
+    let config = load(&path, &HOST).unwrap_or_else(|d| panic!("refused:\n{d}"));
+    assert_eq!(config.interfaces.len(), 2);
+
+    let missing = Path::new("/nonexistent/sluice.toml");
+    let refused = load(missing, &HOST)
+        .err()
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    assert!(
+        refused.starts_with("/nonexistent/sluice.toml:1:1: cannot read config file: "),
+        "{refused}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_are_one_line_with_a_place() {
+    assert_eq!(
+        errors("[dpdk]\nargs = [\"a\",\nmbufs = 5\n"),
+        "t.toml:3:1: invalid array: expected `]`"
+    );
+    assert_eq!(
+        errors("[dpdk]\n[dpdk]\n"),
+        "t.toml:2:1: invalid table header: duplicate key `dpdk` in document root"
+    );
+}
+
+#[test]
+fn wrong_types_stop_at_the_first() {
+    assert_eq!(
+        errors("[dpdk]\nmbufs = \"x\"\n[sessions]\ncapacity = true\n"),
+        r#"t.toml:2:9: invalid type: string "x", expected i64"#
+    );
+}
+
+#[test]
+fn unknown_keys_are_errors_at_the_key() {
+    assert_eq!(
+        errors("[dpdk]\nmbuf = 5\n"),
+        "t.toml:2:1: unknown field `mbuf`, expected one of `args`, `hugepages`, `mbufs`"
+    );
+    assert_eq!(
+        errors("\n[timeout]\n"),
+        "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`"
+    );
+    let nested = "[[service]]\nname = \"a\"\n[service.health]\n  intervall = \"1s\"\n[[service.backend]]\naddr = \"x\"\n";
+    assert_eq!(
+        errors(nested),
+        "t.toml:4:3: unknown field `intervall`, expected one of `check`, `interval`, `timeout`, `rise`, `fall`, `send`, `expect`, `on_failure`"
+    );
+}
+
+#[test]
+fn diagnostics_render_as_file_line_col() {
+    let diagnostics = Diagnostics(vec![
+        Diagnostic {
+            file: "a.toml".into(),
+            line: 3,
+            col: 7,
+            message: "bad".into(),
+            severity: Severity::Error,
+        },
+        Diagnostic {
+            file: "a.toml".into(),
+            line: 9,
+            col: 1,
+            message: "hmm".into(),
+            severity: Severity::Warning,
+        },
+    ]);
+    assert_eq!(
+        diagnostics.to_string(),
+        "a.toml:3:7: bad\na.toml:9:1: warning: hmm"
+    );
+}

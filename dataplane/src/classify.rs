@@ -1,0 +1,196 @@
+//! Decides, from the headers alone, what happens to a frame received on a port: answered here
+//! (ARP for an address the data path owns), handed to the kernel exception path (everything the
+//! data path does not own: the host's own addresses, IPv6, LLDP, ...), or dropped with a reason.
+//!
+//! Pure logic over a byte slice: no mbufs, no allocation, never a panic on any input.
+
+use std::net::Ipv4Addr;
+
+use crate::counters::DropReason;
+use crate::wire::{arp, ethernet, ipv4};
+
+/// Addresses the data path answers for on one link (VIPs and local IPs), sorted for lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedAddrs {
+    sorted: Vec<u32>,
+}
+
+impl OwnedAddrs {
+    pub fn new(addrs: impl IntoIterator<Item = Ipv4Addr>) -> OwnedAddrs {
+        let mut sorted: Vec<u32> = addrs.into_iter().map(u32::from).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        OwnedAddrs { sorted }
+    }
+
+    #[inline]
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.sorted.binary_search(&u32::from(ip)).is_ok()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.sorted.iter().map(|&a| Ipv4Addr::from(a))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An ARP request for an owned address: turn it into the reply and send it back out.
+    ArpReply,
+    /// Not the data path's business: hand it to the kernel interface of this port.
+    Kernel,
+    Drop(DropReason),
+}
+
+pub fn classify(frame: &[u8], owned: &OwnedAddrs) -> Verdict {
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    match eth.ethertype() {
+        ethernet::ethertype::ARP => classify_arp(eth.payload(), owned),
+        ethernet::ethertype::IPV4 => classify_ipv4(eth.payload(), owned),
+        _ => Verdict::Kernel,
+    }
+}
+
+fn classify_arp(payload: &[u8], owned: &OwnedAddrs) -> Verdict {
+    match arp::Packet::new_checked(payload) {
+        Ok(p) if p.operation() == arp::Operation::Request && owned.contains(p.target_ip()) => Verdict::ArpReply,
+        Ok(_) => Verdict::Kernel,
+        Err(_) => Verdict::Drop(DropReason::Malformed),
+    }
+}
+
+fn classify_ipv4(payload: &[u8], owned: &OwnedAddrs) -> Verdict {
+    match ipv4::Packet::new_checked(payload) {
+        // FULLNAT for VIPs and local IPs comes with the session table; until a service claims
+        // the packet it is dropped here rather than leaked to the kernel.
+        Ok(p) if owned.contains(p.dst()) => Verdict::Drop(DropReason::NoService),
+        Ok(_) => Verdict::Kernel,
+        Err(_) => Verdict::Drop(DropReason::Malformed),
+    }
+}
+
+/// Rewrites an ARP request frame (already classified `ArpReply`) into our reply, in place.
+/// Returns false, leaving the frame untouched, if it is not such a frame.
+pub fn answer_arp(frame: &mut [u8], our_mac: crate::wire::MacAddr) -> bool {
+    let Ok(mut eth) = ethernet::Frame::new_checked(frame) else { return false };
+    let requester = eth.source();
+    let Ok(mut request) = arp::Packet::new_checked(eth.payload_mut()) else { return false };
+    request.make_reply(our_mac);
+    eth.set_destination(requester).set_source(our_mac);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::MacAddr;
+
+    const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const OUR_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+
+    fn owned() -> OwnedAddrs {
+        OwnedAddrs::new([Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 18, 1, 100)])
+    }
+
+    fn arp_frame(op: arp::Operation, target: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0u8; ethernet::HEADER_LEN + arp::PACKET_LEN];
+        ethernet::Frame::new_checked(&mut f[..])
+            .unwrap()
+            .set_destination(MacAddr::BROADCAST)
+            .set_source(CLIENT_MAC)
+            .set_ethertype(ethernet::ethertype::ARP);
+        let mut body = [0u8; arp::PACKET_LEN];
+        arp::Repr {
+            operation: op,
+            sender_mac: CLIENT_MAC,
+            sender_ip: Ipv4Addr::new(198, 18, 0, 2),
+            target_mac: MacAddr::default(),
+            target_ip: target,
+        }
+        .emit(&mut body);
+        f[ethernet::HEADER_LEN..].copy_from_slice(&body);
+        f
+    }
+
+    fn ipv4_frame(dst: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0u8; ethernet::HEADER_LEN + 28];
+        f[12] = 0x08;
+        let ip = &mut f[ethernet::HEADER_LEN..];
+        ip[0] = 0x45;
+        ip[3] = 28;
+        ip[8] = 64;
+        ip[9] = ipv4::protocol::UDP;
+        ip[12..16].copy_from_slice(&[198, 18, 0, 2]);
+        ip[16..20].copy_from_slice(&dst.octets());
+        f
+    }
+
+    #[test]
+    fn arp_request_for_owned_address_is_answered() {
+        let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(classify(&f, &owned()), Verdict::ArpReply);
+    }
+
+    #[test]
+    fn arp_for_the_host_goes_to_the_kernel() {
+        let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(classify(&f, &owned()), Verdict::Kernel);
+        let f = arp_frame(arp::Operation::Reply, Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(classify(&f, &owned()), Verdict::Kernel, "replies feed the kernel's neighbour table");
+    }
+
+    #[test]
+    fn answer_arp_builds_the_reply_frame() {
+        let mut f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
+        assert!(answer_arp(&mut f, OUR_MAC));
+        let eth = ethernet::Frame::new_checked(&f[..]).unwrap();
+        assert_eq!(eth.destination(), CLIENT_MAC);
+        assert_eq!(eth.source(), OUR_MAC);
+        let reply = arp::Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(reply.operation(), arp::Operation::Reply);
+        assert_eq!(reply.sender_ip(), Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(reply.sender_mac(), OUR_MAC);
+        assert_eq!(reply.target_ip(), Ipv4Addr::new(198, 18, 0, 2));
+    }
+
+    #[test]
+    fn ipv4_split_between_owned_and_kernel() {
+        assert_eq!(classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 1)), &owned()), Verdict::Kernel);
+        assert_eq!(
+            classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &owned()),
+            Verdict::Drop(DropReason::NoService)
+        );
+    }
+
+    #[test]
+    fn other_ethertypes_go_to_the_kernel() {
+        let mut f = ipv4_frame(Ipv4Addr::new(198, 18, 0, 10));
+        f[12..14].copy_from_slice(&ethernet::ethertype::IPV6.to_be_bytes());
+        assert_eq!(classify(&f, &owned()), Verdict::Kernel);
+    }
+
+    #[test]
+    fn garbage_is_dropped_as_malformed_never_a_panic() {
+        assert_eq!(classify(&[0u8; 5], &owned()), Verdict::Drop(DropReason::Malformed));
+        let mut f = ipv4_frame(Ipv4Addr::new(198, 18, 0, 10));
+        f.truncate(ethernet::HEADER_LEN + 10);
+        assert_eq!(classify(&f, &owned()), Verdict::Drop(DropReason::Malformed));
+        let mut f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
+        f.truncate(ethernet::HEADER_LEN + 20);
+        assert_eq!(classify(&f, &owned()), Verdict::Drop(DropReason::Malformed));
+        // Every prefix of a valid frame, and every single-byte corruption, classifies cleanly.
+        let base = ipv4_frame(Ipv4Addr::new(198, 18, 0, 10));
+        for len in 0..base.len() {
+            let _ = classify(&base[..len], &owned());
+        }
+        for i in 0..base.len() {
+            for v in [0u8, 0x0f, 0x45, 0xff] {
+                let mut f = base.clone();
+                f[i] = v;
+                let _ = classify(&f, &owned());
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+use std::ptr::{self, NonNull};
+
+use dpdk_sys::rte_mbuf;
+
+/// Packets per rx or tx burst.
+pub const BURST: usize = 32;
+
+/// An owned packet buffer. Dropping it returns it to its pool; `into_raw` hands ownership to
+/// DPDK (a tx burst) instead.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// An mbuf belongs to whoever holds the pointer; handing it to another lcore is how DPDK works.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// # Safety
+    /// `raw` must be a valid mbuf that the caller owns and passes on.
+    pub unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
+        NonNull::new(raw).map(Mbuf)
+    }
+
+    pub fn into_raw(self) -> *mut rte_mbuf {
+        let raw = self.0.as_ptr();
+        std::mem::forget(self);
+        raw
+    }
+
+    fn raw(&self) -> &rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The first segment's bytes (DPDK's `rte_pktmbuf_mtod` and `data_len`).
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer.
+        unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw();
+        let (addr, off, len) = (m.buf_addr as *mut u8, m.data_off as usize, m.data_len as usize);
+        // SAFETY: as in `data`, and we hold the only reference.
+        unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
+    }
+
+    /// Total length over all segments.
+    pub fn pkt_len(&self) -> u32 {
+        self.raw().pkt_len
+    }
+
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// The port it was received on.
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// Rx and tx offload flags (`RTE_MBUF_F_*`).
+    pub fn offload_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// Sets the first (and only) segment's length, within the buffer's room.
+    /// Returns false, changing nothing, if the mbuf is chained or `len` does not fit.
+    pub fn set_len(&mut self, len: u16) -> bool {
+        let m = unsafe { self.0.as_mut() };
+        if m.nb_segs != 1 || m.data_off as usize + len as usize > m.buf_len as usize {
+            return false;
+        }
+        m.data_len = len;
+        m.pkt_len = len as u32;
+        true
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// One received burst. Yields its packets as owned `Mbuf`s; whatever is not taken is freed.
+pub struct RxBurst {
+    pkts: [*mut rte_mbuf; BURST],
+    len: usize,
+    next: usize,
+}
+
+impl Default for RxBurst {
+    fn default() -> Self {
+        RxBurst { pkts: [ptr::null_mut(); BURST], len: 0, next: 0 }
+    }
+}
+
+impl RxBurst {
+    /// Receives up to `BURST` packets from `port`/`queue`, replacing an exhausted burst.
+    /// Returns how many arrived.
+    pub fn receive(&mut self, port: u16, queue: u16) -> usize {
+        debug_assert_eq!(self.next, self.len, "previous burst not consumed");
+        let n = unsafe { dpdk_sys::rte_eth_rx_burst(port, queue, self.pkts.as_mut_ptr(), BURST as u16) };
+        self.len = n as usize;
+        self.next = 0;
+        self.len
+    }
+}
+
+impl Iterator for RxBurst {
+    type Item = Mbuf;
+
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.len {
+            return None;
+        }
+        let raw = self.pkts[self.next];
+        self.next += 1;
+        if let Some(&ahead) = self.pkts[..self.len].get(self.next) {
+            // Warm the next packet's headers while this one is handled.
+            prefetch_data(ahead);
+        }
+        // SAFETY: rx_burst handed us ownership of every pointer below `len`.
+        unsafe { Mbuf::from_raw(raw) }
+    }
+}
+
+impl Drop for RxBurst {
+    fn drop(&mut self) {
+        for raw in &self.pkts[self.next..self.len] {
+            unsafe { dpdk_sys::rte_pktmbuf_free(*raw) };
+        }
+    }
+}
+
+#[inline(always)]
+fn prefetch_data(m: *mut rte_mbuf) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        let m = &*m;
+        let data = (m.buf_addr as *const i8).add(m.data_off as usize);
+        std::arch::x86_64::_mm_prefetch(data, std::arch::x86_64::_MM_HINT_T0);
+    }
+}
+
+/// A transmit queue with a burst buffer in front of it: `push` collects, `flush` sends.
+/// Packets the NIC does not take are freed and reported, never retried in a loop.
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    pkts: [*mut rte_mbuf; BURST],
+    len: usize,
+}
+
+// Owned by exactly one worker lcore.
+unsafe impl Send for TxQueue {}
+
+impl TxQueue {
+    pub fn new(port: u16, queue: u16) -> TxQueue {
+        TxQueue { port, queue, pkts: [ptr::null_mut(); BURST], len: 0 }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Queues `m`; when the buffer is full it is flushed first. Returns packets dropped by
+    /// that flush (0 in the common case).
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> u32 {
+        let dropped = if self.len == BURST { self.flush() } else { 0 };
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        dropped
+    }
+
+    /// Sends what is buffered in one burst; returns how many the queue refused (freed here).
+    pub fn flush(&mut self) -> u32 {
+        if self.len == 0 {
+            return 0;
+        }
+        let sent = unsafe { dpdk_sys::rte_eth_tx_burst(self.port, self.queue, self.pkts.as_mut_ptr(), self.len as u16) }
+            as usize;
+        let refused = self.len - sent;
+        if refused > 0 {
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts[sent..].as_mut_ptr(), refused as u32) };
+        }
+        self.len = 0;
+        refused as u32
+    }
+
+    pub fn pending(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+        }
+    }
+}

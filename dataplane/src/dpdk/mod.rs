@@ -1,0 +1,38 @@
+//! Safe wrappers over the raw `dpdk-sys` bindings: the EAL, lcores, mempools, mbufs and ports.
+//!
+//! Owns: every `unsafe` call into DPDK that the rest of Sluice makes. Callers get owned types that
+//! release what they hold on drop (an `Mbuf` frees itself, a `Port` stops and closes, the `Eal`
+//! cleans up), and errors that carry DPDK's own message. The per-packet wrappers (`RxBurst`,
+//! `TxQueue`) never allocate, lock or block.
+
+mod eal;
+mod error;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::Eal;
+pub use error::DpdkError;
+pub use lcore::{launch, LcoreHandle, LcoreState};
+pub use mbuf::{Mbuf, RxBurst, TxQueue, BURST};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortStats};
+
+/// TSC cycles since an arbitrary origin (a real call: use once per burst, not per packet).
+pub fn tsc() -> u64 {
+    unsafe { dpdk_sys::rte_rdtsc() }
+}
+
+/// TSC ticks per second, measured by the EAL at start-up.
+pub fn tsc_hz() -> u64 {
+    unsafe { dpdk_sys::rte_get_tsc_hz() }
+}
+
+/// The DPDK version string, e.g. "DPDK 22.11.11".
+pub fn version() -> String {
+    // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }
+        .to_string_lossy()
+        .into_owned()
+}

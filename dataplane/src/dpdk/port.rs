@@ -1,0 +1,208 @@
+use std::ffi::CString;
+use std::fmt;
+
+use super::error::check;
+use super::{DpdkError, Mempool};
+
+/// Descriptors per rx and tx queue before the driver adjusts them to its limits.
+const RING_SIZE: u16 = 1024;
+
+// RTE_ETH_RSS_* are function-like macros in the headers, so bindgen cannot see them.
+const RSS_IPV4: u64 = 1 << 2;
+const RSS_FRAG_IPV4: u64 = 1 << 3;
+const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+
+/// An ethdev port. Stopped and closed on drop; a port Sluice created as a virtual device
+/// (the kernel exception path's tap) is also removed, taking its kernel interface with it.
+pub struct Port {
+    id: u16,
+    name: String,
+    vdev: Option<CString>,
+    started: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the NIC because the rx queue was full.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Rx failures for lack of an mbuf.
+    pub rx_nombuf: u64,
+}
+
+impl Port {
+    /// The port that the EAL created for `device` (a vdev name such as `net_af_packet0`, or a
+    /// PCI address).
+    pub fn open(device: &str) -> Result<Port, DpdkError> {
+        let id = port_by_name(device)?;
+        Ok(Port { id, name: device.to_owned(), vdev: None, started: false })
+    }
+
+    /// Creates a virtual device at run time (`rte_vdev_init`) and opens its port; the device is
+    /// removed again when the port is dropped.
+    pub fn create_vdev(name: &str, args: &str) -> Result<Port, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError::other("rte_vdev_init", "name contains NUL"))?;
+        let cargs = CString::new(args).map_err(|_| DpdkError::other("rte_vdev_init", "args contain NUL"))?;
+        let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
+        check(ret, || format!("rte_vdev_init({name}, {args})"))?;
+        match port_by_name(name) {
+            Ok(id) => Ok(Port { id, name: name.to_owned(), vdev: Some(cname), started: false }),
+            Err(e) => {
+                unsafe { dpdk_sys::rte_vdev_uninit(cname.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `queues` rx and tx queue pairs, every rx queue filling from `pool`. With more than one
+    /// queue, RSS over IPv4 addresses and ports spreads flows where the device supports it.
+    pub fn configure(&mut self, queues: u16, pool: &Mempool) -> Result<(), DpdkError> {
+        let info = self.info()?;
+        if queues > info.max_rx_queues || queues > info.max_tx_queues {
+            return Err(DpdkError::other(
+                format!("configure {}", self.name),
+                format!(
+                    "{queues} queue pairs needed (one per worker), the device offers {} rx / {} tx",
+                    info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        let rss = (RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP) & info.flow_type_rss_offloads;
+        if queues > 1 && rss != 0 {
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss;
+        }
+        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(self.id, queues, queues, &conf) };
+        check(ret, || format!("rte_eth_dev_configure({})", self.name))?;
+
+        let (mut rx_desc, mut tx_desc) = (RING_SIZE, RING_SIZE);
+        let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut rx_desc, &mut tx_desc) };
+        check(ret, || format!("rte_eth_dev_adjust_nb_rx_tx_desc({})", self.name))?;
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..queues {
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(self.id, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            };
+            check(ret, || format!("rte_eth_rx_queue_setup({} queue {q})", self.name))?;
+            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(self.id, q, tx_desc, socket, std::ptr::null()) };
+            check(ret, || format!("rte_eth_tx_queue_setup({} queue {q})", self.name))?;
+        }
+        Ok(())
+    }
+
+    pub fn start(&mut self) -> Result<(), DpdkError> {
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id) };
+        check(ret, || format!("rte_eth_dev_start({})", self.name))?;
+        self.started = true;
+        Ok(())
+    }
+
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
+        if !self.started {
+            return Ok(());
+        }
+        self.started = false;
+        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+        check(ret, || format!("rte_eth_dev_stop({})", self.name)).map(drop)
+    }
+
+    pub fn mac(&self) -> Result<[u8; 6], DpdkError> {
+        let mut addr = dpdk_sys::rte_ether_addr::default();
+        let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut addr) };
+        check(ret, || format!("rte_eth_macaddr_get({})", self.name))?;
+        Ok(addr.addr_bytes)
+    }
+
+    pub fn link(&self) -> Result<LinkStatus, DpdkError> {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        check(ret, || format!("rte_eth_link_get_nowait({})", self.name))?;
+        Ok(LinkStatus { up: link.link_status() != 0, speed_mbps: link.link_speed })
+    }
+
+    pub fn stats(&self) -> Result<PortStats, DpdkError> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        check(ret, || format!("rte_eth_stats_get({})", self.name))?;
+        Ok(PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// The driver's name, e.g. `net_af_packet`.
+    pub fn driver(&self) -> Result<String, DpdkError> {
+        let info = self.info()?;
+        if info.driver_name.is_null() {
+            return Ok(String::new());
+        }
+        // SAFETY: the driver name is a static NUL-terminated string of the PMD.
+        Ok(unsafe { std::ffi::CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned())
+    }
+
+    fn info(&self) -> Result<dpdk_sys::rte_eth_dev_info, DpdkError> {
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) };
+        check(ret, || format!("rte_eth_dev_info_get({})", self.name))?;
+        Ok(info)
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("sluice: warning: {e}");
+        }
+        unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        if let Some(vdev) = &self.vdev {
+            unsafe { dpdk_sys::rte_vdev_uninit(vdev.as_ptr()) };
+        }
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Port({} #{})", self.name, self.id)
+    }
+}
+
+fn port_by_name(name: &str) -> Result<u16, DpdkError> {
+    let cname = CString::new(name).map_err(|_| DpdkError::other("port", "name contains NUL"))?;
+    let mut id = 0u16;
+    let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) };
+    if ret < 0 {
+        return Err(DpdkError::other(
+            format!("find port {name}"),
+            "no such DPDK device: is it in [dpdk] args (e.g. --vdev=...) or bound to a DPDK driver?",
+        ));
+    }
+    Ok(id)
+}

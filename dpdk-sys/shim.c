@@ -1,0 +1,7 @@
+#include <rte_errno.h>
+#include "shim.h"
+
+int sluice_rte_errno(void)
+{
+	return rte_errno;
+}

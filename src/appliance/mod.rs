@@ -1,0 +1,230 @@
+//! The appliance's life: validate the config, bring up DPDK and the ports, publish the first
+//! snapshot, start the ports and workers, serve signals, and tear everything down in reverse.
+//!
+//! Start-up order (each step needs the one before):
+//! 1. config loaded and validated (refused: exit 2, nothing touched);
+//! 2. EAL (lcores from `[cpu]`), then the mbuf pool;
+//! 3. per interface: its DPDK port configured, its kernel tap created with the port's MAC,
+//!    the tap's addresses set;
+//! 4. the snapshot workers read, built from config and ports;
+//! 5. ports started, then workers launched on their lcores;
+//! 6. the control loop on the main lcore until SIGTERM/SIGINT.
+//!
+//! Shutdown: workers stopped and joined, ports stopped and closed (the taps, and so the
+//! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
+
+pub mod eal_args;
+pub mod kernel;
+mod signals;
+pub mod snapshot;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
+use dataplane::counters::WorkerCounters;
+use dataplane::dpdk::{self, Eal, LcoreHandle, LcoreState, Mempool, Port};
+use dataplane::wire::MacAddr;
+use dataplane::worker::{IdleMode, Worker};
+
+use snapshot::OpenedLink;
+
+/// Process exit codes.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_INVALID_CONFIG: i32 = 2;
+
+/// Per-lcore mbuf cache of the pool.
+const MBUF_CACHE: u32 = 256;
+
+pub fn host() -> Host {
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    Host { cpus: cpus.max(1) as usize }
+}
+
+/// `sluice --check-config FILE`.
+pub fn check_config(path: &Path) -> i32 {
+    match config::load(path, &host()) {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("{w}");
+            }
+            EXIT_OK
+        }
+        Err(problems) => {
+            eprintln!("{problems}");
+            EXIT_INVALID_CONFIG
+        }
+    }
+}
+
+/// `sluice --config FILE`: runs in the foreground until stopped; returns the exit code.
+pub fn run(path: &Path) -> i32 {
+    let config = match config::load(path, &host()) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("{problems}");
+            error!("{}: invalid configuration, not starting", path.display());
+            return EXIT_INVALID_CONFIG;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
+    signals::install();
+    info!("sluice {} starting with {}", crate::version(), path.display());
+    let appliance = match Appliance::start(&config) {
+        Ok(a) => a,
+        Err(e) => {
+            error!("{e}");
+            return EXIT_FAILED;
+        }
+    };
+    let code = appliance.serve(path, &config);
+    appliance.shutdown();
+    info!("stopped");
+    code
+}
+
+/// One `[[interface]]`: the port and the tap behind it. Field order is drop order.
+struct LinkPorts {
+    name: String,
+    port: Port,
+    tap: Port,
+}
+
+/// Everything the running appliance owns. Field order is drop order: ports before the pool
+/// their queues draw from, the pool before the EAL.
+struct Appliance {
+    workers: Vec<LcoreHandle>,
+    stop: Arc<AtomicBool>,
+    counters: Vec<Arc<WorkerCounters>>,
+    links: Vec<LinkPorts>,
+    /// Held so that it is dropped after the ports.
+    _pool: Mempool,
+    /// Held so that it is cleaned up last.
+    _eal: Eal,
+}
+
+impl Appliance {
+    fn start(config: &Config) -> Result<Appliance, String> {
+        let eal = Eal::init(&eal_args::eal_args(config)).map_err(|e| e.to_string())?;
+        info!("{} initialised", dpdk::version());
+        pin_control_thread(config.cpu.control);
+        let pool = Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, eal.socket_id())
+            .map_err(|e| e.to_string())?;
+        let queues = config.cpu.workers.len() as u16;
+
+        let mut links = Vec::with_capacity(config.interfaces.len());
+        let mut opened = Vec::with_capacity(config.interfaces.len());
+        for iface in &config.interfaces {
+            let mut port = Port::open(&iface.device).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            port.configure(queues, &pool).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            let mac = MacAddr(port.mac().map_err(|e| e.to_string())?);
+            let mut tap = kernel::create_tap(iface, mac).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            tap.configure(queues, &pool).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            kernel::configure_addresses(iface).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            info!(
+                "interface {}: port {} ({}, mac {mac}), kernel interface {} with {}",
+                iface.name,
+                iface.device,
+                port.driver().unwrap_or_default(),
+                iface.name,
+                iface.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            );
+            opened.push(OpenedLink { port: port.id(), kernel_port: tap.id(), mac });
+            links.push(LinkPorts { name: iface.name.clone(), port, tap });
+        }
+
+        // The first snapshot is complete before any port passes a packet.
+        let snapshot = Arc::new(snapshot::build(config, &opened));
+        for link in &mut links {
+            link.tap.start().map_err(|e| e.to_string())?;
+            link.port.start().map_err(|e| e.to_string())?;
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let idle = match config.cpu.idle {
+            ConfigIdle::Busy => IdleMode::Busy,
+            ConfigIdle::Adaptive => IdleMode::Adaptive,
+        };
+        let mut appliance = Appliance { workers: Vec::new(), stop, counters: Vec::new(), links, _pool: pool, _eal: eal };
+        for (i, cpu) in config.cpu.workers.iter().enumerate() {
+            let counters = Arc::new(WorkerCounters::default());
+            let worker = Worker::new(i as u16, snapshot.clone(), counters.clone(), idle, appliance.stop.clone());
+            let lcore = eal_args::worker_lcore(i);
+            match dpdk::launch(lcore, move || worker.run()) {
+                Ok(handle) => appliance.workers.push(handle),
+                Err(e) => {
+                    appliance.shutdown();
+                    return Err(e.to_string());
+                }
+            }
+            appliance.counters.push(counters);
+            info!("worker {i} on cpu {cpu} (lcore {lcore}), queue {i} of every port");
+        }
+        info!("ready: {} interfaces, {} workers", appliance.links.len(), appliance.workers.len());
+        Ok(appliance)
+    }
+
+    /// The control loop: signals and worker health, until asked to stop.
+    fn serve(&self, path: &Path, running: &Config) -> i32 {
+        loop {
+            if signals::stop_requested() {
+                info!("stop requested");
+                return EXIT_OK;
+            }
+            if signals::take_reload() {
+                reload(path, running);
+            }
+            if let Some(w) = self.workers.iter().find(|w| w.state() == LcoreState::Panicked) {
+                error!("worker on lcore {} failed; stopping", w.lcore());
+                return EXIT_FAILED;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for worker in self.workers.drain(..) {
+            worker.wait();
+        }
+        for link in &self.links {
+            let dropped: u64 = self
+                .counters
+                .iter()
+                .map(|c| dataplane::counters::DropReason::ALL.iter().map(|&r| c.dropped(r)).sum::<u64>())
+                .sum();
+            if let Ok(s) = link.port.stats() {
+                info!(
+                    "interface {}: rx {} tx {} packets, {} missed; data path dropped {dropped} in all",
+                    link.name, s.rx_packets, s.tx_packets, s.rx_missed
+                );
+            }
+        }
+        // Dropping closes ports (taps and their kernel interfaces go), then the pool, then the EAL.
+    }
+}
+
+/// SIGHUP: the new file is validated; an invalid one is refused and the running config stays.
+/// Applying a valid change atomically comes with the snapshot reload work; until then it is
+/// reported and needs a restart.
+fn reload(path: &Path, running: &Config) {
+    match config::load(path, &host()) {
+        Err(problems) => {
+            eprintln!("{problems}");
+            warn!("reload refused: {} is invalid; the running configuration stays", path.display());
+        }
+        Ok(new) if new == *running => info!("reload: {} unchanged", path.display()),
+        Ok(_) => warn!("reload: {} changed; restart to apply it (hot reload is not implemented yet)", path.display()),
+    }
+}
+
+fn pin_control_thread(cpu: usize) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        warn!("could not pin the control thread to cpu {cpu}");
+    }
+}

@@ -1,0 +1,40 @@
+//! SIGTERM/SIGINT ask for a clean stop, SIGHUP for a reload. The handlers only set flags; the
+//! control loop polls them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn on_reload(_: libc::c_int) {
+    RELOAD.store(true, Ordering::SeqCst);
+}
+
+pub fn install() {
+    unsafe {
+        set(libc::SIGTERM, on_stop);
+        set(libc::SIGINT, on_stop);
+        set(libc::SIGHUP, on_reload);
+    }
+}
+
+unsafe fn set(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    let mut action: libc::sigaction = std::mem::zeroed();
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_RESTART;
+    libc::sigemptyset(&mut action.sa_mask);
+    libc::sigaction(signal, &action, std::ptr::null_mut());
+}
+
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// True once per SIGHUP received.
+pub fn take_reload() -> bool {
+    RELOAD.swap(false, Ordering::SeqCst)
+}

@@ -1,0 +1,215 @@
+//! Shared harness for the integration tests: the namespace network of `scripts/testnet`, the
+//! real `sluice` binary started in it and always stopped by PID, and sockets opened inside a
+//! namespace. Everything waits by polling a condition with a deadline, never by a bare sleep.
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// Runs a command inside namespace `ns`.
+pub fn run_in(ns: &str, args: &[&str]) -> Output {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(args);
+    run("ip", &all)
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns`; sockets made there stay in
+/// that namespace whichever thread uses them later.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("thread in namespace panicked")
+}
+
+/// The three namespaces of `scripts/testnet`: `{name}-cli`, `{name}-lb`, `{name}-srv`.
+/// Removed on drop, also when the test fails; leftovers of a crashed run are removed by `up`.
+pub struct TestNet {
+    pub name: String,
+}
+
+impl TestNet {
+    pub fn up(name: &str, backends: u32) -> TestNet {
+        let out = run(repo().join("scripts/testnet").to_str().unwrap(), &["up", name, &backends.to_string()]);
+        assert!(out.status.success(), "testnet up: {}", String::from_utf8_lossy(&out.stderr));
+        TestNet { name: name.to_owned() }
+    }
+
+    pub fn cli(&self) -> String {
+        format!("{}-cli", self.name)
+    }
+
+    pub fn lb(&self) -> String {
+        format!("{}-lb", self.name)
+    }
+
+    pub fn srv(&self) -> String {
+        format!("{}-srv", self.name)
+    }
+
+    /// The namespaces of this network that exist right now.
+    pub fn existing(&self) -> Vec<String> {
+        let list = stdout(&run("ip", &["netns", "list"]));
+        list.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|ns| [self.cli(), self.lb(), self.srv()].contains(&ns.to_string()))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn down(&self) {
+        let _ = run(repo().join("scripts/testnet").to_str().unwrap(), &["down", &self.name]);
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// A `sluice` process in the balancer namespace, on a config written for it. Stopped by PID
+/// on drop (SIGTERM, then SIGKILL after 10 s).
+pub struct Sluice {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Sluice {
+    pub fn start(net: &TestNet, config: &str) -> Sluice {
+        let dir = std::env::temp_dir().join(format!("sluice-test-{}", net.name));
+        fs::create_dir_all(&dir).expect("temp dir");
+        let config_path = dir.join("sluice.toml");
+        fs::write(&config_path, config).expect("write config");
+        let log = dir.join("sluice.log");
+        let log_file = File::create(&log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &net.lb(), sluice_bin(), "--config", config_path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn sluice");
+        let mut s = Sluice { child: Some(child), log, config: config_path };
+        let ready = wait_until(Duration::from_secs(30), || s.log_text().contains("sluice: info: ready:") || s.exited());
+        assert!(ready && !s.exited(), "sluice did not become ready:\n{}", s.log_text());
+        s
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(&self.log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.pid(), signal) };
+    }
+
+    /// SIGTERM, then the exit code (None if it had to be killed after `timeout`).
+    pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// A config for `scripts/testnet`'s topology, with `services` (TOML) appended.
+pub fn config(services: &str) -> String {
+    format!(
+        r#"
+[dpdk]
+args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]
+hugepages = false
+mbufs = 8191
+
+[cpu]
+control = 0
+workers = [1]
+idle = "adaptive"
+
+[[interface]]
+name = "wan"
+device = "net_af_packet0"
+addresses = ["198.18.0.1/24"]
+
+[[interface]]
+name = "lan"
+device = "net_af_packet1"
+addresses = ["198.18.1.1/24"]
+{services}
+"#
+    )
+}
+
+pub fn write_temp(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(name);
+    fs::write(&path, text).expect("write temp file");
+    path
+}
