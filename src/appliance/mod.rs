@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
-use dataplane::counters::WorkerCounters;
+use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{self, Eal, LcoreHandle, LcoreState, Mempool, Port};
 use dataplane::wire::MacAddr;
 use dataplane::worker::{IdleMode, Worker};
@@ -193,18 +193,15 @@ impl Appliance {
             worker.wait();
         }
         for link in &self.links {
-            let dropped: u64 = self
-                .counters
-                .iter()
-                .map(|c| dataplane::counters::DropReason::ALL.iter().map(|&r| c.dropped(r)).sum::<u64>())
-                .sum();
             if let Ok(s) = link.port.stats() {
-                info!(
-                    "interface {}: rx {} tx {} packets, {} missed; data path dropped {dropped} in all",
-                    link.name, s.rx_packets, s.tx_packets, s.rx_missed
-                );
+                info!("interface {}: rx {} tx {} packets, {} missed", link.name, s.rx_packets, s.tx_packets, s.rx_missed);
             }
         }
+        let drops: Vec<String> = DropReason::ALL
+            .iter()
+            .map(|&r| format!("{} {}", r.name(), self.counters.iter().map(|c| c.dropped(r)).sum::<u64>()))
+            .collect();
+        info!("data path drops: {}", drops.join(", "));
         // Dropping closes ports (taps and their kernel interfaces go), then the pool, then the EAL.
     }
 }

@@ -38,7 +38,7 @@ pub struct Document {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dpdk {
-    pub args: Option<Spanned<Vec<String>>>,
+    pub args: Option<Spanned<Vec<Spanned<String>>>>,
     pub hugepages: Option<Flag>,
     pub mbufs: Option<Integer>,
 }

@@ -21,7 +21,15 @@ pub fn dpdk(report: &mut Report, table: Option<&Spanned<raw::Dpdk>>) -> Dpdk {
         return dpdk;
     };
     if let Some(args) = &table.args {
-        dpdk.args.clone_from(args.get_ref());
+        for arg in args.get_ref() {
+            if let Some(owned) = sluice_owned_eal_option(arg.get_ref()) {
+                let message = format!(
+                    "dpdk.args must not set {owned}: Sluice derives lcores from [cpu] and memory options from dpdk.hugepages"
+                );
+                report.error(at(arg), message);
+            }
+            dpdk.args.push(arg.get_ref().clone());
+        }
     }
     if let Some(hugepages) = &table.hugepages {
         dpdk.hugepages = *hugepages.get_ref();
@@ -38,6 +46,15 @@ pub fn dpdk(report: &mut Report, table: Option<&Spanned<raw::Dpdk>>) -> Dpdk {
         }
     }
     dpdk
+}
+
+/// EAL options that Sluice sets itself (docs/architecture.md): giving them twice would
+/// either be refused by the EAL or silently disagree with `[cpu]`.
+fn sluice_owned_eal_option(arg: &str) -> Option<&'static str> {
+    const OWNED: [&str; 9] =
+        ["-l", "-c", "--lcores", "--main-lcore", "--no-huge", "--in-memory", "--no-shconf", "--file-prefix", "-m"];
+    let name = arg.split('=').next().unwrap_or(arg);
+    OWNED.into_iter().find(|&o| name == o || (o.len() == 2 && name.starts_with(o) && !name.starts_with("--")))
 }
 
 pub fn cpu(report: &mut Report, table: Option<&Spanned<raw::Cpu>>, host: &Host) -> Cpu {

@@ -178,3 +178,17 @@ fn durations_of_the_wrong_type_are_shown_as_written() {
     ];
     assert_eq!(errors(text), expected.join("\n"));
 }
+
+#[test]
+fn eal_options_sluice_sets_itself_are_refused() {
+    let text = "[dpdk]\nargs = [\"--no-pci\", \"-l\", \"--lcores=0@0\", \"-m512\"]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "t.toml:2:21: dpdk.args must not set -l: Sluice derives lcores from [cpu] and memory options from dpdk.hugepages",
+            "t.toml:2:27: dpdk.args must not set --lcores: Sluice derives lcores from [cpu] and memory options from dpdk.hugepages",
+            "t.toml:2:43: dpdk.args must not set -m: Sluice derives lcores from [cpu] and memory options from dpdk.hugepages",
+        ]
+        .join("\n")
+    );
+}
