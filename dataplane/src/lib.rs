@@ -6,5 +6,11 @@
 pub mod classify;
 pub mod counters;
 pub mod dpdk;
+pub mod laddr;
+pub mod nat;
+pub mod neigh;
+pub mod route;
+pub mod sched;
+pub mod session;
 pub mod wire;
 pub mod worker;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -212,4 +214,14 @@ pub fn write_temp(name: &str, text: &str) -> PathBuf {
     let path = std::env::temp_dir().join(name);
     fs::write(&path, text).expect("write temp file");
     path
+}
+
+/// The count of drop `reason` in the "data path drops:" line Sluice logs when it stops.
+pub fn logged_drops(log: &str, reason: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("data path drops:"))?;
+    let list = line.split("data path drops:").nth(1)?;
+    list.split(',').find_map(|item| {
+        let mut words = item.split_whitespace();
+        (words.next()? == reason).then(|| words.next()?.parse().ok())?
+    })
 }

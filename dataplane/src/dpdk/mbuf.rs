@@ -2,6 +2,25 @@ use std::ptr::{self, NonNull};
 
 use dpdk_sys::rte_mbuf;
 
+use super::PoolHandle;
+
+// RTE_MBUF_F_* are macros with shifts; bindgen cannot see them.
+const RX_IP_CKSUM_BAD: u64 = 1 << 4;
+const RX_L4_CKSUM_BAD: u64 = 1 << 3;
+const RX_CKSUM_MASK: u64 = (1 << 4) | (1 << 7) | (1 << 3) | (1 << 8);
+const TX_TCP_CKSUM: u64 = 1 << 52;
+const TX_UDP_CKSUM: u64 = 3 << 52;
+const TX_IP_CKSUM: u64 = 1 << 54;
+const TX_IPV4: u64 = 1 << 55;
+
+/// Which L4 checksum the NIC is asked to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Checksum {
+    Tcp,
+    Udp,
+    None,
+}
+
 /// Packets per rx or tx burst.
 pub const BURST: usize = 32;
 
@@ -18,6 +37,43 @@ impl Mbuf {
     /// `raw` must be a valid mbuf that the caller owns and passes on.
     pub unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
         NonNull::new(raw).map(Mbuf)
+    }
+
+    /// A fresh empty mbuf from `pool`, or None when the pool is exhausted.
+    pub fn alloc(pool: PoolHandle) -> Option<Mbuf> {
+        // SAFETY: the pool outlives every worker (appliance shutdown order).
+        unsafe { Mbuf::from_raw(dpdk_sys::rte_pktmbuf_alloc(pool.as_ptr())) }
+    }
+
+    /// Grows the packet by `len` bytes at the tail and returns them; None if they do not fit.
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        let tail = unsafe { dpdk_sys::rte_pktmbuf_append(self.0.as_ptr(), len) };
+        if tail.is_null() {
+            return None;
+        }
+        // SAFETY: rte_pktmbuf_append reserved `len` bytes at `tail` inside the buffer.
+        Some(unsafe { std::slice::from_raw_parts_mut(tail as *mut u8, len as usize) })
+    }
+
+    /// True when the NIC checked a checksum of this packet on receipt and found it wrong.
+    #[inline]
+    pub fn rx_checksum_bad(&self) -> bool {
+        self.raw().ol_flags & (RX_IP_CKSUM_BAD | RX_L4_CKSUM_BAD) != 0
+    }
+
+    /// Asks the NIC to fill the IPv4 header checksum and `l4` checksum on transmit. The L4
+    /// checksum field must already hold the pseudo-header sum.
+    #[inline]
+    pub fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16, l4: L4Checksum) {
+        let m = unsafe { self.0.as_mut() };
+        let l4_flag = match l4 {
+            L4Checksum::Tcp => TX_TCP_CKSUM,
+            L4Checksum::Udp => TX_UDP_CKSUM,
+            L4Checksum::None => 0,
+        };
+        m.ol_flags = (m.ol_flags & !RX_CKSUM_MASK) | TX_IPV4 | TX_IP_CKSUM | l4_flag;
+        // tx_offload: l2_len in bits 0..7, l3_len in bits 7..16.
+        m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7);
     }
 
     pub fn into_raw(self) -> *mut rte_mbuf {

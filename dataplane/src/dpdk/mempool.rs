@@ -37,6 +37,12 @@ impl Mempool {
         self.raw.as_ptr()
     }
 
+    /// A copyable reference for workers that allocate (ARP requests, ICMP errors). Valid while
+    /// the pool lives, which the appliance guarantees by joining workers before freeing it.
+    pub fn handle(&self) -> PoolHandle {
+        PoolHandle(self.raw)
+    }
+
     /// Mbufs currently free in the pool (approximate while lcores run).
     pub fn available(&self) -> u32 {
         unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
@@ -46,5 +52,17 @@ impl Mempool {
 impl Drop for Mempool {
     fn drop(&mut self) {
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
+    }
+}
+
+/// A non-owning reference to a `Mempool`; see [`Mempool::handle`].
+#[derive(Clone, Copy)]
+pub struct PoolHandle(NonNull<dpdk_sys::rte_mempool>);
+
+unsafe impl Send for PoolHandle {}
+
+impl PoolHandle {
+    pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
+        self.0.as_ptr()
     }
 }

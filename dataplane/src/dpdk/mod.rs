@@ -15,8 +15,8 @@ mod port;
 pub use eal::Eal;
 pub use error::DpdkError;
 pub use lcore::{launch, LcoreHandle, LcoreState};
-pub use mbuf::{Mbuf, RxBurst, TxQueue, BURST};
-pub use mempool::Mempool;
+pub use mbuf::{L4Checksum, Mbuf, RxBurst, TxQueue, BURST};
+pub use mempool::{Mempool, PoolHandle};
 pub use port::{LinkStatus, Port, PortStats};
 
 /// TSC cycles since an arbitrary origin (a real call: use once per burst, not per packet).

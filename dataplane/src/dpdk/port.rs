@@ -12,6 +12,8 @@ const RSS_IPV4: u64 = 1 << 2;
 const RSS_FRAG_IPV4: u64 = 1 << 3;
 const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+// RTE_ETH_{RX,TX}_OFFLOAD_{IPV4,UDP,TCP}_CKSUM: the same bits for rx and tx.
+const OFFLOAD_CKSUM: u64 = (1 << 1) | (1 << 2) | (1 << 3);
 
 /// An ethdev port. Stopped and closed on drop; a port Sluice created as a virtual device
 /// (the kernel exception path's tap) is also removed, taking its kernel interface with it.
@@ -20,6 +22,7 @@ pub struct Port {
     name: String,
     vdev: Option<CString>,
     started: bool,
+    checksum_offload: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,7 @@ impl Port {
     /// PCI address).
     pub fn open(device: &str) -> Result<Port, DpdkError> {
         let id = port_by_name(device)?;
-        Ok(Port { id, name: device.to_owned(), vdev: None, started: false })
+        Ok(Port { id, name: device.to_owned(), vdev: None, started: false, checksum_offload: false })
     }
 
     /// Creates a virtual device at run time (`rte_vdev_init`) and opens its port; the device is
@@ -58,7 +61,7 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
         check(ret, || format!("rte_vdev_init({name}, {args})"))?;
         match port_by_name(name) {
-            Ok(id) => Ok(Port { id, name: name.to_owned(), vdev: Some(cname), started: false }),
+            Ok(id) => Ok(Port { id, name: name.to_owned(), vdev: Some(cname), started: false, checksum_offload: false }),
             Err(e) => {
                 unsafe { dpdk_sys::rte_vdev_uninit(cname.as_ptr()) };
                 Err(e)
@@ -93,6 +96,14 @@ impl Port {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
+        // IPv4, UDP and TCP checksums by the NIC when it does all three both ways; otherwise the
+        // data path checks and updates them in software (incrementally: cheap).
+        self.checksum_offload = info.tx_offload_capa & OFFLOAD_CKSUM == OFFLOAD_CKSUM
+            && info.rx_offload_capa & OFFLOAD_CKSUM == OFFLOAD_CKSUM;
+        if self.checksum_offload {
+            conf.txmode.offloads |= OFFLOAD_CKSUM;
+            conf.rxmode.offloads |= OFFLOAD_CKSUM;
+        }
         let ret = unsafe { dpdk_sys::rte_eth_dev_configure(self.id, queues, queues, &conf) };
         check(ret, || format!("rte_eth_dev_configure({})", self.name))?;
 
@@ -110,6 +121,11 @@ impl Port {
             check(ret, || format!("rte_eth_tx_queue_setup({} queue {q})", self.name))?;
         }
         Ok(())
+    }
+
+    /// True once `configure` enabled IPv4/UDP/TCP checksum offload in both directions.
+    pub fn checksum_offload(&self) -> bool {
+        self.checksum_offload
     }
 
     pub fn start(&mut self) -> Result<(), DpdkError> {

@@ -4,8 +4,12 @@
 //! testable (and fuzzable) on byte arrays.
 
 pub mod arp;
+pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
+pub mod udp;
 
 use std::fmt;
 

@@ -1,0 +1,292 @@
+//! `SessionTable`: a slab of `Session`s, the flow index over both of each session's keys, and
+//! the timing wheel that expires them. One per worker, owned outright: no lock, no atomics.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+
+use super::index::FlowIndex;
+use super::state::{next_state, State, Touch};
+use super::wheel::Wheel;
+use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts};
+
+/// The timing wheel's tick: sessions expire at most this late (given `expire` is called often
+/// enough and with enough budget), and never early.
+pub const TICK_MS: u64 = 100;
+
+/// Wheel slots are sized to the longest timeout, up to this many (109 minutes at 100 ms);
+/// sessions with longer timeouts are re-filed once per turn.
+const MAX_WHEEL_SLOTS: u64 = 1 << 16;
+
+/// Why `insert` refused a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// Every session is in use.
+    TableFull,
+    /// A live session already has this session's key in that direction: `Forward`, the client
+    /// flow has a session; `Reply`, the (backend, local address and port) pair is in use.
+    DuplicateKey(Direction),
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InsertError::TableFull => f.write_str("session table full"),
+            InsertError::DuplicateKey(Direction::Forward) => f.write_str("client flow already has a session"),
+            InsertError::DuplicateKey(Direction::Reply) => {
+                f.write_str("local address and port in use for that backend")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+pub struct SessionTable {
+    sessions: Box<[Session]>,
+    index: FlowIndex,
+    wheel: Wheel,
+    /// Idle timeout in ms, indexed by `State`.
+    timeout_ms: [u64; 4],
+    timeouts: Timeouts,
+}
+
+impl SessionTable {
+    /// The most sessions one table can hold (ids and the index's entries must fit 32 bits).
+    pub const MAX_CAPACITY: u32 = 1 << 28;
+
+    /// A table for `capacity` sessions, with all its memory allocated (and written) here:
+    /// about 110 bytes a session. Hashes with a random seed.
+    ///
+    /// # Panics
+    /// If `capacity` exceeds `MAX_CAPACITY`; the configuration checks that first.
+    pub fn with_capacity(capacity: u32, timeouts: Timeouts) -> SessionTable {
+        SessionTable::with_seed(capacity, timeouts, RandomState::new().hash_one(0x5e55_1011u64))
+    }
+
+    /// Like `with_capacity`, with a chosen hash seed: for tests and benchmarks that must repeat.
+    pub fn with_seed(capacity: u32, timeouts: Timeouts, seed: u64) -> SessionTable {
+        assert!(capacity <= Self::MAX_CAPACITY, "session capacity {capacity} over {}", Self::MAX_CAPACITY);
+        let timeout_ms = [timeouts.udp, timeouts.tcp_syn, timeouts.tcp_established, timeouts.tcp_closing]
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        debug_assert!(State::ALL.iter().enumerate().all(|(i, s)| s.index() == i));
+        let longest = timeout_ms.iter().copied().max().unwrap_or(0);
+        let slots = (longest / TICK_MS).saturating_add(2).min(MAX_WHEEL_SLOTS) as u32;
+        SessionTable {
+            sessions: vec![Session::default(); capacity as usize].into_boxed_slice(),
+            index: FlowIndex::new(2 * capacity as usize, seed),
+            wheel: Wheel::new(capacity, slots),
+            timeout_ms,
+            timeouts,
+        }
+    }
+
+    /// The session a packet with `key` belongs to, and the side it came from.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        self.find(self.index.hash(key), key)
+    }
+
+    /// Creates a session in the state `new.tcp_flags` opens (`State::initial`), due to expire
+    /// after that state's timeout unless touched. Refused, with nothing changed, if the table is
+    /// full or either key is already in use.
+    #[inline]
+    pub fn insert(&mut self, new: NewSession, now_ms: u64) -> Result<SessionId, InsertError> {
+        if self.wheel.live() as usize == self.sessions.len() {
+            return Err(InsertError::TableFull);
+        }
+        let forward = FlowKey { proto: new.proto, src: new.client, dst: new.vip };
+        let reply = FlowKey { proto: new.proto, src: new.backend, dst: new.local };
+        if reply == forward {
+            return Err(InsertError::DuplicateKey(Direction::Reply));
+        }
+        let (forward_hash, reply_hash) = (self.index.hash(&forward), self.index.hash(&reply));
+        if self.find(forward_hash, &forward).is_some() {
+            return Err(InsertError::DuplicateKey(Direction::Forward));
+        }
+        if self.find(reply_hash, &reply).is_some() {
+            return Err(InsertError::DuplicateKey(Direction::Reply));
+        }
+        let state = State::initial(new.proto, new.tcp_flags);
+        self.wheel.sync(now_ms / TICK_MS);
+        let Some(id) = self.wheel.alloc(due_tick(now_ms, self.timeout_ms[state.index()])) else {
+            return Err(InsertError::TableFull);
+        };
+        self.sessions[id as usize] = Session {
+            proto: new.proto,
+            client: new.client,
+            vip: new.vip,
+            local: new.local,
+            backend: new.backend,
+            service: new.service,
+            backend_index: new.backend_index,
+            state,
+            created_ms: now_ms,
+            last_seen_ms: now_ms,
+            packets: [0; 2],
+            bytes: [0; 2],
+        };
+        // Room is certain: the index holds 2 * capacity entries and this id was free.
+        let stored_forward = self.index.insert(forward_hash, encode(id, Direction::Forward));
+        let stored_reply = self.index.insert(reply_hash, encode(id, Direction::Reply));
+        debug_assert!(stored_forward && stored_reply);
+        Ok(SessionId(id))
+    }
+
+    /// A live session. An id that is no longer live reads whatever that slot holds.
+    #[inline(always)]
+    pub fn get(&self, id: SessionId) -> &Session {
+        &self.sessions[id.0 as usize]
+    }
+
+    /// A live session, for what the caller keeps in it (`service`, `backend_index`). It must
+    /// not change the key fields (`proto`, `client`, `vip`, `local`, `backend`): the index
+    /// finds sessions by them. States change through `touch`, which re-files the timer.
+    #[inline(always)]
+    pub fn get_mut(&mut self, id: SessionId) -> &mut Session {
+        &mut self.sessions[id.0 as usize]
+    }
+
+    /// Records a packet of `len` bytes seen in `dir` with `tcp_flags` (0 for UDP): counters,
+    /// last seen, and the TCP state transition, which re-files the session's timer. A packet
+    /// costs a few stores; only a state change touches the wheel. `Touch::Reopen` (nothing
+    /// recorded) for a client SYN on a closing session. A stale id is ignored.
+    #[inline]
+    pub fn touch(&mut self, id: SessionId, dir: Direction, tcp_flags: u8, len: u32, now_ms: u64) -> Touch {
+        if !self.wheel.is_live(id.0) {
+            return Touch::Ok;
+        }
+        let session = &mut self.sessions[id.0 as usize];
+        let reply_seen = session.packets[Direction::Reply.index()] > 0;
+        let Some(state) = next_state(session.state, dir, tcp_flags, reply_seen) else {
+            return Touch::Reopen;
+        };
+        let d = dir.index();
+        session.packets[d] = session.packets[d].wrapping_add(1);
+        session.bytes[d] = session.bytes[d].wrapping_add(u64::from(len));
+        session.last_seen_ms = session.last_seen_ms.max(now_ms);
+        if state != session.state {
+            session.state = state;
+            self.wheel.refile(id.0, due_tick(session.last_seen_ms, self.timeout_ms[state.index()]));
+        }
+        Touch::Ok
+    }
+
+    /// Removes a live session and returns it, so that the caller can give back its local port.
+    ///
+    /// # Panics
+    /// If `id` is not live (removed or expired already): a caller's bug, never a packet's.
+    #[inline]
+    pub fn remove(&mut self, id: SessionId) -> Session {
+        assert!(self.wheel.is_live(id.0), "remove of a session that is not live: {id:?}");
+        let session = self.sessions[id.0 as usize];
+        for dir in [Direction::Forward, Direction::Reply] {
+            let removed = self.index.remove(self.index.hash(&session.key(dir)), encode(id.0, dir));
+            debug_assert!(removed, "{dir:?} key of {id:?} missing from the index");
+        }
+        self.wheel.release(id.0);
+        session
+    }
+
+    /// Expires the sessions idle for longer than their state's timeout, calling `on_expired`
+    /// with each before it goes (to give back its local port). Examines at most `budget`
+    /// sessions, expired or re-filed, so one call's work is bounded; what is left waits for
+    /// the next call. Cost: O(examined + wheel slots advanced), never a scan of the table.
+    /// Returns how many expired.
+    ///
+    /// Exact within one tick: a session never expires before it has been idle for longer than
+    /// its timeout, and once it has, it expires at the next `TICK_MS` boundary (at the first
+    /// call from then on with budget to reach it).
+    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expired: impl FnMut(&Session)) -> usize {
+        let now_tick = now_ms / TICK_MS;
+        self.wheel.sync(now_tick);
+        let mut expired = 0;
+        for _ in 0..budget {
+            let Some(id) = self.wheel.next_due(now_tick) else {
+                break;
+            };
+            let session = &self.sessions[id as usize];
+            let idle = now_ms.saturating_sub(session.last_seen_ms);
+            if idle > self.timeout_ms[session.state.index()] {
+                on_expired(session);
+                self.remove(SessionId(id));
+                expired += 1;
+            } else {
+                // Seen since it was filed: lazy re-arm at its real deadline.
+                let due = due_tick(session.last_seen_ms, self.timeout_ms[session.state.index()]);
+                self.wheel.refile(id, due);
+            }
+        }
+        expired
+    }
+
+    pub fn len(&self) -> usize {
+        self.wheel.live() as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The live sessions in slab order. Walks the whole slab: for listings, not the packet path.
+    pub fn iter(&self) -> impl Iterator<Item = (SessionId, &Session)> + '_ {
+        self.sessions
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| self.wheel.is_live(i as u32))
+            .map(|(i, session)| (SessionId(i as u32), session))
+    }
+
+    /// What the table allocated: the slab, the index and the wheel's links.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.sessions) + self.index.memory_bytes() + self.wheel.memory_bytes()
+    }
+
+    #[inline(always)]
+    fn find(&self, hash: u32, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        let entry = self.index.find(hash, |entry| {
+            let (id, dir) = decode(entry);
+            self.sessions[id as usize].key(dir) == *key
+        })?;
+        let (id, dir) = decode(entry);
+        Some((SessionId(id), dir))
+    }
+}
+
+impl fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("wheel_slots", &self.wheel.slots())
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// Index entries: session index and direction in one `u32` (ids stay below 2^28).
+#[inline(always)]
+fn encode(id: u32, dir: Direction) -> u32 {
+    (id << 1) | dir as u32
+}
+
+#[inline(always)]
+fn decode(entry: u32) -> (u32, Direction) {
+    let dir = if entry & 1 == 0 { Direction::Forward } else { Direction::Reply };
+    (entry >> 1, dir)
+}
+
+/// The tick at whose start a session last seen at `last_seen_ms` has been idle for longer than
+/// `timeout_ms`: the first ms past its deadline, rounded up to a tick boundary.
+#[inline(always)]
+fn due_tick(last_seen_ms: u64, timeout_ms: u64) -> u64 {
+    last_seen_ms.saturating_add(timeout_ms).saturating_add(1).div_ceil(TICK_MS)
+}

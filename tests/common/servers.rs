@@ -1,0 +1,139 @@
+//! Real kernel servers for the integration tests, opened inside a namespace: UDP echo and a
+//! minimal HTTP/1.1 server. Each counts what it served and stops when dropped (its threads
+//! poll a stop flag with short socket timeouts, so no test waits on a blocked accept).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::in_netns;
+
+/// Servers on several addresses; `served[i]` counts requests (datagrams or HTTP requests) at
+/// `addrs[i]`, `peers` records the source address of the last one seen by each.
+pub struct Servers {
+    pub addrs: Vec<SocketAddr>,
+    pub served: Vec<Arc<AtomicU64>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    pub fn count(&self, i: usize) -> u64 {
+        self.served[i].load(Ordering::SeqCst)
+    }
+
+    pub fn counts(&self) -> Vec<u64> {
+        (0..self.served.len()).map(|i| self.count(i)).collect()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// UDP echo: every datagram goes back to its sender unchanged.
+pub fn udp_echo(ns: &str, addrs: &[&str]) -> Servers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
+    for addr in addrs {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let socket = in_netns(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        socket.set_read_timeout(Some(POLL)).unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stop.clone(), served.clone());
+        servers.threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = socket.send_to(&buf[..n], peer);
+                }
+            }
+        }));
+        servers.addrs.push(addr);
+        servers.served.push(served);
+    }
+    servers
+}
+
+/// HTTP: `GET /` answers "backend ADDRESS\n"; `GET /big` streams `big_file` if given.
+pub fn http(ns: &str, addrs: &[&str], big_file: Option<PathBuf>) -> Servers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
+    for addr in addrs {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let listener = in_netns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        listener.set_nonblocking(true).unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let (stop, count, big) = (stop.clone(), served.clone(), big_file.clone());
+        servers.threads.push(std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let (body, big) = (format!("backend {addr}\n"), big.clone());
+                        conns.push(std::thread::spawn(move || serve_http(conn, &body, big)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        }));
+        servers.addrs.push(addr);
+        servers.served.push(served);
+    }
+    servers
+}
+
+fn serve_http(mut conn: TcpStream, body: &str, big: Option<PathBuf>) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(60)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16384 {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let wants_big = request.starts_with(b"GET /big ");
+    match (wants_big, big) {
+        (true, Some(path)) => {
+            let Ok(mut file) = std::fs::File::open(&path) else { return };
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+            if conn.write_all(head.as_bytes()).is_ok() {
+                let _ = std::io::copy(&mut file, &mut conn);
+            }
+        }
+        _ => {
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    }
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    // Drain until the client closes, so that our FIN is not followed by an RST.
+    let _ = conn.read(&mut buf);
+}
