@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use crate::counters::DropReason;
-use crate::wire::{arp, ethernet, ipv4};
+use crate::wire::{arp, ethernet, ipv4, MacAddr};
 
 /// Addresses the data path answers for on one link (VIPs and local IPs), sorted for lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,8 +35,12 @@ impl OwnedAddrs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// An ARP request for an owned address: turn it into the reply and send it back out.
-    ArpReply,
+    /// An ARP request for an owned address: learn the sender, turn it into the reply, send it back.
+    ArpRequestForUs { sender_ip: Ipv4Addr, sender_mac: MacAddr },
+    /// Any other ARP: learn the sender, and let the kernel see it too (its own neighbours).
+    Arp { sender_ip: Ipv4Addr, sender_mac: MacAddr },
+    /// IPv4 to an owned address: FULLNAT's business (`fullnat::FullNat::process`).
+    Local,
     /// Not the data path's business: hand it to the kernel interface of this port.
     Kernel,
     Drop(DropReason),
@@ -55,31 +59,63 @@ pub fn classify(frame: &[u8], owned: &OwnedAddrs) -> Verdict {
 
 fn classify_arp(payload: &[u8], owned: &OwnedAddrs) -> Verdict {
     match arp::Packet::new_checked(payload) {
-        Ok(p) if p.operation() == arp::Operation::Request && owned.contains(p.target_ip()) => Verdict::ArpReply,
-        Ok(_) => Verdict::Kernel,
+        Ok(p) => {
+            let (sender_ip, sender_mac) = (p.sender_ip(), p.sender_mac());
+            if p.operation() == arp::Operation::Request && owned.contains(p.target_ip()) {
+                Verdict::ArpRequestForUs { sender_ip, sender_mac }
+            } else {
+                Verdict::Arp { sender_ip, sender_mac }
+            }
+        }
         Err(_) => Verdict::Drop(DropReason::Malformed),
     }
 }
 
+/// Only the destination decides here; FULLNAT's `nat::inspect` checks the whole header once,
+/// and the kernel checks what it gets.
 fn classify_ipv4(payload: &[u8], owned: &OwnedAddrs) -> Verdict {
-    match ipv4::Packet::new_checked(payload) {
-        // FULLNAT for VIPs and local IPs comes with the session table; until a service claims
-        // the packet it is dropped here rather than leaked to the kernel.
-        Ok(p) if owned.contains(p.dst()) => Verdict::Drop(DropReason::NoService),
-        Ok(_) => Verdict::Kernel,
-        Err(_) => Verdict::Drop(DropReason::Malformed),
+    if payload.len() < ipv4::MIN_HEADER_LEN {
+        return Verdict::Drop(DropReason::Truncated);
+    }
+    let dst = Ipv4Addr::new(payload[16], payload[17], payload[18], payload[19]);
+    if owned.contains(dst) {
+        Verdict::Local
+    } else {
+        Verdict::Kernel
     }
 }
 
 /// Rewrites an ARP request frame (already classified `ArpReply`) into our reply, in place.
 /// Returns false, leaving the frame untouched, if it is not such a frame.
-pub fn answer_arp(frame: &mut [u8], our_mac: crate::wire::MacAddr) -> bool {
+pub fn answer_arp(frame: &mut [u8], our_mac: MacAddr) -> bool {
     let Ok(mut eth) = ethernet::Frame::new_checked(frame) else { return false };
     let requester = eth.source();
     let Ok(mut request) = arp::Packet::new_checked(eth.payload_mut()) else { return false };
     request.make_reply(our_mac);
     eth.set_destination(requester).set_source(our_mac);
     true
+}
+
+/// The shortest Ethernet frame (without FCS); ARP frames are padded to it.
+pub const MIN_FRAME_LEN: usize = 60;
+
+/// Writes an ARP request from `our_mac`/`our_ip` for `target_ip`, broadcast, into `frame`.
+/// With `target_ip == our_ip` it is a gratuitous announcement.
+pub fn arp_request(frame: &mut [u8; MIN_FRAME_LEN], our_mac: MacAddr, our_ip: Ipv4Addr, target_ip: Ipv4Addr) {
+    frame.fill(0);
+    let mut eth = ethernet::Frame::new_checked(&mut frame[..]).expect("60 bytes hold a header");
+    eth.set_destination(MacAddr::BROADCAST).set_source(our_mac).set_ethertype(ethernet::ethertype::ARP);
+    let body: &mut [u8; arp::PACKET_LEN] = (&mut frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN])
+        .try_into()
+        .expect("ARP body length");
+    arp::Repr {
+        operation: arp::Operation::Request,
+        sender_mac: our_mac,
+        sender_ip: our_ip,
+        target_mac: MacAddr::default(),
+        target_ip,
+    }
+    .emit(body);
 }
 
 #[cfg(test)]
@@ -130,15 +166,17 @@ mod tests {
     #[test]
     fn arp_request_for_owned_address_is_answered() {
         let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
-        assert_eq!(classify(&f, &owned()), Verdict::ArpReply);
+        let sender = Verdict::ArpRequestForUs { sender_ip: Ipv4Addr::new(198, 18, 0, 2), sender_mac: CLIENT_MAC };
+        assert_eq!(classify(&f, &owned()), sender);
     }
 
     #[test]
     fn arp_for_the_host_goes_to_the_kernel() {
+        let learned = Verdict::Arp { sender_ip: Ipv4Addr::new(198, 18, 0, 2), sender_mac: CLIENT_MAC };
         let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 1));
-        assert_eq!(classify(&f, &owned()), Verdict::Kernel);
+        assert_eq!(classify(&f, &owned()), learned);
         let f = arp_frame(arp::Operation::Reply, Ipv4Addr::new(198, 18, 0, 10));
-        assert_eq!(classify(&f, &owned()), Verdict::Kernel, "replies feed the kernel's neighbour table");
+        assert_eq!(classify(&f, &owned()), learned, "replies feed both neighbour tables");
     }
 
     #[test]
@@ -156,12 +194,21 @@ mod tests {
     }
 
     #[test]
+    fn arp_request_is_a_broadcast_request_padded_to_the_minimum() {
+        let mut f = [0xaau8; MIN_FRAME_LEN];
+        arp_request(&mut f, OUR_MAC, Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198, 18, 1, 2));
+        let eth = ethernet::Frame::new_checked(&f[..]).unwrap();
+        assert_eq!((eth.destination(), eth.source()), (MacAddr::BROADCAST, OUR_MAC));
+        let p = arp::Packet::new_checked(eth.payload()).unwrap();
+        assert_eq!(p.operation(), arp::Operation::Request);
+        assert_eq!((p.sender_ip(), p.target_ip()), (Ipv4Addr::new(198, 18, 1, 1), Ipv4Addr::new(198, 18, 1, 2)));
+        assert!(f[ethernet::HEADER_LEN + arp::PACKET_LEN..].iter().all(|&b| b == 0), "padding zeroed");
+    }
+
+    #[test]
     fn ipv4_split_between_owned_and_kernel() {
         assert_eq!(classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 1)), &owned()), Verdict::Kernel);
-        assert_eq!(
-            classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &owned()),
-            Verdict::Drop(DropReason::NoService)
-        );
+        assert_eq!(classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &owned()), Verdict::Local);
     }
 
     #[test]
@@ -176,7 +223,7 @@ mod tests {
         assert_eq!(classify(&[0u8; 5], &owned()), Verdict::Drop(DropReason::Malformed));
         let mut f = ipv4_frame(Ipv4Addr::new(198, 18, 0, 10));
         f.truncate(ethernet::HEADER_LEN + 10);
-        assert_eq!(classify(&f, &owned()), Verdict::Drop(DropReason::Malformed));
+        assert_eq!(classify(&f, &owned()), Verdict::Drop(DropReason::Truncated));
         let mut f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
         f.truncate(ethernet::HEADER_LEN + 20);
         assert_eq!(classify(&f, &owned()), Verdict::Drop(DropReason::Malformed));

@@ -24,10 +24,40 @@ impl Counter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
 pub enum DropReason {
-    /// Too short, or a header field the format does not allow.
+    /// An Ethernet or ARP frame too short or with fields the format does not allow.
     Malformed,
-    /// IPv4 for an address the data path owns (VIP, local IP) that no service handles.
+    /// An IPv4 packet shorter than its headers or length fields say.
+    Truncated,
+    /// An IPv4, TCP or UDP header field the format does not allow.
+    BadHeader,
+    BadIpChecksum,
+    /// The NIC found a bad checksum on receipt (with rx checksum offload).
+    BadChecksum,
+    /// FULLNAT needs the ports, which only a first fragment has.
+    Fragment,
+    /// TTL would reach 0 here (an ICMP time exceeded goes back where allowed).
+    TtlExpired,
+    /// Not TCP, UDP or ICMP.
+    UnsupportedProtocol,
+    /// ICMP to a VIP or local IP that is neither an echo request nor an error about a session.
+    IcmpUnhandled,
+    /// A VIP address on a protocol/port that no service has.
     NoService,
+    /// No session for a packet that cannot open one (a reply to a local IP, TCP without SYN,
+    /// an ICMP error about an unknown flow).
+    NoSession,
+    /// The service has no backend with weight > 0.
+    NoBackend,
+    /// This worker's local IPs of the service have no free port.
+    NoLocalPort,
+    /// The session table is full.
+    SessionTableFull,
+    /// No route to the backend or the client.
+    NoRoute,
+    /// The next hop did not answer ARP in time, or too many packets were waiting for it.
+    NeighbourUnresolved,
+    /// No mbuf for a packet the data path builds (ARP request, ICMP error).
+    NoMbuf,
     /// The port's tx queue refused the packet.
     TxFull,
     /// The kernel exception path refused the packet.
@@ -35,15 +65,63 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] =
-        [DropReason::Malformed, DropReason::NoService, DropReason::TxFull, DropReason::ExceptionFull];
+    pub const ALL: [DropReason; 19] = [
+        DropReason::Malformed,
+        DropReason::Truncated,
+        DropReason::BadHeader,
+        DropReason::BadIpChecksum,
+        DropReason::BadChecksum,
+        DropReason::Fragment,
+        DropReason::TtlExpired,
+        DropReason::UnsupportedProtocol,
+        DropReason::IcmpUnhandled,
+        DropReason::NoService,
+        DropReason::NoSession,
+        DropReason::NoBackend,
+        DropReason::NoLocalPort,
+        DropReason::SessionTableFull,
+        DropReason::NoRoute,
+        DropReason::NeighbourUnresolved,
+        DropReason::NoMbuf,
+        DropReason::TxFull,
+        DropReason::ExceptionFull,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
+            DropReason::Truncated => "truncated",
+            DropReason::BadHeader => "bad_header",
+            DropReason::BadIpChecksum => "bad_ip_checksum",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::IcmpUnhandled => "icmp_unhandled",
             DropReason::NoService => "no_service",
+            DropReason::NoSession => "no_session",
+            DropReason::NoBackend => "no_backend",
+            DropReason::NoLocalPort => "no_local_port",
+            DropReason::SessionTableFull => "session_table_full",
+            DropReason::NoRoute => "no_route",
+            DropReason::NeighbourUnresolved => "neighbour_unresolved",
+            DropReason::NoMbuf => "no_mbuf",
             DropReason::TxFull => "tx_full",
             DropReason::ExceptionFull => "exception_full",
+        }
+    }
+}
+
+impl From<crate::nat::Refusal> for DropReason {
+    fn from(r: crate::nat::Refusal) -> DropReason {
+        use crate::nat::Refusal;
+        match r {
+            Refusal::Truncated => DropReason::Truncated,
+            Refusal::BadHeader => DropReason::BadHeader,
+            Refusal::BadIpChecksum => DropReason::BadIpChecksum,
+            Refusal::Fragment => DropReason::Fragment,
+            Refusal::TtlExpired | Refusal::IcmpErrorSuppressed => DropReason::TtlExpired,
+            Refusal::UnsupportedProtocol => DropReason::UnsupportedProtocol,
         }
     }
 }
@@ -59,6 +137,15 @@ pub struct WorkerCounters {
     pub arp_replies: Counter,
     pub to_kernel: Counter,
     pub from_kernel: Counter,
+    /// Packets rewritten and sent on, each way.
+    pub forwarded: Counter,
+    pub replied: Counter,
+    pub sessions_created: Counter,
+    pub sessions_expired: Counter,
+    pub icmp_echo_replies: Counter,
+    pub icmp_errors_relayed: Counter,
+    pub icmp_time_exceeded_sent: Counter,
+    pub arp_requests_sent: Counter,
     drops: [Counter; DropReason::ALL.len()],
 }
 

@@ -1,16 +1,25 @@
 //! Sluice's data plane: what runs on a worker lcore, and the safe DPDK wrappers it uses.
 //!
-//! A packet's way: `dpdk::RxBurst` -> `classify` -> (ARP answered | kernel exception path |
-//! counted drop) -> `dpdk::TxQueue`, all inside `worker::Worker::run`.
+//! A packet's way, inside `worker::Worker::run`: `dpdk::RxBurst` -> `classify` -> ARP answered
+//! and learned (`neigh`) | kernel exception path | `fullnat` (`session` lookup, `sched`,
+//! `laddr`, `nat` rewrite) -> next hop by `route` and `neigh` -> `dpdk::TxQueue`. Every drop is
+//! counted under a `counters::DropReason`.
+//!
+//! Everything but `dpdk` and `worker` is pure logic over byte slices and plain values, built
+//! also without the `dpdk` feature (fuzzing, benchmarks, unit tests).
 
 pub mod classify;
 pub mod counters;
+#[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod fullnat;
 pub mod laddr;
 pub mod nat;
 pub mod neigh;
 pub mod route;
 pub mod sched;
 pub mod session;
+pub mod snapshot;
 pub mod wire;
+#[cfg(feature = "dpdk")]
 pub mod worker;

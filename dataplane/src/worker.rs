@@ -1,18 +1,25 @@
-//! The poll loop of one worker lcore: for each port, receive a burst on this worker's queue,
-//! classify, answer ARP for owned addresses, pass the rest to the kernel exception path, and
-//! send what the kernel transmits out of the port. Drops are counted by reason.
+//! The poll loop of one worker lcore. For each port: receive a burst on this worker's queue;
+//! classify; answer and learn ARP; run FULLNAT on IPv4 for owned addresses and send the result
+//! to its next hop (resolving it by ARP, holding a few packets meanwhile); pass the rest to the
+//! kernel exception path; send what the kernel transmits out of the port. Between bursts:
+//! session expiry and neighbour timers. Drops are counted by reason.
 //!
-//! Owns: its queues on every port, its tx buffers, its counters. Must never allocate, lock or
-//! block per packet; with `IdleMode::Adaptive` it sleeps briefly only after many empty polls.
+//! Owns: its queues on every port, its tx buffers, its sessions, local ports, neighbours and
+//! counters. Must never lock or block, and allocates only mbufs for the few packets it builds
+//! (ARP requests, ICMP errors); with `IdleMode::Adaptive` it sleeps only after many empty polls.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::classify::{answer_arp, classify, OwnedAddrs, Verdict};
+use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
-use crate::dpdk::{RxBurst, TxQueue};
-use crate::wire::MacAddr;
+use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RxBurst, TxQueue};
+use crate::fullnat::{FullNat, Hop, OffloadL4, Step};
+use crate::neigh::{Event, NeighbourConfig, Neighbours};
+use crate::snapshot::Snapshot;
+use crate::wire::{ethernet, ipv4, MacAddr};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleMode {
@@ -25,23 +32,9 @@ pub enum IdleMode {
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
 const MIN_IDLE_SLEEP: Duration = Duration::from_micros(16);
 const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
-
-/// A port as the data path sees it: its DPDK port, the kernel interface behind it, its MAC and
-/// the addresses the data path answers for on it.
-#[derive(Debug, Clone)]
-pub struct Link {
-    pub name: String,
-    pub port: u16,
-    pub kernel_port: u16,
-    pub mac: MacAddr,
-    pub owned: OwnedAddrs,
-}
-
-/// What every worker reads: the links. Immutable once published.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub links: Vec<Link>,
-}
+/// Sessions looked at per expiry call, once per poll loop.
+const EXPIRE_BUDGET: usize = 256;
+const ETH: usize = ethernet::HEADER_LEN;
 
 struct LinkQueues {
     port: u16,
@@ -50,53 +43,74 @@ struct LinkQueues {
     to_kernel: TxQueue,
 }
 
+/// What a worker is given at start.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub workers: usize,
+    pub queue: u16,
+    pub snapshot: Arc<Snapshot>,
+    pub counters: Arc<WorkerCounters>,
+    pub idle: IdleMode,
+    pub stop: Arc<AtomicBool>,
+    pub pool: PoolHandle,
+    pub session_capacity: u32,
+    /// Announce VIPs and local IPs by gratuitous ARP at start (one worker does it).
+    pub announce: bool,
+}
+
 pub struct Worker {
-    queue: u16,
-    snapshot: Arc<Snapshot>,
+    setup: WorkerSetup,
     queues: Vec<LinkQueues>,
-    counters: Arc<WorkerCounters>,
-    idle: IdleMode,
-    stop: Arc<AtomicBool>,
+    nat: FullNat,
+    neigh: Neighbours<Mbuf>,
+    tsc_per_ms: u64,
 }
 
 impl Worker {
-    /// A worker that polls queue `queue` of every link's port and kernel port.
-    pub fn new(
-        queue: u16,
-        snapshot: Arc<Snapshot>,
-        counters: Arc<WorkerCounters>,
-        idle: IdleMode,
-        stop: Arc<AtomicBool>,
-    ) -> Worker {
-        let queues = snapshot
+    /// Allocates everything the worker will use (sessions, pools, neighbour table).
+    pub fn new(setup: WorkerSetup) -> Worker {
+        let queues = setup
+            .snapshot
             .links
             .iter()
             .map(|l| LinkQueues {
                 port: l.port,
                 kernel_port: l.kernel_port,
-                to_port: TxQueue::new(l.port, queue),
-                to_kernel: TxQueue::new(l.kernel_port, queue),
+                to_port: TxQueue::new(l.port, setup.queue),
+                to_kernel: TxQueue::new(l.kernel_port, setup.queue),
             })
             .collect();
-        Worker { queue, snapshot, queues, counters, idle, stop }
+        let nat = FullNat::new(&setup.snapshot, setup.index, setup.workers, setup.session_capacity);
+        let neigh = Neighbours::new(NeighbourConfig::default());
+        Worker { setup, queues, nat, neigh, tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1) }
     }
 
     /// Polls until `stop` is set.
     pub fn run(mut self) {
+        let snap = self.setup.snapshot.clone();
+        if self.setup.announce {
+            self.announce(&snap);
+        }
         let mut rx = RxBurst::default();
         let mut empty_polls = 0u32;
         let mut sleep = MIN_IDLE_SLEEP;
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.setup.stop.load(Ordering::Relaxed) {
+            let now = dpdk::tsc() / self.tsc_per_ms;
             let mut work = 0;
             for i in 0..self.queues.len() {
-                work += self.poll_link(i, &mut rx);
+                work += self.poll_port(&snap, i, &mut rx, now);
+                work += self.poll_kernel(i, &mut rx);
             }
-            self.counters.polls.add(1);
+            self.nat.expire(now, EXPIRE_BUDGET, &self.setup.counters);
+            self.neighbour_timers(&snap, now);
+            self.flush();
+            let c = &self.setup.counters;
+            c.polls.add(1);
             if work > 0 {
-                self.counters.busy_polls.add(1);
+                c.busy_polls.add(1);
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
-            } else if self.idle == IdleMode::Adaptive {
+            } else if self.setup.idle == IdleMode::Adaptive {
                 empty_polls += 1;
                 if empty_polls >= IDLE_POLLS_BEFORE_SLEEP {
                     std::thread::sleep(sleep);
@@ -106,39 +120,210 @@ impl Worker {
         }
     }
 
-    fn poll_link(&mut self, i: usize, rx: &mut RxBurst) -> usize {
-        let link = &self.snapshot.links[i];
-        let q = &mut self.queues[i];
-        let c = &self.counters;
-
-        let from_port = rx.receive(q.port, self.queue);
-        c.rx_packets.add(from_port as u64);
+    fn poll_port(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
+        let n = rx.receive(self.queues[i].port, self.setup.queue);
+        self.setup.counters.rx_packets.add(n as u64);
+        let link = &snap.links[i];
         for mut m in rx.by_ref() {
             match classify(m.data(), &link.owned) {
-                Verdict::ArpReply => {
+                Verdict::Local => self.fullnat(snap, i, m, now),
+                Verdict::ArpRequestForUs { sender_ip, sender_mac } => {
+                    self.learn(snap, i, sender_ip, sender_mac, now);
                     if answer_arp(m.data_mut(), link.mac) {
-                        c.arp_replies.add(1);
-                        c.count_drop(DropReason::TxFull, q.to_port.push(m) as u64);
+                        self.setup.counters.arp_replies.add(1);
+                        self.send(i, m);
                     } else {
-                        c.count_drop(DropReason::Malformed, 1);
+                        self.setup.counters.count_drop(DropReason::Malformed, 1);
                     }
                 }
-                Verdict::Kernel => {
-                    c.to_kernel.add(1);
-                    c.count_drop(DropReason::ExceptionFull, q.to_kernel.push(m) as u64);
+                Verdict::Arp { sender_ip, sender_mac } => {
+                    self.learn(snap, i, sender_ip, sender_mac, now);
+                    self.to_kernel(i, m);
                 }
-                Verdict::Drop(reason) => c.count_drop(reason, 1),
+                Verdict::Kernel => self.to_kernel(i, m),
+                Verdict::Drop(reason) => self.setup.counters.count_drop(reason, 1),
             }
         }
-
-        let from_kernel = rx.receive(q.kernel_port, self.queue);
-        c.from_kernel.add(from_kernel as u64);
-        for m in rx.by_ref() {
-            c.count_drop(DropReason::TxFull, q.to_port.push(m) as u64);
-        }
-
-        c.count_drop(DropReason::TxFull, q.to_port.flush() as u64);
-        c.count_drop(DropReason::ExceptionFull, q.to_kernel.flush() as u64);
-        from_port + from_kernel
+        n
     }
+
+    fn poll_kernel(&mut self, i: usize, rx: &mut RxBurst) -> usize {
+        let n = rx.receive(self.queues[i].kernel_port, self.setup.queue);
+        self.setup.counters.from_kernel.add(n as u64);
+        for m in rx.by_ref() {
+            self.send(i, m);
+        }
+        n
+    }
+
+    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64) {
+        let c = &*self.setup.counters;
+        if m.rx_checksum_bad() {
+            c.count_drop(DropReason::BadChecksum, 1);
+            return;
+        }
+        let step = match m.data_mut().get_mut(ETH..) {
+            Some(ip) => self.nat.process(snap, ip, now, c),
+            None => Step::Drop(DropReason::Truncated),
+        };
+        match step {
+            Step::Forward { hop, offload } => {
+                if let Some(l4) = offload {
+                    let l3_len = ((m.data()[ETH] & 0x0f) as u16) * 4;
+                    let l4 = if l4 == OffloadL4::Tcp { L4Checksum::Tcp } else { L4Checksum::Udp };
+                    m.request_tx_checksums(ETH as u8, l3_len, l4);
+                }
+                self.transmit(snap, m, hop, now);
+            }
+            Step::Bounce => {
+                bounce(m.data_mut(), snap.links[link].mac);
+                self.send(link, m);
+            }
+            Step::TimeExceeded => {
+                c.count_drop(DropReason::TtlExpired, 1);
+                self.time_exceeded(snap, link, &m);
+            }
+            Step::Drop(reason) => c.count_drop(reason, 1),
+        }
+    }
+
+    /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
+    fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
+        let link = hop.link as usize;
+        if let Some(mac) = self.neigh.lookup(link, hop.gateway) {
+            address(m.data_mut(), mac, snap.links[link].mac);
+            self.send(link, m);
+            return;
+        }
+        match self.neigh.hold(link, hop.gateway, m, now) {
+            Ok(true) => self.request(snap, link, hop.gateway),
+            Ok(false) => {}
+            Err(_dropped) => self.setup.counters.count_drop(DropReason::NeighbourUnresolved, 1),
+        }
+    }
+
+    fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64) {
+        if ip.is_unspecified() {
+            return; // an ARP probe (RFC 5227) says nothing about a neighbour
+        }
+        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
+        self.neigh.learn(link, ip, mac, now, &mut |event| neighbour_event(snap, queues, counters, event));
+    }
+
+    fn neighbour_timers(&mut self, snap: &Snapshot, now: u64) {
+        let mut requests: [(usize, Ipv4Addr); 8] = [(0, Ipv4Addr::UNSPECIFIED); 8];
+        let mut n = 0;
+        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
+        self.neigh.tick(now, &mut |event| match event {
+            Event::SendRequest { link, ip } if n < requests.len() => {
+                requests[n] = (link, ip);
+                n += 1;
+            }
+            Event::SendRequest { .. } => {} // more are due next loop
+            other => neighbour_event(snap, queues, counters, other),
+        });
+        for &(link, ip) in &requests[..n] {
+            self.request(snap, link, ip);
+        }
+    }
+
+    /// Broadcasts an ARP request for `ip` on `link` from the host's address there.
+    fn request(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr) {
+        let l = &snap.links[link];
+        let Some(source) = l.source_for(ip) else { return };
+        if self.send_arp(link, l.mac, source, ip) {
+            self.setup.counters.arp_requests_sent.add(1);
+        }
+    }
+
+    /// Gratuitous ARP for every VIP and local IP on the links that answer for them.
+    fn announce(&mut self, snap: &Snapshot) {
+        for (i, link) in snap.links.iter().enumerate() {
+            for ip in link.owned.iter() {
+                self.send_arp(i, link.mac, ip, ip);
+            }
+        }
+        self.flush();
+    }
+
+    fn send_arp(&mut self, link: usize, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+            return false;
+        };
+        let Some(buf) = m.append(MIN_FRAME_LEN as u16) else { return false };
+        let frame: &mut [u8; MIN_FRAME_LEN] = buf.try_into().expect("appended MIN_FRAME_LEN");
+        arp_request(frame, mac, source, target);
+        self.send(link, m);
+        true
+    }
+
+    /// ICMP time exceeded from the link's host address back to where `offending` came from.
+    fn time_exceeded(&mut self, snap: &Snapshot, link: usize, offending: &Mbuf) {
+        let frame = offending.data();
+        let Ok(ip) = ipv4::Packet::new_checked(&frame[ETH..]) else { return };
+        let Some(source) = snap.links[link].source_for(ip.src()) else { return };
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+            return;
+        };
+        let Some(buf) = m.append(ETH as u16 + 576) else { return };
+        let Ok(len) = crate::nat::time_exceeded(&frame[ETH..], source, &mut buf[ETH..]) else { return };
+        buf[..ETH].copy_from_slice(&frame[..ETH]);
+        bounce(buf, snap.links[link].mac);
+        if m.set_len((ETH + len) as u16) {
+            self.setup.counters.icmp_time_exceeded_sent.add(1);
+            self.send(link, m);
+        }
+    }
+
+    #[inline]
+    fn send(&mut self, link: usize, m: Mbuf) {
+        let refused = self.queues[link].to_port.push(m);
+        self.setup.counters.count_drop(DropReason::TxFull, refused as u64);
+    }
+
+    #[inline]
+    fn to_kernel(&mut self, link: usize, m: Mbuf) {
+        self.setup.counters.to_kernel.add(1);
+        let refused = self.queues[link].to_kernel.push(m);
+        self.setup.counters.count_drop(DropReason::ExceptionFull, refused as u64);
+    }
+
+    fn flush(&mut self) {
+        let c = &self.setup.counters;
+        for q in &mut self.queues {
+            c.count_drop(DropReason::TxFull, q.to_port.flush() as u64);
+            c.count_drop(DropReason::ExceptionFull, q.to_kernel.flush() as u64);
+        }
+    }
+}
+
+fn neighbour_event(snap: &Snapshot, queues: &mut [LinkQueues], c: &WorkerCounters, event: Event<Mbuf>) {
+    match event {
+        Event::Release { mac, mut packet, link } => {
+            address(packet.data_mut(), mac, snap.links[link].mac);
+            c.count_drop(DropReason::TxFull, queues[link].to_port.push(packet) as u64);
+        }
+        Event::Dropped { packet } => {
+            drop(packet);
+            c.count_drop(DropReason::NeighbourUnresolved, 1);
+        }
+        Event::SendRequest { .. } => {}
+    }
+}
+
+/// Sets the Ethernet addresses of a frame we send.
+#[inline]
+fn address(frame: &mut [u8], to: MacAddr, from: MacAddr) {
+    frame[0..6].copy_from_slice(&to.0);
+    frame[6..12].copy_from_slice(&from.0);
+}
+
+/// Sends a frame back where it came from: its source becomes the destination.
+#[inline]
+fn bounce(frame: &mut [u8], our_mac: MacAddr) {
+    let mut to = [0u8; 6];
+    to.copy_from_slice(&frame[6..12]);
+    address(frame, MacAddr(to), our_mac);
 }

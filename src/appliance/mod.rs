@@ -27,7 +27,7 @@ use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{self, Eal, LcoreHandle, LcoreState, Mempool, Port};
 use dataplane::wire::MacAddr;
-use dataplane::worker::{IdleMode, Worker};
+use dataplane::worker::{IdleMode, Worker, WorkerSetup};
 
 use snapshot::OpenedLink;
 
@@ -102,8 +102,8 @@ struct Appliance {
     stop: Arc<AtomicBool>,
     counters: Vec<Arc<WorkerCounters>>,
     links: Vec<LinkPorts>,
-    /// Held so that it is dropped after the ports.
-    _pool: Mempool,
+    /// Dropped after the ports; workers allocate from it until they are joined.
+    pool: Mempool,
     /// Held so that it is cleaned up last.
     _eal: Eal,
 }
@@ -134,12 +134,17 @@ impl Appliance {
                 iface.name,
                 iface.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
             );
-            opened.push(OpenedLink { port: port.id(), kernel_port: tap.id(), mac });
+            opened.push(OpenedLink {
+                port: port.id(),
+                kernel_port: tap.id(),
+                mac,
+                checksum_offload: port.checksum_offload(),
+            });
             links.push(LinkPorts { name: iface.name.clone(), port, tap });
         }
 
         // The first snapshot is complete before any port passes a packet.
-        let snapshot = Arc::new(snapshot::build(config, &opened));
+        let snapshot = Arc::new(snapshot::build(config, &opened)?);
         for link in &mut links {
             link.tap.start().map_err(|e| e.to_string())?;
             link.port.start().map_err(|e| e.to_string())?;
@@ -150,10 +155,21 @@ impl Appliance {
             ConfigIdle::Busy => IdleMode::Busy,
             ConfigIdle::Adaptive => IdleMode::Adaptive,
         };
-        let mut appliance = Appliance { workers: Vec::new(), stop, counters: Vec::new(), links, _pool: pool, _eal: eal };
+        let mut appliance = Appliance { workers: Vec::new(), stop, counters: Vec::new(), links, pool, _eal: eal };
         for (i, cpu) in config.cpu.workers.iter().enumerate() {
             let counters = Arc::new(WorkerCounters::default());
-            let worker = Worker::new(i as u16, snapshot.clone(), counters.clone(), idle, appliance.stop.clone());
+            let worker = Worker::new(WorkerSetup {
+                index: i,
+                workers: config.cpu.workers.len(),
+                queue: i as u16,
+                snapshot: snapshot.clone(),
+                counters: counters.clone(),
+                idle,
+                stop: appliance.stop.clone(),
+                pool: appliance.pool.handle(),
+                session_capacity: config.sessions.capacity,
+                announce: i == 0,
+            });
             let lcore = eal_args::worker_lcore(i);
             match dpdk::launch(lcore, move || worker.run()) {
                 Ok(handle) => appliance.workers.push(handle),
