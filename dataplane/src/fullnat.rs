@@ -276,3 +276,6 @@ fn release_port(pools: &mut [PortPool], local: Endpoint) {
         pool.give_back(local.port);
     }
 }
+
+#[cfg(test)]
+mod tests;

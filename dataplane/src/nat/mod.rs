@@ -25,7 +25,7 @@ mod time_exceeded;
 #[cfg(test)]
 mod robustness;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -1,0 +1,173 @@
+//! The per-packet FULLNAT path without I/O: `FullNat::process` on 64-byte UDP frames held in
+//! memory, for established flows both ways and for new-session creation, at a few table sizes.
+//! Each figure includes copying the 50-byte IP packet from a template into the work buffer
+//! (listed separately as "copy only"). Run: `cargo bench -p dataplane --bench fullnat`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use dataplane::classify::OwnedAddrs;
+use dataplane::counters::WorkerCounters;
+use dataplane::fullnat::{FullNat, Step};
+use dataplane::route::Routes;
+use dataplane::sched::SchedulerKind;
+use dataplane::session::{Endpoint, Timeouts};
+use dataplane::snapshot::{Link, Service, Snapshot, VipIndex};
+use dataplane::wire::{checksum, MacAddr};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+const LOCAL_IPS: u8 = 32;
+
+fn snapshot() -> Snapshot {
+    let local_ips: Vec<Ipv4Addr> = (0..LOCAL_IPS).map(|i| Ipv4Addr::new(198, 18, 1, 100 + i)).collect();
+    let owned = OwnedAddrs::new(std::iter::once(VIP).chain(local_ips.iter().copied()));
+    let link = |name: &str, port: u16, addr| Link {
+        name: name.into(),
+        port,
+        kernel_port: port + 2,
+        mac: MacAddr([2, 0, 0, 0, 0, port as u8]),
+        addresses: vec![(addr, 16)],
+        owned: owned.clone(),
+        checksum_offload: false,
+    };
+    let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
+    let backends: Vec<Endpoint> = (2..6).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
+    let services = vec![Service {
+        name: "udp".into(),
+        proto: 17,
+        vip: Endpoint::new(VIP, 53),
+        scheduler: SchedulerKind::Rr,
+        weights: vec![1; backends.len()],
+        backends,
+        local_ips,
+    }];
+    let routes = Routes::new(&[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)], &[])
+        .expect("routes");
+    Snapshot {
+        links,
+        vips: VipIndex::new(&services),
+        services,
+        routes,
+        timeouts: Timeouts::default(),
+    }
+}
+
+/// A 64-byte frame's IP packet: 20 IP + 8 UDP + 22 payload bytes.
+fn udp(src: Endpoint, dst: Endpoint) -> [u8; 50] {
+    let mut p = [0u8; 50];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&50u16.to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.ip.octets());
+    p[16..20].copy_from_slice(&dst.ip.octets());
+    let c = checksum::ipv4_header(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&src.port.to_be_bytes());
+    p[22..24].copy_from_slice(&dst.port.to_be_bytes());
+    p[24..26].copy_from_slice(&30u16.to_be_bytes());
+    p
+}
+
+fn client(i: u32) -> Endpoint {
+    Endpoint::new(Ipv4Addr::new(198, 18, 0, 2 + (i >> 15) as u8), 32768 + (i & 0x7fff) as u16)
+}
+
+struct Rig {
+    snap: Snapshot,
+    nat: FullNat,
+    counters: WorkerCounters,
+    forward: Vec<[u8; 50]>,
+    reply: Vec<[u8; 50]>,
+}
+
+/// `flows` established sessions, with the forward packet and the reply packet of each.
+fn rig(flows: u32) -> Rig {
+    let snap = snapshot();
+    let mut nat = FullNat::new(&snap, 0, 1, flows.max(1024) * 2);
+    let counters = WorkerCounters::default();
+    let (mut forward, mut reply) = (Vec::new(), Vec::new());
+    for i in 0..flows {
+        let template = udp(client(i), Endpoint::new(VIP, 53));
+        let mut p = template;
+        match nat.process(&snap, &mut p, 0, &counters) {
+            Step::Forward { .. } => {}
+            other => panic!("flow {i}: {other:?}"),
+        }
+        // The backend's answer: the rewritten packet with its endpoints swapped.
+        let (local, backend) = (endpoint(&p, 12, 20), endpoint(&p, 16, 22));
+        forward.push(template);
+        reply.push(udp(backend, local));
+    }
+    Rig { snap, nat, counters, forward, reply }
+}
+
+fn endpoint(p: &[u8], ip_at: usize, port_at: usize) -> Endpoint {
+    Endpoint::new(Ipv4Addr::new(p[ip_at], p[ip_at + 1], p[ip_at + 2], p[ip_at + 3]), u16::from_be_bytes([p[port_at], p[port_at + 1]]))
+}
+
+/// ns per packet over `rounds` passes through `packets` in a shuffled order.
+fn run(rig: &mut Rig, packets: &[[u8; 50]], rounds: u32) -> f64 {
+    let order = shuffled(packets.len());
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for &i in &order {
+            let mut buf = packets[i];
+            black_box(rig.nat.process(&rig.snap, &mut buf, 1, &rig.counters));
+        }
+    }
+    start.elapsed().as_nanos() as f64 / (rounds as f64 * packets.len() as f64)
+}
+
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+fn copy_only(packets: &[[u8; 50]]) -> f64 {
+    let order = shuffled(packets.len());
+    let start = Instant::now();
+    for _ in 0..20 {
+        for &i in &order {
+            black_box(packets[i]);
+        }
+    }
+    start.elapsed().as_nanos() as f64 / (20.0 * packets.len() as f64)
+}
+
+fn main() {
+    println!("{:<44} {:>10}", "FULLNAT per packet, no I/O (64-byte UDP)", "ns/packet");
+    for flows in [1_000u32, 100_000, 1_000_000] {
+        let mut r = rig(flows);
+        let rounds = (20_000_000 / flows).clamp(3, 2000);
+        let forward = r.forward.clone();
+        let reply = r.reply.clone();
+        println!("{:<44} {:>10.1}", format!("established forward, {flows} flows"), run(&mut r, &forward, rounds));
+        println!("{:<44} {:>10.1}", format!("established reply, {flows} flows"), run(&mut r, &reply, rounds));
+        println!("{:<44} {:>10.1}", format!("copy only, {flows} flows"), copy_only(&forward));
+    }
+    // New sessions: every packet a new flow, into an empty table.
+    let n = 1_000_000u32;
+    let snap = snapshot();
+    let mut nat = FullNat::new(&snap, 0, 1, n);
+    let counters = WorkerCounters::default();
+    let packets: Vec<[u8; 50]> = (0..n).map(|i| udp(client(i), Endpoint::new(VIP, 53))).collect();
+    let start = Instant::now();
+    let mut buf;
+    for p in &packets {
+        buf = *p;
+        black_box(nat.process(&snap, &mut buf, 1, &counters));
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n);
+    assert_eq!(counters.sessions_created.get(), u64::from(n), "every packet opened a session");
+    println!("{:<44} {:>10.1}", format!("new session, {n} into an empty table"), ns);
+    println!("{:<44} {:>10.1}", "memory per session (bytes)", nat.sessions().memory_bytes() as f64 / f64::from(n));
+}
