@@ -16,7 +16,7 @@ use crate::route::NextHop;
 use crate::sched::Scheduler;
 use crate::session::{tcp_flags, Direction, Endpoint, FlowKey, NewSession, SessionId, SessionTable, Touch};
 use crate::snapshot::Snapshot;
-use crate::wire::ipv4::protocol;
+use crate::wire::ipv4::{self, protocol};
 
 /// Where a rewritten packet goes: out of link `link` to the neighbour `gateway`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,8 @@ impl FullNat {
     fn flow(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, now_ms: u64, c: &WorkerCounters) -> Step {
         let t = seen.tuple;
         let key = FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
-        let len = ip.len() as u32;
+        // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
+        let len = ipv4::Packet::new_checked(&*ip).map_or(0, |p| u32::from(p.total_len()));
         if let Some((id, dir)) = self.sessions.lookup(&key) {
             match self.sessions.touch(id, dir, seen.tcp_flags, len, now_ms) {
                 Touch::Ok => return self.send(snap, ip, id, dir, c),
