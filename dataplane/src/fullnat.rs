@@ -169,12 +169,17 @@ impl FullNat {
     /// A new session of `service` for the client flow `key`: backend by the scheduler, local
     /// address and port from this worker's pools, next hops both ways from the routes.
     fn open(&mut self, snap: &Snapshot, service: usize, key: FlowKey, flags: u8, now_ms: u64) -> Result<SessionId, DropReason> {
+        // Everything that can refuse the flow whatever the backend comes before the scheduler
+        // moves on, so that refused flows do not skew the rotation.
+        if self.sessions.len() >= self.sessions.capacity() {
+            return Err(DropReason::SessionTableFull);
+        }
+        let to_client = snap.routes.lookup(key.src.ip).ok_or(DropReason::NoRoute)?;
         let def = &snap.services[service];
         let state = &mut self.services[service];
         let backend_index = state.scheduler.pick().ok_or(DropReason::NoBackend)?;
         let backend = def.backends[backend_index];
         let to_backend = snap.routes.lookup(backend.ip).ok_or(DropReason::NoRoute)?;
-        let to_client = snap.routes.lookup(key.src.ip).ok_or(DropReason::NoRoute)?;
         let local = take_port(&mut self.pools, state).ok_or(DropReason::NoLocalPort)?;
         let new = NewSession {
             proto: key.proto,
@@ -231,7 +236,7 @@ impl FullNat {
                 }
                 Err(refusal) => Step::Drop(refusal.into()),
             },
-            Some(IcmpKind::Error) => self.relay_error(ip, c),
+            Some(IcmpKind::Error) => self.relay_error(ip, seen.tuple.dst, c),
             _ => Step::Drop(DropReason::IcmpUnhandled),
         }
     }
@@ -239,8 +244,12 @@ impl FullNat {
     /// An ICMP error about a packet Sluice sent goes to the other side of its session, as if
     /// about the packet that side sent: from the backend side to the client (VIP -> client),
     /// from the client side to the backend (local IP -> backend).
-    fn relay_error(&self, ip: &mut [u8], c: &WorkerCounters) -> Step {
+    fn relay_error(&self, ip: &mut [u8], to: Ipv4Addr, c: &WorkerCounters) -> Step {
         let Some(q) = nat::quoted_tuple(ip) else { return Step::Drop(DropReason::IcmpUnhandled) };
+        // An error is about a packet its addressee sent: anything else is not about our flow.
+        if q.src != to {
+            return Step::Drop(DropReason::IcmpUnhandled);
+        }
         // The quoted packet went out from us; the packet of the same flow coming in is its reverse.
         let key = FlowKey { proto: q.proto, src: Endpoint::new(q.dst, q.dst_port), dst: Endpoint::new(q.src, q.src_port) };
         let Some((id, dir)) = self.sessions.lookup(&key) else { return Step::Drop(DropReason::NoSession) };

@@ -34,6 +34,9 @@ const MIN_IDLE_SLEEP: Duration = Duration::from_micros(16);
 const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
 /// Sessions looked at per expiry call, once per poll loop.
 const EXPIRE_BUDGET: usize = 256;
+/// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
+/// must not turn Sluice into an amplifier.
+const ICMP_ERRORS_PER_SECOND: u32 = 100;
 const ETH: usize = ethernet::HEADER_LEN;
 
 struct LinkQueues {
@@ -64,6 +67,26 @@ pub struct Worker {
     nat: FullNat,
     neigh: Neighbours<Mbuf>,
     tsc_per_ms: u64,
+    icmp_budget: TokenBucket,
+}
+
+/// Allows `per_second` events a second, refilled whole each second.
+struct TokenBucket {
+    per_second: u32,
+    left: u32,
+    second: u64,
+}
+
+impl TokenBucket {
+    fn take(&mut self, now_ms: u64) -> bool {
+        if now_ms / 1000 != self.second {
+            self.second = now_ms / 1000;
+            self.left = self.per_second;
+        }
+        let ok = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        ok
+    }
 }
 
 impl Worker {
@@ -82,7 +105,8 @@ impl Worker {
             .collect();
         let nat = FullNat::new(&setup.snapshot, setup.index, setup.workers, setup.session_capacity);
         let neigh = Neighbours::new(NeighbourConfig::default());
-        Worker { setup, queues, nat, neigh, tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1) }
+        let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
+        Worker { setup, queues, nat, neigh, tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1), icmp_budget }
     }
 
     /// Polls until `stop` is set.
@@ -181,7 +205,9 @@ impl Worker {
             }
             Step::TimeExceeded => {
                 c.count_drop(DropReason::TtlExpired, 1);
-                self.time_exceeded(snap, link, &m);
+                if self.icmp_budget.take(now) {
+                    self.time_exceeded(snap, link, &m);
+                }
             }
             Step::Drop(reason) => c.count_drop(reason, 1),
         }

@@ -48,9 +48,10 @@ const ANSWER: &[u8] = b"the answer";
 struct Options {
     default_route: bool,
     lan_offload: bool,
+    dns_local_ips: &'static [Ipv4Addr],
 }
 
-const PLAIN: Options = Options { default_route: true, lan_offload: false };
+const PLAIN: Options = Options { default_route: true, lan_offload: false, dns_local_ips: &[DNS_LOCAL] };
 
 fn snapshot(o: Options) -> Snapshot {
     let link = |name: &str, port: u16, addr, offload| Link {
@@ -59,22 +60,24 @@ fn snapshot(o: Options) -> Snapshot {
         kernel_port: port + 2,
         mac: MacAddr([2, 0, 0, 0, 0, port as u8]),
         addresses: vec![(addr, 24)],
-        owned: OwnedAddrs::new([VIP, DNS_LOCAL, WEB_LOCAL]),
+        owned: OwnedAddrs::new([VIP, WEB_LOCAL].into_iter().chain(o.dns_local_ips.iter().copied())),
         checksum_offload: offload,
     };
-    let service = |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], local| Service {
-        name: name.into(),
-        proto,
-        vip: Endpoint::new(vip.0, vip.1),
-        scheduler,
-        backends: backends.iter().map(|b| Endpoint::new(b.0, b.1)).collect(),
-        weights: weights.to_vec(),
-        local_ips: vec![local],
+    let service = |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| {
+        Service {
+            name: name.into(),
+            proto,
+            vip: Endpoint::new(vip.0, vip.1),
+            scheduler,
+            backends: backends.iter().map(|b| Endpoint::new(b.0, b.1)).collect(),
+            weights: weights.to_vec(),
+            local_ips: locals.to_vec(),
+        }
     };
     let services = vec![
-        service("dns", protocol::UDP, DNS, SchedulerKind::Rr, &DNS_BACKENDS, &[1, 1, 1], DNS_LOCAL),
-        service("web", protocol::TCP, WEB, SchedulerKind::Wrr, &WEB_BACKENDS, &[2, 1], WEB_LOCAL),
-        service("ntp", protocol::UDP, NTP, SchedulerKind::Rr, &[(ip(1, 5), 123)], &[0], DNS_LOCAL),
+        service("dns", protocol::UDP, DNS, SchedulerKind::Rr, &DNS_BACKENDS, &[1, 1, 1], o.dns_local_ips),
+        service("web", protocol::TCP, WEB, SchedulerKind::Wrr, &WEB_BACKENDS, &[2, 1], &[WEB_LOCAL]),
+        service("ntp", protocol::UDP, NTP, SchedulerKind::Rr, &[(ip(1, 5), 123)], &[0], &[DNS_LOCAL]),
     ];
     let via = if o.default_route { vec![(Ipv4Addr::UNSPECIFIED, 0, ROUTER)] } else { vec![] };
     let routes = Routes::new(&[(ip(0, 0), 24, 0), (ip(1, 0), 24, 1)], &via).expect("routes");
@@ -143,10 +146,10 @@ impl Lab {
     fn query(&mut self, client: Ep, backend: Ep, now_ms: u64) -> Ep {
         let mut b = udp_packet(client, DNS, 64, QUERY, true, &[]);
         let step = self.process(&mut b, now_ms);
+        assert_eq!(step, Step::Forward { hop: Hop { link: 1, gateway: backend.0 }, offload: None });
         let s = self.session(protocol::UDP, client, DNS).expect("a session");
         let local = (s.local.ip, s.local.port);
         assert_eq!((s.backend.ip, s.backend.port), backend);
-        assert_eq!(step, Step::Forward { hop: Hop { link: 1, gateway: backend.0 }, offload: None });
         assert_eq!(b, udp_packet(local, backend, 63, QUERY, true, &[]));
         assert_checksums_exact(&b);
         local
@@ -156,10 +159,10 @@ impl Lab {
     fn syn(&mut self, client: Ep, backend: Ep, now_ms: u64) -> Ep {
         let mut b = tcp_packet(client, WEB, 64, Flags::SYN, b"", &[]);
         let step = self.process(&mut b, now_ms);
+        assert_eq!(step, Step::Forward { hop: Hop { link: 1, gateway: backend.0 }, offload: None });
         let s = self.session(protocol::TCP, client, WEB).expect("a session");
         let local = (s.local.ip, s.local.port);
         assert_eq!((s.backend.ip, s.backend.port), backend);
-        assert_eq!(step, Step::Forward { hop: Hop { link: 1, gateway: backend.0 }, offload: None });
         assert_eq!(b, tcp_packet(local, backend, 63, Flags::SYN, b"", &[]));
         assert_checksums_exact(&b);
         local
@@ -283,18 +286,39 @@ fn wrr_two_to_one_over_three_syns() {
 }
 
 #[test]
+fn new_sessions_take_turns_over_the_workers_local_ips() {
+    const IPS: [Ipv4Addr; 3] = [ip(1, 100), ip(1, 102), ip(1, 103)];
+    // Worker 0 of 2 owns the first and the third local IP, worker 1 the second.
+    let mut lab = Lab::with(Options { dns_local_ips: &IPS, ..PLAIN }, 0, 2, 64);
+    let locals: Vec<Ep> = (0..4).map(|i| lab.query(client(46000 + i), DNS_BACKENDS[i as usize % 3], 0)).collect();
+    let ips: Vec<Ipv4Addr> = locals.iter().map(|l| l.0).collect();
+    assert_eq!(ips, [IPS[0], IPS[2], IPS[0], IPS[2]]);
+    assert_eq!((lab.free(IPS[0]), lab.free(IPS[2])), (PORTS - 2, PORTS - 2));
+    let mut b = udp_packet(DNS_BACKENDS[1], locals[1], 64, ANSWER, true, &[]);
+    assert_eq!(lab.process(&mut b, 1), Step::Forward { hop: Hop { link: 0, gateway: CLIENT.0 }, offload: None });
+    assert_eq!(b, udp_packet(DNS, client(46001), 63, ANSWER, true, &[]));
+
+    let mut lab = Lab::with(Options { dns_local_ips: &IPS, ..PLAIN }, 1, 2, 64);
+    let pools: Vec<Ipv4Addr> = lab.nat.port_pools().iter().map(|p| p.ip()).collect();
+    assert_eq!(pools, [IPS[1]], "the web service's one local IP belongs to worker 0");
+    assert_eq!(lab.query(CLIENT, DNS_BACKENDS[0], 0).0, IPS[1]);
+    let syn = tcp_packet(CLIENT, WEB, 64, Flags::SYN, b"", &[]);
+    assert_eq!(lab.drop_reason(&syn, 0), DropReason::NoLocalPort);
+}
+
+#[test]
 fn service_without_backend_or_route_or_local_ip_opens_nothing() {
     let mut lab = Lab::new();
     let ntp = udp_packet(CLIENT, NTP, 64, QUERY, true, &[]);
     assert_eq!(lab.drop_reason(&ntp, 0), DropReason::NoBackend);
     assert_eq!(lab.nat.port_pools().len(), 2, "ntp shares dns's local IP, and its pool");
 
-    let mut lab = Lab::with(Options { default_route: false, lan_offload: false }, 0, 1, 64);
+    let mut lab = Lab::with(Options { default_route: false, ..PLAIN }, 0, 1, 64);
     let far = udp_packet(FAR_CLIENT, DNS, 64, QUERY, true, &[]);
     assert_eq!(lab.drop_reason(&far, 0), DropReason::NoRoute);
     assert_eq!(lab.free(DNS_LOCAL), PORTS, "no port taken");
 
-    // Worker 1 of 2 owns no local IP of either service (each has one, owned by worker 0).
+    // Worker 1 of 2 owns no local IP of any service (each has one, owned by worker 0).
     let mut lab = Lab::with(PLAIN, 1, 2, 64);
     assert!(lab.nat.port_pools().is_empty());
     assert_eq!(lab.drop_reason(&udp_packet(CLIENT, DNS, 64, QUERY, true, &[]), 0), DropReason::NoLocalPort);
@@ -373,8 +397,10 @@ fn packets_to_a_local_ip_without_a_session_are_dropped() {
     let mut lab = Lab::new();
     let local = lab.query(CLIENT, DNS_BACKENDS[0], 0);
     let other_port = (DNS_LOCAL, if local.1 == 5000 { 5001 } else { 5000 });
-    assert_eq!(lab.drop_reason(&udp_packet(DNS_BACKENDS[0], other_port, 64, ANSWER, true, &[]), 1), DropReason::NoSession);
-    assert_eq!(lab.drop_reason(&udp_packet(DNS_BACKENDS[1], local, 64, ANSWER, true, &[]), 1), DropReason::NoSession);
+    for (from, to) in [(DNS_BACKENDS[0], other_port), (DNS_BACKENDS[1], local), (CLIENT, local)] {
+        let b = udp_packet(from, to, 64, ANSWER, true, &[]);
+        assert_eq!(lab.drop_reason(&b, 1), DropReason::NoSession, "{from:?} -> {to:?}");
+    }
     let syn_ack = tcp_packet(WEB_BACKENDS[0], (WEB_LOCAL, 5000), 64, Flags::SYN | Flags::ACK, b"", &[]);
     assert_eq!(lab.drop_reason(&syn_ack, 1), DropReason::NoSession);
     // Even a lone SYN: a local IP is no VIP.
@@ -430,7 +456,8 @@ fn other_icmp_to_the_vip_is_unhandled() {
 fn ttl_running_out_on_the_way_to_a_backend_or_client() {
     let mut lab = Lab::new();
     for ttl in [0, 1] {
-        for packet in [udp_packet(CLIENT, DNS, ttl, QUERY, true, &[]), tcp_packet(CLIENT, WEB, ttl, Flags::SYN, b"", &[])] {
+        let udp = udp_packet(CLIENT, DNS, ttl, QUERY, true, &[]);
+        for packet in [udp, tcp_packet(CLIENT, WEB, ttl, Flags::SYN, b"", &[])] {
             let mut b = packet.clone();
             assert_eq!(lab.process(&mut b, 0), Step::TimeExceeded);
             assert_eq!(b, packet, "left as it came, to be quoted");
@@ -481,7 +508,7 @@ fn port_unreachable_from_the_backend_reaches_the_client() {
 #[test]
 fn frag_needed_from_the_client_side_reaches_the_backend() {
     // The lan link offloads checksums: an ICMP error is finished here all the same.
-    let mut lab = Lab::with(Options { default_route: true, lan_offload: true }, 0, 1, 64);
+    let mut lab = Lab::with(Options { lan_offload: true, ..PLAIN }, 0, 1, 64);
     let mut syn = tcp_packet(FAR_CLIENT, WEB, 64, Flags::SYN, b"", &[]);
     assert!(matches!(lab.process(&mut syn, 0), Step::Forward { offload: Some(OffloadL4::Tcp), .. }));
     let s = lab.session(protocol::TCP, FAR_CLIENT, WEB).unwrap();
@@ -511,14 +538,18 @@ fn icmp_error_about_an_unknown_flow_is_dropped() {
         (udp_packet(unknown_port, DNS_BACKENDS[0], 63, QUERY, true, &[]), DropReason::NoSession),
         (udp_packet(local, DNS_BACKENDS[1], 63, QUERY, true, &[]), DropReason::NoSession),
         (tcp_packet(local, DNS_BACKENDS[0], 63, Flags::SYN, b"", &[]), DropReason::NoSession),
-        // The client's packet as it came, not as we sent it: no session has that reversed.
-        (udp_packet(CLIENT, DNS, 63, QUERY, true, &[]), DropReason::NoSession),
+        // Quoting a packet its addressee did not send: not about any flow of ours.
+        (udp_packet(CLIENT, DNS, 63, QUERY, true, &[]), DropReason::IcmpUnhandled),
         (echo_request_packet(DNS_LOCAL, DNS_BACKENDS[0].0, 63, 1, b"12345678"), DropReason::IcmpUnhandled),
     ];
     for (quoted, reason) in cases {
         let b = icmp_packet(DNS_BACKENDS[0].0, DNS_LOCAL, 64, &[], port_unreachable(&quoted));
         assert_eq!(lab.drop_reason(&b, 1), reason);
     }
+    // Right flow, wrong side: an error sent to the VIP about what we sent the backend.
+    let to_backend = udp_packet(local, DNS_BACKENDS[0], 63, QUERY, true, &[]);
+    let misdirected = icmp_packet(CLIENT.0, DNS.0, 64, &[], port_unreachable(&to_backend));
+    assert_eq!(lab.drop_reason(&misdirected, 0), DropReason::IcmpUnhandled);
     let short = icmp_packet(DNS_BACKENDS[0].0, DNS_LOCAL, 64, &[], port_unreachable(&[0x45; 20]));
     assert_eq!(lab.drop_reason(&short, 1), DropReason::IcmpUnhandled);
     assert_eq!(lab.c.icmp_errors_relayed.get(), 0);
@@ -528,7 +559,7 @@ fn icmp_error_about_an_unknown_flow_is_dropped() {
 
 #[test]
 fn checksum_offload_is_asked_for_by_the_outgoing_link() {
-    let mut lab = Lab::with(Options { default_route: true, lan_offload: true }, 0, 1, 64);
+    let mut lab = Lab::with(Options { lan_offload: true, ..PLAIN }, 0, 1, 64);
     let mut b = udp_packet(CLIENT, DNS, 64, QUERY, true, &[]);
     assert_eq!(
         lab.process(&mut b, 0),
@@ -662,10 +693,11 @@ fn malformed_packets_are_dropped_by_reason() {
         assert_eq!(lab.drop_reason(packet, 0), *reason, "case {i}");
     }
     // Any single-bit damage to the IP header is caught before anything else.
-    for at in 0..20 {
-        let b = with(at, good[at] ^ 0x01, false);
+    for (at, &byte) in good.iter().enumerate().take(20) {
+        let b = with(at, byte ^ 0x01, false);
         let reason = lab.drop_reason(&b, 0);
-        assert!(matches!(reason, DropReason::BadHeader | DropReason::Truncated | DropReason::BadIpChecksum), "byte {at}: {reason:?}");
+        let caught = matches!(reason, DropReason::BadHeader | DropReason::Truncated | DropReason::BadIpChecksum);
+        assert!(caught, "byte {at}: {reason:?}");
     }
     assert!(lab.nat.sessions().is_empty());
     assert_eq!(lab.c.sessions_created.get(), 0);
