@@ -13,7 +13,7 @@ use dataplane::fullnat::{FullNat, Step};
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, Service, Snapshot, VipIndex};
+use dataplane::snapshot::{Link, ServiceSpec, Snapshot};
 use dataplane::wire::{checksum, MacAddr};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -33,24 +33,19 @@ fn snapshot() -> Snapshot {
     };
     let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
     let backends: Vec<Endpoint> = (2..6).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
-    let services = vec![Service {
+    let services = [ServiceSpec {
         name: "udp".into(),
         proto: 17,
         vip: Endpoint::new(VIP, 53),
         scheduler: SchedulerKind::Rr,
-        weights: vec![1; backends.len()],
-        backends,
+        per_packet: false,
+        remove_on_failure: false,
+        backends: backends.into_iter().map(|b| (b, 1)).collect(),
         local_ips,
     }];
     let routes = Routes::new(&[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)], &[])
         .expect("routes");
-    Snapshot {
-        links,
-        vips: VipIndex::new(&services),
-        services,
-        routes,
-        timeouts: Timeouts::default(),
-    }
+    Snapshot::from_specs(links, &services, routes, Timeouts::default())
 }
 
 /// A 64-byte frame's IP packet: 20 IP + 8 UDP + 22 payload bytes.
@@ -85,7 +80,7 @@ struct Rig {
 /// `flows` established sessions, with the forward packet and the reply packet of each.
 fn rig(flows: u32) -> Rig {
     let snap = snapshot();
-    let mut nat = FullNat::new(&snap, 0, 1, flows.max(1024) * 2);
+    let mut nat = FullNat::for_worker(&snap, 0, 1, flows.max(1024) * 2);
     let counters = WorkerCounters::default();
     let (mut forward, mut reply) = (Vec::new(), Vec::new());
     for i in 0..flows {
@@ -157,7 +152,7 @@ fn main() {
     // New sessions: every packet a new flow, into an empty table.
     let n = 1_000_000u32;
     let snap = snapshot();
-    let mut nat = FullNat::new(&snap, 0, 1, n);
+    let mut nat = FullNat::for_worker(&snap, 0, 1, n);
     let counters = WorkerCounters::default();
     let packets: Vec<[u8; 50]> = (0..n).map(|i| udp(client(i), Endpoint::new(VIP, 53))).collect();
     let start = Instant::now();

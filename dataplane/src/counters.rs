@@ -2,7 +2,9 @@
 //! (plain load + store, no locked instruction) and read with relaxed loads by the control core,
 //! which sums them. Every packet the data path drops is counted here under a `DropReason`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::snapshot::{MAX_BACKENDS, MAX_SERVICES};
 
 /// A counter with a single writer. `add` is not atomic against other writers, by design.
 #[derive(Default)]
@@ -19,6 +21,59 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// A value with a single writer that goes up and down (active sessions, free ports).
+#[derive(Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub fn dec(&self) {
+        self.0.store(self.0.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's figures for one backend id (`snapshot::Backend`).
+#[derive(Default)]
+pub struct BackendStats {
+    pub active: Gauge,
+    pub sessions: Counter,
+    /// Indexed by `session::Direction`: to the backend, from the backend.
+    pub packets: [Counter; 2],
+    pub bytes: [Counter; 2],
+}
+
+/// One worker's figures for one service slot.
+#[derive(Default)]
+pub struct ServiceStats {
+    pub created: Counter,
+    pub sessions: Gauge,
+}
+
+/// Free ports of one of the worker's local IPs (`ip` 0: unused slot).
+#[derive(Default)]
+pub struct LocalPortStats {
+    pub ip: AtomicU32,
+    pub free: Gauge,
+}
+
+/// Local IPs a worker can own, over all services.
+pub const MAX_LOCAL_IPS: usize = 256;
 
 /// Why the data path dropped a packet. The metric label is `name()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +99,7 @@ pub enum DropReason {
     /// A VIP address on a protocol/port that no service has.
     NoService,
     /// No session for a packet that cannot open one (a reply to a local IP, TCP without SYN,
-    /// an ICMP error about an unknown flow).
+    /// an ICMP error about an unknown flow), or whose session ended with its backend.
     NoSession,
     /// The service has no backend with weight > 0.
     NoBackend,
@@ -128,7 +183,6 @@ impl From<crate::nat::Refusal> for DropReason {
 
 /// Everything one worker counts.
 #[repr(align(64))]
-#[derive(Default)]
 pub struct WorkerCounters {
     pub polls: Counter,
     /// Polls that found at least one packet: busy ratio = busy_polls / polls.
@@ -147,6 +201,40 @@ pub struct WorkerCounters {
     pub icmp_time_exceeded_sent: Counter,
     pub arp_requests_sent: Counter,
     drops: [Counter; DropReason::ALL.len()],
+    /// By backend id.
+    pub backends: Box<[BackendStats]>,
+    /// By service slot.
+    pub services: Box<[ServiceStats]>,
+    /// By the worker's local port pool index.
+    pub local_ports: Box<[LocalPortStats]>,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        fn table<T: Default>(n: usize) -> Box<[T]> {
+            (0..n).map(|_| T::default()).collect()
+        }
+        WorkerCounters {
+            polls: Counter::default(),
+            busy_polls: Counter::default(),
+            rx_packets: Counter::default(),
+            arp_replies: Counter::default(),
+            to_kernel: Counter::default(),
+            from_kernel: Counter::default(),
+            forwarded: Counter::default(),
+            replied: Counter::default(),
+            sessions_created: Counter::default(),
+            sessions_expired: Counter::default(),
+            icmp_echo_replies: Counter::default(),
+            icmp_errors_relayed: Counter::default(),
+            icmp_time_exceeded_sent: Counter::default(),
+            arp_requests_sent: Counter::default(),
+            drops: Default::default(),
+            backends: table(MAX_BACKENDS),
+            services: table(MAX_SERVICES),
+            local_ports: table(MAX_LOCAL_IPS),
+        }
+    }
 }
 
 impl WorkerCounters {
@@ -168,6 +256,20 @@ mod tests {
     fn counters_fill_their_own_cache_lines() {
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
         assert_eq!(std::mem::size_of::<WorkerCounters>() % 64, 0);
+        let c = WorkerCounters::default();
+        assert_eq!((c.backends.len(), c.services.len(), c.local_ports.len()), (MAX_BACKENDS, MAX_SERVICES, MAX_LOCAL_IPS));
+    }
+
+    #[test]
+    fn gauges_go_both_ways_and_never_below_zero() {
+        let g = Gauge::default();
+        g.inc();
+        g.inc();
+        g.dec();
+        assert_eq!(g.get(), 1);
+        g.dec();
+        g.dec();
+        assert_eq!(g.get(), 0);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod fullnat;
 pub mod laddr;
 pub mod nat;
 pub mod neigh;
+pub mod publish;
 pub mod route;
 pub mod sched;
 pub mod session;

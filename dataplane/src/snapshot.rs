@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::classify::OwnedAddrs;
+use crate::fullnat::Hop;
 use crate::route::Routes;
 use crate::sched::SchedulerKind;
 use crate::session::{Endpoint, Timeouts};
@@ -36,6 +37,62 @@ impl Link {
     }
 }
 
+/// Most backends a snapshot may hold: backend ids are indices into per-worker statistics
+/// tables allocated once at start.
+pub const MAX_BACKENDS: usize = 4096;
+/// Most services (slots) a snapshot may hold.
+pub const MAX_SERVICES: usize = 1024;
+
+/// A backend, at a stable id (its index in `Snapshot::backends`) that it keeps across reloads
+/// for as long as it stays in its service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    /// The slot of its service in `Snapshot::services`.
+    pub service: u16,
+    pub endpoint: Endpoint,
+    /// The weight in force (configured, or set at run time).
+    pub weight: u32,
+    pub state: BackendState,
+    /// False for a free id (a removed backend): sessions still pointing here end.
+    pub live: bool,
+    /// Next hop towards it, from the routes.
+    pub hop: Option<Hop>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendState {
+    /// Takes new sessions by its weight.
+    Up,
+    /// No new sessions; its sessions go on (`sluicectl backend ... drain`).
+    Draining,
+    /// Failed its health checks: no new sessions; its sessions go on with `on_failure =
+    /// "inhibit"` and end with `"remove"`.
+    Down,
+}
+
+impl BackendState {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendState::Up => "up",
+            BackendState::Draining => "draining",
+            BackendState::Down => "down",
+        }
+    }
+}
+
+impl Backend {
+    /// The weight the scheduler uses for new sessions.
+    pub fn effective_weight(&self) -> u32 {
+        if self.live && self.state == BackendState::Up {
+            self.weight
+        } else {
+            0
+        }
+    }
+}
+
+/// A service, at a stable slot (its index in `Snapshot::services`) that it keeps across
+/// reloads; a removed service leaves its slot not `live`.
 #[derive(Debug, Clone)]
 pub struct Service {
     pub name: String,
@@ -43,8 +100,13 @@ pub struct Service {
     pub proto: u8,
     pub vip: Endpoint,
     pub scheduler: SchedulerKind,
-    pub backends: Vec<Endpoint>,
-    pub weights: Vec<u32>,
+    /// UDP: every datagram is scheduled on its own; replies from any backend reach the client.
+    pub per_packet: bool,
+    /// `on_failure = "remove"`: sessions of a backend that went down end.
+    pub remove_on_failure: bool,
+    pub live: bool,
+    /// Backend ids, in configuration order: what the scheduler chooses among.
+    pub members: Vec<u16>,
     /// Every local IP of the service; each worker uses its own share (`laddr::owned_by`).
     pub local_ips: Vec<Ipv4Addr>,
 }
@@ -63,10 +125,10 @@ fn vip_key(proto: u8, ip: Ipv4Addr, port: u16) -> u64 {
 
 impl VipIndex {
     pub fn new(services: &[Service]) -> VipIndex {
-        let mut index: Vec<(u64, u16)> =
-            services.iter().enumerate().map(|(i, s)| (vip_key(s.proto, s.vip.ip, s.vip.port), i as u16)).collect();
+        let live = || services.iter().enumerate().filter(|(_, s)| s.live);
+        let mut index: Vec<(u64, u16)> = live().map(|(i, s)| (vip_key(s.proto, s.vip.ip, s.vip.port), i as u16)).collect();
         index.sort_unstable();
-        let mut addresses: Vec<u32> = services.iter().map(|s| u32::from(s.vip.ip)).collect();
+        let mut addresses: Vec<u32> = live().map(|(_, s)| u32::from(s.vip.ip)).collect();
         addresses.sort_unstable();
         addresses.dedup();
         VipIndex { services: index, addresses }
@@ -87,8 +149,13 @@ impl VipIndex {
 /// Everything a worker reads.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Increases with every snapshot published.
+    pub generation: u64,
     pub links: Vec<Link>,
+    /// By slot; removed services stay as slots that are not `live`.
     pub services: Vec<Service>,
+    /// By backend id; removed backends stay as ids that are not `live`.
+    pub backends: Vec<Backend>,
     pub vips: VipIndex,
     pub routes: Routes,
     pub timeouts: Timeouts,
@@ -104,16 +171,22 @@ mod tests {
             proto,
             vip: Endpoint::new(Ipv4Addr::from(ip), port),
             scheduler: SchedulerKind::Rr,
-            backends: vec![],
-            weights: vec![],
+            per_packet: false,
+            remove_on_failure: false,
+            live: true,
+            members: vec![],
             local_ips: vec![],
         }
     }
 
     #[test]
     fn vip_index_finds_services_by_protocol_address_and_port() {
-        let services = [service(17, [198, 18, 0, 10], 53), service(6, [198, 18, 0, 10], 80), service(6, [198, 18, 0, 11], 80)];
+        let mut gone = service(6, [198, 18, 0, 12], 80);
+        gone.live = false;
+        let services =
+            [service(17, [198, 18, 0, 10], 53), service(6, [198, 18, 0, 10], 80), service(6, [198, 18, 0, 11], 80), gone];
         let vips = VipIndex::new(&services);
+        assert_eq!(vips.service(6, Ipv4Addr::new(198, 18, 0, 12), 80), None, "a removed slot is no service");
         let ip = |d| Ipv4Addr::new(198, 18, 0, d);
         assert_eq!(vips.service(17, ip(10), 53), Some(0));
         assert_eq!(vips.service(6, ip(10), 80), Some(1));
@@ -136,5 +209,54 @@ mod tests {
         };
         assert_eq!(link.source_for(Ipv4Addr::new(198, 18, 2, 9)), Some(Ipv4Addr::new(198, 18, 2, 1)));
         assert_eq!(link.source_for(Ipv4Addr::new(10, 0, 0, 1)), Some(Ipv4Addr::new(198, 18, 1, 1)));
+    }
+}
+
+/// A service described plainly, for building whole snapshots in tests, benchmarks and fuzzing
+/// (the appliance builds its snapshots from its model instead).
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub proto: u8,
+    pub vip: Endpoint,
+    pub scheduler: SchedulerKind,
+    pub per_packet: bool,
+    pub remove_on_failure: bool,
+    /// (backend, weight)
+    pub backends: Vec<(Endpoint, u32)>,
+    pub local_ips: Vec<Ipv4Addr>,
+}
+
+impl Snapshot {
+    /// Services at slots 0.., backends at ids 0.. in order, all up, next hops from `routes`.
+    pub fn from_specs(links: Vec<Link>, specs: &[ServiceSpec], routes: Routes, timeouts: Timeouts) -> Snapshot {
+        let mut services = Vec::new();
+        let mut backends = Vec::new();
+        for (slot, spec) in specs.iter().enumerate() {
+            let mut members = Vec::new();
+            for &(endpoint, weight) in &spec.backends {
+                members.push(backends.len() as u16);
+                backends.push(Backend {
+                    service: slot as u16,
+                    endpoint,
+                    weight,
+                    state: BackendState::Up,
+                    live: true,
+                    hop: routes.lookup(endpoint.ip).map(Into::into),
+                });
+            }
+            services.push(Service {
+                name: spec.name.clone(),
+                proto: spec.proto,
+                vip: spec.vip,
+                scheduler: spec.scheduler,
+                per_packet: spec.per_packet,
+                remove_on_failure: spec.remove_on_failure,
+                live: true,
+                members,
+                local_ips: spec.local_ips.clone(),
+            });
+        }
+        Snapshot { generation: 1, links, vips: VipIndex::new(&services), services, backends, routes, timeouts }
     }
 }

@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RxBurst, TxQueue};
-use crate::fullnat::{FullNat, Hop, OffloadL4, Step};
+use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
+use crate::publish::{Mailbox, Update};
 use crate::neigh::{Event, NeighbourConfig, Neighbours};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
@@ -49,9 +50,14 @@ struct LinkQueues {
 /// What a worker is given at start.
 pub struct WorkerSetup {
     pub index: usize,
-    pub workers: usize,
     pub queue: u16,
+    /// The first snapshot and this worker's part of it.
     pub snapshot: Arc<Snapshot>,
+    pub part: WorkerPart,
+    /// Where later snapshots arrive.
+    pub mailbox: Arc<Mailbox>,
+    /// Every worker's counters, this one's included (at `index`).
+    pub all_counters: Vec<Arc<WorkerCounters>>,
     pub counters: Arc<WorkerCounters>,
     pub idle: IdleMode,
     pub stop: Arc<AtomicBool>,
@@ -91,7 +97,7 @@ impl TokenBucket {
 
 impl Worker {
     /// Allocates everything the worker will use (sessions, pools, neighbour table).
-    pub fn new(setup: WorkerSetup) -> Worker {
+    pub fn new(mut setup: WorkerSetup) -> Worker {
         let queues = setup
             .snapshot
             .links
@@ -103,7 +109,11 @@ impl Worker {
                 to_kernel: TxQueue::new(l.kernel_port, setup.queue),
             })
             .collect();
-        let nat = FullNat::new(&setup.snapshot, setup.index, setup.workers, setup.session_capacity);
+        let part = std::mem::replace(&mut setup.part, WorkerPart { services: Vec::new(), new_pools: Vec::new() });
+        let mut nat = FullNat::new(part, setup.session_capacity, &setup.snapshot);
+        let peers = setup.all_counters.iter().enumerate().filter(|&(i, _)| i != setup.index).map(|(_, c)| c.clone());
+        nat.set_peers(peers.collect());
+        nat.publish_ports(&setup.counters);
         let neigh = Neighbours::new(NeighbourConfig::default());
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         Worker { setup, queues, nat, neigh, tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1), icmp_budget }
@@ -111,7 +121,7 @@ impl Worker {
 
     /// Polls until `stop` is set.
     pub fn run(mut self) {
-        let snap = self.setup.snapshot.clone();
+        let mut snap = self.setup.snapshot.clone();
         if self.setup.announce {
             self.announce(&snap);
         }
@@ -119,6 +129,9 @@ impl Worker {
         let mut empty_polls = 0u32;
         let mut sleep = MIN_IDLE_SLEEP;
         while !self.setup.stop.load(Ordering::Relaxed) {
+            if let Some(update) = self.setup.mailbox.take() {
+                snap = self.adopt(snap, update);
+            }
             let now = dpdk::tsc() / self.tsc_per_ms;
             let mut work = 0;
             for i in 0..self.queues.len() {
@@ -142,6 +155,17 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Switches to a new snapshot between bursts; the old one goes back to the control core.
+    fn adopt(&mut self, old: Arc<Snapshot>, update: Update) -> Arc<Snapshot> {
+        let generation = update.snapshot.generation;
+        let old_part = self.nat.adopt(update.part);
+        self.nat.publish_ports(&self.setup.counters);
+        let snapshot = update.snapshot;
+        self.setup.snapshot = snapshot.clone();
+        self.setup.mailbox.retire(generation, Update { snapshot: old, part: old_part });
+        snapshot
     }
 
     fn poll_port(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
@@ -202,6 +226,12 @@ impl Worker {
             Step::Bounce => {
                 bounce(m.data_mut(), snap.links[link].mac);
                 self.send(link, m);
+            }
+            Step::Reset { ip_len } => {
+                if m.set_len((ETH + ip_len) as u16) {
+                    bounce(m.data_mut(), snap.links[link].mac);
+                    self.send(link, m);
+                }
             }
             Step::TimeExceeded => {
                 c.count_drop(DropReason::TtlExpired, 1);

@@ -15,7 +15,7 @@ use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, Service, Snapshot, VipIndex};
+use dataplane::snapshot::{Link, ServiceSpec, Snapshot};
 use dataplane::wire::{checksum, MacAddr};
 use libfuzzer_sys::fuzz_target;
 
@@ -42,39 +42,29 @@ fn world() -> &'static Mutex<World> {
             checksum_offload: false,
         };
         let backends: Vec<Endpoint> = (2..5).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
-        let services = vec![
-            Service {
-                name: "udp".into(),
-                proto: 17,
-                vip: Endpoint::new(VIP, 53),
-                scheduler: SchedulerKind::Rr,
-                weights: vec![1; backends.len()],
-                backends: backends.clone(),
-                local_ips: vec![LOCAL],
-            },
-            Service {
-                name: "tcp".into(),
-                proto: 6,
-                vip: Endpoint::new(VIP, 80),
-                scheduler: SchedulerKind::Wrr,
-                weights: vec![2, 1, 1],
-                backends,
-                local_ips: vec![LOCAL],
-            },
+        let spec = |name: &str, proto, port, scheduler, per_packet, weights: [u32; 3]| ServiceSpec {
+            name: name.into(),
+            proto,
+            vip: Endpoint::new(VIP, port),
+            scheduler,
+            per_packet,
+            remove_on_failure: false,
+            backends: backends.iter().copied().zip(weights).collect(),
+            local_ips: vec![LOCAL],
+        };
+        let services = [
+            spec("udp", 17, 53, SchedulerKind::Rr, false, [1, 1, 1]),
+            spec("tcp", 6, 80, SchedulerKind::Wrr, false, [2, 1, 1]),
+            spec("per-datagram", 17, 54, SchedulerKind::Maglev, true, [1, 2, 3]),
         ];
         let routes = Routes::new(
             &[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)],
             &[(Ipv4Addr::new(0, 0, 0, 0), 0, Ipv4Addr::new(198, 18, 0, 254))],
         )
         .expect("routes");
-        let snapshot = Snapshot {
-            links: vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))],
-            vips: VipIndex::new(&services),
-            services,
-            routes,
-            timeouts: Timeouts::default(),
-        };
-        let nat = FullNat::new(&snapshot, 0, 1, 4096);
+        let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
+        let snapshot = Snapshot::from_specs(links, &services, routes, Timeouts::default());
+        let nat = FullNat::for_worker(&snapshot, 0, 1, 4096);
         Mutex::new(World { snapshot, nat, counters: WorkerCounters::default(), now: 0 })
     })
 }

@@ -13,8 +13,10 @@
 //! Shutdown: workers stopped and joined, ports stopped and closed (the taps, and so the
 //! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
 
+mod control;
 pub mod eal_args;
 pub mod kernel;
+pub mod model;
 mod signals;
 pub mod snapshot;
 
@@ -24,6 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
+
+use control::Control;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dpdk::{self, Eal, LcoreHandle, LcoreState, Mempool, Port};
 use dataplane::wire::MacAddr;
@@ -75,14 +79,14 @@ pub fn run(path: &Path) -> i32 {
     }
     signals::install();
     info!("sluice {} starting with {}", crate::version(), path.display());
-    let appliance = match Appliance::start(&config) {
+    let (appliance, mut control) = match Appliance::start(path, config) {
         Ok(a) => a,
         Err(e) => {
             error!("{e}");
             return EXIT_FAILED;
         }
     };
-    let code = appliance.serve(path, &config);
+    let code = appliance.serve(&mut control);
     appliance.shutdown();
     info!("stopped");
     code
@@ -109,7 +113,8 @@ struct Appliance {
 }
 
 impl Appliance {
-    fn start(config: &Config) -> Result<Appliance, String> {
+    fn start(path: &Path, config: Config) -> Result<(Appliance, Control), String> {
+        let config = &config;
         let eal = Eal::init(&eal_args::eal_args(config)).map_err(|e| e.to_string())?;
         info!("{} initialised", dpdk::version());
         pin_control_thread(config.cpu.control);
@@ -144,7 +149,7 @@ impl Appliance {
         }
 
         // The first snapshot is complete before any port passes a packet.
-        let snapshot = Arc::new(snapshot::build(config, &opened)?);
+        let (control, start) = Control::new(path, config.clone(), snapshot::links(config, &opened))?;
         for link in &mut links {
             link.tap.start().map_err(|e| e.to_string())?;
             link.port.start().map_err(|e| e.to_string())?;
@@ -156,14 +161,16 @@ impl Appliance {
             ConfigIdle::Adaptive => IdleMode::Adaptive,
         };
         let mut appliance = Appliance { workers: Vec::new(), stop, counters: Vec::new(), links, pool, _eal: eal };
-        for (i, cpu) in config.cpu.workers.iter().enumerate() {
-            let counters = Arc::new(WorkerCounters::default());
+        appliance.counters = config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect();
+        for (i, (part, cpu)) in start.parts.into_iter().zip(&config.cpu.workers).enumerate() {
             let worker = Worker::new(WorkerSetup {
                 index: i,
-                workers: config.cpu.workers.len(),
                 queue: i as u16,
-                snapshot: snapshot.clone(),
-                counters: counters.clone(),
+                snapshot: start.snapshot.clone(),
+                part,
+                mailbox: start.mailboxes[i].clone(),
+                all_counters: appliance.counters.clone(),
+                counters: appliance.counters[i].clone(),
                 idle,
                 stop: appliance.stop.clone(),
                 pool: appliance.pool.handle(),
@@ -178,22 +185,25 @@ impl Appliance {
                     return Err(e.to_string());
                 }
             }
-            appliance.counters.push(counters);
             info!("worker {i} on cpu {cpu} (lcore {lcore}), queue {i} of every port");
         }
         info!("ready: {} interfaces, {} workers", appliance.links.len(), appliance.workers.len());
-        Ok(appliance)
+        Ok((appliance, control))
     }
 
-    /// The control loop: signals and worker health, until asked to stop.
-    fn serve(&self, path: &Path, running: &Config) -> i32 {
+    /// The control loop: signals, publishing, worker health, until asked to stop.
+    fn serve(&self, control: &mut Control) -> i32 {
         loop {
             if signals::stop_requested() {
                 info!("stop requested");
                 return EXIT_OK;
             }
             if signals::take_reload() {
-                reload(path, running);
+                let _ = reload(control);
+            }
+            if let Err(e) = control.tick() {
+                error!("{e}");
+                return EXIT_FAILED;
             }
             if let Some(w) = self.workers.iter().find(|w| w.state() == LcoreState::Panicked) {
                 error!("worker on lcore {} failed; stopping", w.lcore());
@@ -222,17 +232,28 @@ impl Appliance {
     }
 }
 
-/// SIGHUP: the new file is validated; an invalid one is refused and the running config stays.
-/// Applying a valid change atomically comes with the snapshot reload work; until then it is
-/// reported and needs a restart.
-fn reload(path: &Path, running: &Config) {
-    match config::load(path, &host()) {
-        Err(problems) => {
-            eprintln!("{problems}");
-            warn!("reload refused: {} is invalid; the running configuration stays", path.display());
+/// SIGHUP (and the API's `reload`): an invalid file, or one that changes what needs a
+/// restart, is refused whole and the running config stays; otherwise every change takes
+/// effect together with the next snapshot.
+fn reload(control: &mut Control) -> Result<Vec<String>, String> {
+    match control.reload() {
+        Ok(changes) if changes.is_empty() => {
+            info!("reload: no change");
+            Ok(changes)
         }
-        Ok(new) if new == *running => info!("reload: {} unchanged", path.display()),
-        Ok(_) => warn!("reload: {} changed; restart to apply it (hot reload is not implemented yet)", path.display()),
+        Ok(changes) => {
+            for change in &changes {
+                info!("reload: {change}");
+            }
+            Ok(changes)
+        }
+        Err(problems) => {
+            for line in problems.lines() {
+                eprintln!("{line}");
+            }
+            warn!("reload refused; the running configuration stays");
+            Err(problems)
+        }
     }
 }
 

@@ -1,15 +1,13 @@
-//! Builds what the workers read (`dataplane::snapshot::Snapshot`) from the validated config
-//! and the ports that were opened for it.
+//! The parts of a snapshot that come straight from the config and the opened ports: links,
+//! routes and timeouts. Services and backends come from the `model`.
 
 use std::net::Ipv4Addr;
 
-use ctrlplane::config::{Config, Protocol, Scheduler};
+use ctrlplane::config::Config;
 use dataplane::classify::OwnedAddrs;
 use dataplane::route::Routes;
-use dataplane::sched::SchedulerKind;
-use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, Service, Snapshot, VipIndex};
-use dataplane::wire::ipv4::protocol;
+use dataplane::session::Timeouts;
+use dataplane::snapshot::Link;
 use dataplane::wire::MacAddr;
 
 /// The DPDK ports behind one `[[interface]]`.
@@ -21,8 +19,8 @@ pub struct OpenedLink {
 }
 
 /// `opened[i]` belongs to `config.interfaces[i]`.
-pub fn build(config: &Config, opened: &[OpenedLink]) -> Result<Snapshot, String> {
-    let links = config
+pub fn links(config: &Config, opened: &[OpenedLink]) -> Vec<Link> {
+    config
         .interfaces
         .iter()
         .zip(opened)
@@ -36,8 +34,20 @@ pub fn build(config: &Config, opened: &[OpenedLink]) -> Result<Snapshot, String>
             owned: OwnedAddrs::new(owned_addresses(config).filter(|&a| answers_on(config, i, a))),
             checksum_offload: o.checksum_offload,
         })
+        .collect()
+}
+
+/// The links of `config` over the ports already opened (`old`), for a reload: the same ports,
+/// the addresses the data path answers for recomputed.
+pub fn relink(config: &Config, old: &[Link]) -> Vec<Link> {
+    let opened: Vec<OpenedLink> = old
+        .iter()
+        .map(|l| OpenedLink { port: l.port, kernel_port: l.kernel_port, mac: l.mac, checksum_offload: l.checksum_offload })
         .collect();
-    let services: Vec<Service> = config.services.iter().map(service).collect();
+    links(config, &opened)
+}
+
+pub fn routes(config: &Config) -> Result<Routes, String> {
     let connected: Vec<(Ipv4Addr, u8, usize)> = config
         .interfaces
         .iter()
@@ -46,38 +56,12 @@ pub fn build(config: &Config, opened: &[OpenedLink]) -> Result<Snapshot, String>
         .collect();
     let via: Vec<(Ipv4Addr, u8, Ipv4Addr)> =
         config.routes.iter().map(|r| (r.prefix.network(), r.prefix.prefix_len, r.via)).collect();
-    let routes = Routes::new(&connected, &via)?;
-    let t = &config.timeouts;
-    Ok(Snapshot {
-        links,
-        vips: VipIndex::new(&services),
-        services,
-        routes,
-        timeouts: Timeouts { tcp_syn: t.tcp_syn, tcp_established: t.tcp_established, tcp_closing: t.tcp_closing, udp: t.udp },
-    })
+    Routes::new(&connected, &via)
 }
 
-fn service(s: &ctrlplane::config::Service) -> Service {
-    let scheduler = match s.scheduler {
-        Scheduler::Rr => SchedulerKind::Rr,
-        Scheduler::Wrr => SchedulerKind::Wrr,
-        other => {
-            crate::warn!("service {}: scheduler {other:?} is not implemented yet; using wrr", s.name);
-            SchedulerKind::Wrr
-        }
-    };
-    Service {
-        name: s.name.clone(),
-        proto: match s.protocol {
-            Protocol::Tcp => protocol::TCP,
-            Protocol::Udp => protocol::UDP,
-        },
-        vip: Endpoint::new(*s.vip.ip(), s.vip.port()),
-        scheduler,
-        backends: s.backends.iter().map(|b| Endpoint::new(*b.address.ip(), b.address.port())).collect(),
-        weights: s.backends.iter().map(|b| b.weight).collect(),
-        local_ips: s.local_ips.clone(),
-    }
+pub fn timeouts(config: &Config) -> Timeouts {
+    let t = &config.timeouts;
+    Timeouts { tcp_syn: t.tcp_syn, tcp_established: t.tcp_established, tcp_closing: t.tcp_closing, udp: t.udp }
 }
 
 /// VIPs and local IPs: the addresses the data path answers ARP for.
@@ -97,7 +81,7 @@ mod tests {
     use super::*;
     use ctrlplane::config::{parse, Host};
 
-    const CONFIG: &str = r#"
+    pub const CONFIG: &str = r#"
 [dpdk]
 args = ["--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]
 [cpu]
@@ -128,36 +112,38 @@ protocol = "tcp"
 local_ips = ["198.18.1.101"]
 "#;
 
-    fn snapshot() -> Snapshot {
-        let config = parse(CONFIG, "t.toml", &Host { cpus: 2 }).expect("valid");
-        let opened = [
+    fn config() -> Config {
+        parse(CONFIG, "t.toml", &Host { cpus: 2 }).expect("valid")
+    }
+
+    fn opened() -> [OpenedLink; 2] {
+        [
             OpenedLink { port: 0, kernel_port: 2, mac: MacAddr([2, 0, 0, 0, 0, 1]), checksum_offload: false },
             OpenedLink { port: 1, kernel_port: 3, mac: MacAddr([2, 0, 0, 0, 1, 1]), checksum_offload: true },
-        ];
-        build(&config, &opened).expect("routes")
+        ]
     }
 
     #[test]
     fn owned_addresses_follow_connected_prefixes() {
-        let s = snapshot();
+        let l = links(&config(), &opened());
         let ip = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
-        let (wan, lan) = (&s.links[0].owned, &s.links[1].owned);
+        let (wan, lan) = (&l[0].owned, &l[1].owned);
         assert!(wan.contains(ip(198, 18, 0, 10)) && !lan.contains(ip(198, 18, 0, 10)));
         assert!(lan.contains(ip(198, 18, 1, 100)) && !wan.contains(ip(198, 18, 1, 100)));
         assert!(wan.contains(ip(198, 18, 5, 80)) && lan.contains(ip(198, 18, 5, 80)), "unconnected VIP on all");
-        assert_eq!((s.links[0].kernel_port, s.links[1].port), (2, 1));
-        assert!(s.links[1].checksum_offload && !s.links[0].checksum_offload);
+        assert_eq!((l[0].kernel_port, l[1].port), (2, 1));
+        assert!(l[1].checksum_offload && !l[0].checksum_offload);
+        let again = relink(&config(), &l);
+        assert_eq!(again[1].owned, l[1].owned);
+        assert_eq!(again[1].port, 1);
     }
 
     #[test]
-    fn services_vips_and_routes_come_from_the_config() {
-        let s = snapshot();
-        assert_eq!(s.vips.service(protocol::UDP, Ipv4Addr::new(198, 18, 0, 10), 53), Some(0));
-        assert_eq!(s.vips.service(protocol::TCP, Ipv4Addr::new(198, 18, 5, 80), 80), Some(1));
-        assert_eq!(s.services[0].weights, [3]);
-        let hop = s.routes.lookup(Ipv4Addr::new(198, 18, 1, 2)).expect("connected");
+    fn routes_come_from_interfaces_and_route_sections() {
+        let r = routes(&config()).expect("routes");
+        let hop = r.lookup(Ipv4Addr::new(198, 18, 1, 2)).expect("connected");
         assert_eq!((hop.link, hop.gateway), (1, Ipv4Addr::new(198, 18, 1, 2)));
-        let hop = s.routes.lookup(Ipv4Addr::new(198, 19, 0, 1)).expect("default route");
+        let hop = r.lookup(Ipv4Addr::new(198, 19, 0, 1)).expect("default route");
         assert_eq!((hop.link, hop.gateway), (0, Ipv4Addr::new(198, 18, 0, 254)));
     }
 }

@@ -155,6 +155,19 @@ impl Sluice {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
     }
 
+    /// Writes `config` over the running config file, sends SIGHUP and waits (10 s at most)
+    /// until Sluice logs the outcome; returns the log lines that reload produced.
+    pub fn reload(&self, config: &str) -> String {
+        let before = self.log_text().len();
+        fs::write(&self.config, config).expect("write config");
+        self.signal(libc::SIGHUP);
+        let done = |log: &str| log.contains("reload: ") || log.contains("reload refused");
+        wait_until(Duration::from_secs(10), || done(&self.log_text()[before..]));
+        let log = self.log_text()[before..].to_owned();
+        assert!(done(&log), "no reload outcome logged:\n{}", self.log_text());
+        log
+    }
+
     pub fn signal(&self, signal: i32) {
         unsafe { libc::kill(self.pid(), signal) };
     }

@@ -137,3 +137,58 @@ fn serve_http(mut conn: TcpStream, body: &str, big: Option<PathBuf>) {
     // Drain until the client closes, so that our FIN is not followed by an RST.
     let _ = conn.read(&mut buf);
 }
+
+/// TCP line echo: every line comes back prefixed with the server's address and a space.
+/// `served[i]` counts connections.
+pub fn tcp_echo(ns: &str, addrs: &[&str]) -> Servers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
+    for addr in addrs {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let listener = in_netns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        listener.set_nonblocking(true).unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stop.clone(), served.clone());
+        servers.threads.push(std::thread::spawn(move || {
+            let mut conns = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let stop = stop.clone();
+                        conns.push(std::thread::spawn(move || echo_lines(conn, addr, &stop)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for c in conns {
+                let _ = c.join();
+            }
+        }));
+        servers.addrs.push(addr);
+        servers.served.push(served);
+    }
+    servers
+}
+
+fn echo_lines(mut conn: TcpStream, me: SocketAddr, stop: &AtomicBool) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(POLL));
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !stop.load(Ordering::SeqCst) {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(_) => return,
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let reply = format!("{} {}", me.ip(), String::from_utf8_lossy(&line));
+            if conn.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}

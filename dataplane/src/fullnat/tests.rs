@@ -19,7 +19,7 @@ use crate::nat::testkit::{
 use crate::route::Routes;
 use crate::sched::SchedulerKind;
 use crate::session::{Session, State, Timeouts};
-use crate::snapshot::{Link, Service, VipIndex};
+use crate::snapshot::{Link, ServiceSpec};
 use crate::wire::icmp::{self, unreachable, Repr};
 use crate::wire::tcp::Flags;
 use crate::wire::{checksum, ipv4, MacAddr};
@@ -64,13 +64,14 @@ fn snapshot(o: Options) -> Snapshot {
         checksum_offload: offload,
     };
     let service = |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| {
-        Service {
+        ServiceSpec {
             name: name.into(),
             proto,
             vip: Endpoint::new(vip.0, vip.1),
             scheduler,
-            backends: backends.iter().map(|b| Endpoint::new(b.0, b.1)).collect(),
-            weights: weights.to_vec(),
+            per_packet: false,
+            remove_on_failure: false,
+            backends: backends.iter().zip(weights).map(|(b, &w)| (Endpoint::new(b.0, b.1), w)).collect(),
             local_ips: locals.to_vec(),
         }
     };
@@ -81,18 +82,14 @@ fn snapshot(o: Options) -> Snapshot {
     ];
     let via = if o.default_route { vec![(Ipv4Addr::UNSPECIFIED, 0, ROUTER)] } else { vec![] };
     let routes = Routes::new(&[(ip(0, 0), 24, 0), (ip(1, 0), 24, 1)], &via).expect("routes");
-    Snapshot {
-        links: vec![link("wan", 0, ip(0, 1), false), link("lan", 1, ip(1, 1), o.lan_offload)],
-        vips: VipIndex::new(&services),
-        services,
-        routes,
-        timeouts: Timeouts {
-            tcp_syn: Duration::from_secs(1),
-            tcp_established: Duration::from_secs(5),
-            tcp_closing: Duration::from_secs(1),
-            udp: Duration::from_secs(2),
-        },
-    }
+    let timeouts = Timeouts {
+        tcp_syn: Duration::from_secs(1),
+        tcp_established: Duration::from_secs(5),
+        tcp_closing: Duration::from_secs(1),
+        udp: Duration::from_secs(2),
+    };
+    let links = vec![link("wan", 0, ip(0, 1), false), link("lan", 1, ip(1, 1), o.lan_offload)];
+    Snapshot::from_specs(links, &services, routes, timeouts)
 }
 
 /// One worker's FULLNAT with its snapshot and counters.
@@ -109,7 +106,7 @@ impl Lab {
 
     fn with(o: Options, worker: usize, workers: usize, capacity: u32) -> Lab {
         let snap = snapshot(o);
-        let nat = FullNat::new(&snap, worker, workers, capacity);
+        let nat = FullNat::for_worker(&snap, worker, workers, capacity);
         Lab { snap, nat, c: WorkerCounters::default() }
     }
 

@@ -19,6 +19,7 @@
 
 mod icmp_error;
 mod inspect;
+mod reset;
 mod rewrite;
 mod time_exceeded;
 
@@ -34,6 +35,7 @@ use crate::wire;
 
 pub use icmp_error::{quoted_tuple, translate_error};
 pub use inspect::inspect;
+pub use reset::tcp_reset;
 pub use rewrite::{echo_reply, rewrite, rewrite_for_offload};
 pub use time_exceeded::time_exceeded;
 

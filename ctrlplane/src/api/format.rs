@@ -1,0 +1,188 @@
+//! What `sluicectl` prints: each reply document as aligned tables for people, or as one JSON
+//! document for scripts. Pure functions of the reply, so the binary stays thin.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::protocol::Request;
+use super::reply::{BackendStatus, ReloadReport, ServiceStatus, SessionRow, Status};
+use super::table::{Align, Table};
+
+/// The text to print for the reply `data` to `request`: a table, or with `json` the document
+/// itself, pretty-printed. Each ends with a newline. `Err` if the reply is not the document
+/// the command answers with (a daemon of another version).
+pub fn render(request: &Request, data: &Value, json: bool) -> Result<String, String> {
+    if json {
+        let mut text = serde_json::to_string_pretty(data).map_err(|e| e.to_string())?;
+        text.push('\n');
+        return Ok(text);
+    }
+    Ok(match request {
+        Request::Status => status(&document(data)?),
+        Request::Services => services(&document::<Vec<ServiceStatus>>(data)?),
+        Request::Backend { service, .. } => match data {
+            Value::Null => "done\n".to_owned(),
+            _ => backend(service, &document(data)?),
+        },
+        Request::Sessions { .. } => sessions(&document::<Vec<SessionRow>>(data)?),
+        Request::Reload => reload(&document(data)?),
+    })
+}
+
+fn document<T: DeserializeOwned>(data: &Value) -> Result<T, String> {
+    T::deserialize(data).map_err(|e| format!("unexpected reply from the daemon: {e}"))
+}
+
+/// `sluicectl status`: a summary line, then the workers, then the ports.
+pub fn status(status: &Status) -> String {
+    let mut out =
+        format!("sluice {}, up {}, {} sessions\n", status.version, duration(status.uptime_seconds), status.sessions);
+    let mut workers = Table::new(&[("WORKER", Align::Right), ("CPU", Align::Right), ("BUSY", Align::Right)]);
+    for w in &status.workers {
+        workers.row(vec![w.id.to_string(), w.cpu.to_string(), format!("{:.1}%", w.busy_ratio * 100.0)]);
+    }
+    let mut ports = Table::new(&[
+        ("PORT", Align::Left),
+        ("DEVICE", Align::Left),
+        ("DRIVER", Align::Left),
+        ("STEERING", Align::Left),
+        ("RX_PPS", Align::Right),
+        ("TX_PPS", Align::Right),
+        ("RX_PACKETS", Align::Right),
+        ("TX_PACKETS", Align::Right),
+        ("DROPPED", Align::Right),
+    ]);
+    for p in &status.ports {
+        ports.row(vec![
+            p.name.clone(),
+            p.device.clone(),
+            p.driver.clone(),
+            p.steering.clone(),
+            format!("{:.0}", p.rx_pps),
+            format!("{:.0}", p.tx_pps),
+            p.rx_packets.to_string(),
+            p.tx_packets.to_string(),
+            p.dropped.to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&workers.render());
+    out.push('\n');
+    out.push_str(&ports.render());
+    out
+}
+
+/// `sluicectl services`, after `ipvsadm -Ln --stats`: a header, then per service one line
+/// ("UDP 198.18.0.10:53 rr per_packet (dns)") and one row per backend. The backend columns
+/// line up across all services.
+pub fn services(services: &[ServiceStatus]) -> String {
+    if services.is_empty() {
+        return "no services\n".to_owned();
+    }
+    let mut table = backend_table();
+    for backend in services.iter().flat_map(|s| &s.backends) {
+        table.row(backend_cells(backend));
+    }
+    let widths = table.widths();
+    let mut out = String::from("PROTO VIP SCHEDULER [FLAGS] (SERVICE)\n");
+    out.push_str(&format!("  -> {}\n", table.header_line(&widths)));
+    let mut row = 0;
+    for service in services {
+        out.push_str(&service_line(service));
+        out.push('\n');
+        for _ in &service.backends {
+            out.push_str(&format!("  -> {}\n", table.row_line(row, &widths)));
+            row += 1;
+        }
+        if service.backends.is_empty() {
+            out.push_str("  (no backends)\n");
+        }
+    }
+    out
+}
+
+fn service_line(service: &ServiceStatus) -> String {
+    let flags = if service.per_packet { " per_packet" } else { "" };
+    format!("{} {} {}{flags} ({})", service.protocol.to_uppercase(), service.vip, service.scheduler, service.name)
+}
+
+fn backend_table() -> Table {
+    Table::new(&[
+        ("BACKEND", Align::Left),
+        ("WEIGHT", Align::Right),
+        ("STATE", Align::Left),
+        ("ACTIVE", Align::Right),
+        ("PKTS_TO", Align::Right),
+        ("PKTS_FROM", Align::Right),
+        ("BYTES_TO", Align::Right),
+        ("BYTES_FROM", Align::Right),
+    ])
+}
+
+fn backend_cells(b: &BackendStatus) -> Vec<String> {
+    vec![
+        b.address.clone(),
+        b.weight.to_string(),
+        b.state.clone(),
+        b.active_sessions.to_string(),
+        b.packets_to_backend.to_string(),
+        b.packets_from_backend.to_string(),
+        b.bytes_to_backend.to_string(),
+        b.bytes_from_backend.to_string(),
+    ]
+}
+
+/// `sluicectl backend ...`: the backend as it is after the change.
+pub fn backend(service: &str, backend: &BackendStatus) -> String {
+    let mut table = backend_table();
+    table.row(backend_cells(backend));
+    format!("service {service}:\n{}", table.render())
+}
+
+/// `sluicectl sessions`: one row per session.
+pub fn sessions(rows: &[SessionRow]) -> String {
+    if rows.is_empty() {
+        return "no sessions\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        ("SERVICE", Align::Left),
+        ("CLIENT", Align::Left),
+        ("VIP", Align::Left),
+        ("LOCAL", Align::Left),
+        ("BACKEND", Align::Left),
+        ("STATE", Align::Left),
+        ("AGE", Align::Right),
+    ]);
+    for s in rows {
+        table.row(vec![
+            s.service.clone(),
+            s.client.clone(),
+            s.vip.clone(),
+            s.local.clone(),
+            s.backend.clone(),
+            s.state.clone(),
+            duration(s.age_seconds),
+        ]);
+    }
+    table.render()
+}
+
+/// `sluicectl reload`: what changed, or why nothing did.
+pub fn reload(report: &ReloadReport) -> String {
+    let mut out = if report.changed { "reloaded, changes:\n".to_owned() } else { "nothing changed\n".to_owned() };
+    for change in &report.changes {
+        out.push_str(&format!("  {change}\n"));
+    }
+    out
+}
+
+/// A duration in seconds as people read it: "42s", "3m05s", "2h03m05s", "4d02h03m".
+pub fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s:02}s"),
+        (0, _, _) => format!("{h}h{m:02}m{s:02}s"),
+        _ => format!("{d}d{h:02}h{m:02}m"),
+    }
+}

@@ -1,0 +1,102 @@
+//! The documents the API replies with, as the `data` of `{"ok":true,"data":...}`.
+//!
+//! Each command has its own: `status` a `Status`, `services` a list of `ServiceStatus`,
+//! `backend` the `BackendStatus` after the change, `sessions` a list of `SessionRow`,
+//! `reload` a `ReloadReport`. Readers ignore fields they do not know, so the appliance may
+//! add fields without breaking an older `sluicectl`.
+
+use serde::{Deserialize, Serialize};
+
+/// `sluicectl status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// What `sluice --version` prints.
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub workers: Vec<WorkerStatus>,
+    pub ports: Vec<PortStatus>,
+    /// Sessions in all workers' tables.
+    pub sessions: u64,
+}
+
+/// One poll-mode worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    pub id: usize,
+    /// The lcore it is pinned to.
+    pub cpu: usize,
+    /// Share of poll cycles that found work, 0.0..=1.0.
+    pub busy_ratio: f64,
+}
+
+/// One DPDK port, under its configured interface name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// The `[[interface]]` name (`wan`, `lan`).
+    pub name: String,
+    /// The DPDK device name or PCI address.
+    pub device: String,
+    /// The PMD driving it (`net_af_packet`, `net_ixgbe`, ...).
+    pub driver: String,
+    /// How replies reach the worker owning their local IP (`flow`, `rss`, `redirect`).
+    pub steering: String,
+    pub rx_pps: f64,
+    pub tx_pps: f64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Everything the port dropped (missed, no mbuf, errors).
+    pub dropped: u64,
+}
+
+/// `sluicectl services`: one service and its backends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// `IP:PORT`.
+    pub vip: String,
+    /// `rr`, `wrr`, `wlc`, `sh`, `maglev`.
+    pub scheduler: String,
+    pub per_packet: bool,
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One backend of a service, with its counters summed over the workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// `IP:PORT`.
+    pub address: String,
+    pub weight: u32,
+    /// `up`, `down` or `draining`.
+    pub state: String,
+    pub active_sessions: u64,
+    pub packets_to_backend: u64,
+    pub packets_from_backend: u64,
+    pub bytes_to_backend: u64,
+    pub bytes_from_backend: u64,
+}
+
+/// `sluicectl sessions`: one session of one worker's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub service: String,
+    /// `IP:PORT` of each end: the client, the VIP it asked, the local address and port the
+    /// balancer uses towards the backend, and the backend.
+    pub client: String,
+    pub vip: String,
+    pub local: String,
+    pub backend: String,
+    /// `syn`, `established`, `closing`, `udp`, ...
+    pub state: String,
+    pub age_seconds: u64,
+}
+
+/// `sluicectl reload`: what a reload changed, or why nothing changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    pub changed: bool,
+    /// One line per change ("service dns: backend 198.18.1.3:53 added"); when nothing changed,
+    /// the reason ("the config file is unchanged").
+    pub changes: Vec<String>,
+}

@@ -1,0 +1,168 @@
+//! A `Sample` as Prometheus text exposition (format 0.0.4).
+//!
+//! The families are built directly as `prometheus::proto` messages from the sample's absolute
+//! values and encoded by `prometheus::TextEncoder`, which writes the HELP and TYPE lines and
+//! escapes label values. No registry and no metric objects: the appliance's counters live in
+//! the workers, and a scrape only reads their sums.
+
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::TextEncoder;
+
+use super::sample::Sample;
+
+/// `labels!(service = s.name, worker = w.id)`: the label pairs of one row, in that order.
+macro_rules! labels {
+    ($($name:ident = $value:expr),+ $(,)?) => {
+        vec![$(label(stringify!($name), $value.to_string())),+]
+    };
+}
+
+/// The `Content-Type` of what `render` returns.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// The text exposition of `sample`, families in a fixed order, rows in the sample's order.
+pub fn render(sample: &Sample) -> String {
+    let s = sample;
+    let families: Vec<MetricFamily> = [
+        counter(
+            "sluice_port_packets_total",
+            "Packets received (rx) and sent (tx) by each port.",
+            s.port_packets.iter().map(|r| (labels!(interface = r.interface, direction = r.direction.label()), r.value)),
+        ),
+        counter(
+            "sluice_port_bytes_total",
+            "Bytes received (rx) and sent (tx) by each port.",
+            s.port_bytes.iter().map(|r| (labels!(interface = r.interface, direction = r.direction.label()), r.value)),
+        ),
+        counter(
+            "sluice_port_dropped_total",
+            "Packets each port dropped or failed to send, by reason.",
+            s.port_dropped.iter().map(|r| (labels!(interface = r.interface, reason = r.reason), r.value)),
+        ),
+        gauge(
+            "sluice_port_steering",
+            "How replies reach the worker owning their local IP: 1 for the mode in use.",
+            s.port_steering.iter().map(|r| (labels!(interface = r.interface, mode = r.mode), 1.0)),
+        ),
+        counter(
+            "sluice_packets_dropped_total",
+            "Packets the data path dropped, by worker and reason.",
+            s.packets_dropped.iter().map(|r| (labels!(worker = r.worker, reason = r.reason), r.value)),
+        ),
+        gauge(
+            "sluice_worker_busy_ratio",
+            "Share of each worker's poll cycles that found work.",
+            s.worker_busy.iter().map(|r| (labels!(worker = r.worker), r.ratio)),
+        ),
+        gauge(
+            "sluice_sessions",
+            "Sessions in each worker's table, by service.",
+            s.sessions.iter().map(|r| (labels!(service = r.service, worker = r.worker), r.value as f64)),
+        ),
+        counter(
+            "sluice_sessions_created_total",
+            "Sessions created, by service.",
+            s.sessions_created.iter().map(|r| (labels!(service = r.service), r.value)),
+        ),
+        gauge(
+            "sluice_backend_up",
+            "1 while the backend passes its health checks, 0 while it is down.",
+            s.backend_up.iter().map(|r| (labels!(service = r.service, backend = r.backend), f64::from(u8::from(r.up)))),
+        ),
+        gauge(
+            "sluice_backend_weight",
+            "The weight in force for each backend.",
+            s.backend_weight.iter().map(|r| (labels!(service = r.service, backend = r.backend), f64::from(r.weight))),
+        ),
+        counter(
+            "sluice_backend_packets_total",
+            "Packets forwarded to and received from each backend.",
+            s.backend_packets
+                .iter()
+                .map(|r| (labels!(service = r.service, backend = r.backend, direction = r.direction.label()), r.value)),
+        ),
+        counter(
+            "sluice_backend_bytes_total",
+            "Bytes forwarded to and received from each backend.",
+            s.backend_bytes
+                .iter()
+                .map(|r| (labels!(service = r.service, backend = r.backend, direction = r.direction.label()), r.value)),
+        ),
+        counter(
+            "sluice_health_checks_total",
+            "Health checks of each backend, by result.",
+            s.health_checks
+                .iter()
+                .map(|r| (labels!(service = r.service, backend = r.backend, result = r.result.label()), r.value)),
+        ),
+        gauge(
+            "sluice_local_ports_free",
+            "Free FULLNAT source ports of each local IP.",
+            s.local_ports_free.iter().map(|r| (labels!(local_ip = r.local_ip), r.value as f64)),
+        ),
+        gauge(
+            "sluice_build_info",
+            "The running version, as a label; the value is always 1.",
+            [(labels!(version = s.version), 1.0)].into_iter(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // The encoder fails only on a family without metrics or without a name, and none is built.
+    TextEncoder::new().encode_to_string(&families).unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+}
+
+fn label(name: &str, value: String) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_owned());
+    pair.set_value(value);
+    pair
+}
+
+fn counter(name: &str, help: &str, rows: impl Iterator<Item = (Vec<LabelPair>, u64)>) -> Option<MetricFamily> {
+    family(
+        name,
+        help,
+        MetricType::COUNTER,
+        rows.map(|(labels, value)| {
+            let mut counter = Counter::default();
+            counter.set_value(value as f64);
+            let mut metric = Metric::default();
+            metric.set_label(labels);
+            metric.set_counter(counter);
+            metric
+        }),
+    )
+}
+
+fn gauge(name: &str, help: &str, rows: impl Iterator<Item = (Vec<LabelPair>, f64)>) -> Option<MetricFamily> {
+    family(
+        name,
+        help,
+        MetricType::GAUGE,
+        rows.map(|(labels, value)| {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            let mut metric = Metric::default();
+            metric.set_label(labels);
+            metric.set_gauge(gauge);
+            metric
+        }),
+    )
+}
+
+/// The family, or `None` when it has no rows: the text format has no way to say "no series"
+/// but leaving the family out.
+fn family(name: &str, help: &str, kind: MetricType, metrics: impl Iterator<Item = Metric>) -> Option<MetricFamily> {
+    let metrics: Vec<Metric> = metrics.collect();
+    if metrics.is_empty() {
+        return None;
+    }
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    Some(family)
+}

@@ -1,0 +1,149 @@
+//! The text exposition of a small sample, line for line: HELP and TYPE for every family,
+//! counters as given, label values escaped, empty families left out.
+
+use super::*;
+
+fn sample() -> Sample {
+    let backend = "198.18.1.2:5353".to_owned();
+    let service = "dns".to_owned();
+    Sample {
+        version: "0.1.0 (commit abc)".into(),
+        port_packets: vec![
+            PortCount { interface: "wan".into(), direction: PortDirection::Rx, value: 1_000 },
+            PortCount { interface: "wan".into(), direction: PortDirection::Tx, value: 990 },
+        ],
+        port_bytes: vec![PortCount { interface: "wan".into(), direction: PortDirection::Rx, value: 64_000 }],
+        port_dropped: vec![PortDrops { interface: "wan".into(), reason: "imissed".into(), value: 3 }],
+        port_steering: vec![PortSteering { interface: "lan".into(), mode: "redirect".into() }],
+        packets_dropped: vec![WorkerDrops { worker: 0, reason: "no_session".into(), value: 7 }],
+        worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.25 }],
+        sessions: vec![ServiceSessions { service: service.clone(), worker: 1, value: 12 }],
+        sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
+        backend_up: vec![
+            BackendUp { service: service.clone(), backend: backend.clone(), up: true },
+            BackendUp { service: service.clone(), backend: "198.18.1.3:5353".into(), up: false },
+        ],
+        backend_weight: vec![BackendWeight { service: service.clone(), backend: backend.clone(), weight: 5 }],
+        backend_packets: vec![
+            BackendCount {
+                service: service.clone(),
+                backend: backend.clone(),
+                direction: BackendDirection::ToBackend,
+                value: 500,
+            },
+            BackendCount {
+                service: service.clone(),
+                backend: backend.clone(),
+                direction: BackendDirection::FromBackend,
+                value: 499,
+            },
+        ],
+        backend_bytes: vec![BackendCount {
+            service: service.clone(),
+            backend: backend.clone(),
+            direction: BackendDirection::FromBackend,
+            value: 31_936,
+        }],
+        health_checks: vec![
+            HealthChecks { service: service.clone(), backend: backend.clone(), result: CheckResult::Ok, value: 60 },
+            HealthChecks { service, backend, result: CheckResult::Fail, value: 2 },
+        ],
+        local_ports_free: vec![LocalPortsFree { local_ip: "198.18.1.100".into(), value: 64_511 }],
+    }
+}
+
+#[test]
+fn a_sample_renders_line_for_line() {
+    let expected = r#"# HELP sluice_port_packets_total Packets received (rx) and sent (tx) by each port.
+# TYPE sluice_port_packets_total counter
+sluice_port_packets_total{interface="wan",direction="rx"} 1000
+sluice_port_packets_total{interface="wan",direction="tx"} 990
+# HELP sluice_port_bytes_total Bytes received (rx) and sent (tx) by each port.
+# TYPE sluice_port_bytes_total counter
+sluice_port_bytes_total{interface="wan",direction="rx"} 64000
+# HELP sluice_port_dropped_total Packets each port dropped or failed to send, by reason.
+# TYPE sluice_port_dropped_total counter
+sluice_port_dropped_total{interface="wan",reason="imissed"} 3
+# HELP sluice_port_steering How replies reach the worker owning their local IP: 1 for the mode in use.
+# TYPE sluice_port_steering gauge
+sluice_port_steering{interface="lan",mode="redirect"} 1
+# HELP sluice_packets_dropped_total Packets the data path dropped, by worker and reason.
+# TYPE sluice_packets_dropped_total counter
+sluice_packets_dropped_total{worker="0",reason="no_session"} 7
+# HELP sluice_worker_busy_ratio Share of each worker's poll cycles that found work.
+# TYPE sluice_worker_busy_ratio gauge
+sluice_worker_busy_ratio{worker="0"} 0.25
+# HELP sluice_sessions Sessions in each worker's table, by service.
+# TYPE sluice_sessions gauge
+sluice_sessions{service="dns",worker="1"} 12
+# HELP sluice_sessions_created_total Sessions created, by service.
+# TYPE sluice_sessions_created_total counter
+sluice_sessions_created_total{service="dns"} 18446744073709
+# HELP sluice_backend_up 1 while the backend passes its health checks, 0 while it is down.
+# TYPE sluice_backend_up gauge
+sluice_backend_up{service="dns",backend="198.18.1.2:5353"} 1
+sluice_backend_up{service="dns",backend="198.18.1.3:5353"} 0
+# HELP sluice_backend_weight The weight in force for each backend.
+# TYPE sluice_backend_weight gauge
+sluice_backend_weight{service="dns",backend="198.18.1.2:5353"} 5
+# HELP sluice_backend_packets_total Packets forwarded to and received from each backend.
+# TYPE sluice_backend_packets_total counter
+sluice_backend_packets_total{service="dns",backend="198.18.1.2:5353",direction="to_backend"} 500
+sluice_backend_packets_total{service="dns",backend="198.18.1.2:5353",direction="from_backend"} 499
+# HELP sluice_backend_bytes_total Bytes forwarded to and received from each backend.
+# TYPE sluice_backend_bytes_total counter
+sluice_backend_bytes_total{service="dns",backend="198.18.1.2:5353",direction="from_backend"} 31936
+# HELP sluice_health_checks_total Health checks of each backend, by result.
+# TYPE sluice_health_checks_total counter
+sluice_health_checks_total{service="dns",backend="198.18.1.2:5353",result="ok"} 60
+sluice_health_checks_total{service="dns",backend="198.18.1.2:5353",result="fail"} 2
+# HELP sluice_local_ports_free Free FULLNAT source ports of each local IP.
+# TYPE sluice_local_ports_free gauge
+sluice_local_ports_free{local_ip="198.18.1.100"} 64511
+# HELP sluice_build_info The running version, as a label; the value is always 1.
+# TYPE sluice_build_info gauge
+sluice_build_info{version="0.1.0 (commit abc)"} 1
+"#;
+    let text = render(&sample());
+    for (got, want) in text.lines().zip(expected.lines()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let sample = Sample {
+        version: "1.0".into(),
+        port_dropped: vec![PortDrops { interface: "we\"ird\\name\nx".into(), reason: "tx_full".into(), value: 1 }],
+        ..Sample::default()
+    };
+    let text = render(&sample);
+    assert!(
+        text.contains("sluice_port_dropped_total{interface=\"we\\\"ird\\\\name\\nx\",reason=\"tx_full\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn families_without_rows_are_left_out() {
+    let text = render(&Sample { version: "1.0".into(), ..Sample::default() });
+    assert_eq!(
+        text,
+        "# HELP sluice_build_info The running version, as a label; the value is always 1.\n\
+         # TYPE sluice_build_info gauge\n\
+         sluice_build_info{version=\"1.0\"} 1\n"
+    );
+}
+
+#[test]
+fn every_family_has_help_and_type_and_counters_end_in_total() {
+    let text = render(&sample());
+    let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+    assert_eq!(families.len(), 15);
+    for family in families {
+        let (name, kind) = family.split_once(' ').unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+    }
+}

@@ -1,0 +1,178 @@
+//! One reading of every metric, as plain values: what the appliance gathers (summing the
+//! workers' own counters) and `render` turns into the text exposition.
+//!
+//! Each family is one `Vec` of rows, each row its label values and its value. Counters are
+//! absolute totals since start, never deltas. A family with no rows is left out of the output
+//! (as Prometheus client libraries do with a labelled metric that has no series yet).
+
+/// Everything one scrape shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// `sluice_build_info{version}`: what `sluice --version` prints.
+    pub version: String,
+    /// `sluice_port_packets_total{interface,direction}`.
+    pub port_packets: Vec<PortCount>,
+    /// `sluice_port_bytes_total{interface,direction}`.
+    pub port_bytes: Vec<PortCount>,
+    /// `sluice_port_dropped_total{interface,reason}`.
+    pub port_dropped: Vec<PortDrops>,
+    /// `sluice_port_steering{interface,mode}`: 1 for the mode in use.
+    pub port_steering: Vec<PortSteering>,
+    /// `sluice_packets_dropped_total{worker,reason}`.
+    pub packets_dropped: Vec<WorkerDrops>,
+    /// `sluice_worker_busy_ratio{worker}`.
+    pub worker_busy: Vec<WorkerBusy>,
+    /// `sluice_sessions{service,worker}`.
+    pub sessions: Vec<ServiceSessions>,
+    /// `sluice_sessions_created_total{service}`.
+    pub sessions_created: Vec<ServiceCount>,
+    /// `sluice_backend_up{service,backend}`.
+    pub backend_up: Vec<BackendUp>,
+    /// `sluice_backend_weight{service,backend}`.
+    pub backend_weight: Vec<BackendWeight>,
+    /// `sluice_backend_packets_total{service,backend,direction}`.
+    pub backend_packets: Vec<BackendCount>,
+    /// `sluice_backend_bytes_total{service,backend,direction}`.
+    pub backend_bytes: Vec<BackendCount>,
+    /// `sluice_health_checks_total{service,backend,result}`.
+    pub health_checks: Vec<HealthChecks>,
+    /// `sluice_local_ports_free{local_ip}`.
+    pub local_ports_free: Vec<LocalPortsFree>,
+}
+
+/// Which way a port counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortDirection {
+    Rx,
+    Tx,
+}
+
+impl PortDirection {
+    pub fn label(self) -> &'static str {
+        match self {
+            PortDirection::Rx => "rx",
+            PortDirection::Tx => "tx",
+        }
+    }
+}
+
+/// Which way a backend counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendDirection {
+    ToBackend,
+    FromBackend,
+}
+
+impl BackendDirection {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendDirection::ToBackend => "to_backend",
+            BackendDirection::FromBackend => "from_backend",
+        }
+    }
+}
+
+/// How a health check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckResult {
+    Ok,
+    Fail,
+}
+
+impl CheckResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckResult::Ok => "ok",
+            CheckResult::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortCount {
+    /// The `[[interface]]` name.
+    pub interface: String,
+    pub direction: PortDirection,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortDrops {
+    pub interface: String,
+    /// `imissed`, `nombuf`, `rx_errors`, `tx_errors`, `tx_full`, ...
+    pub reason: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortSteering {
+    pub interface: String,
+    /// `flow`, `rss` or `redirect`: the mode `auto` settled on, or the one configured.
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerDrops {
+    pub worker: usize,
+    /// The data path's drop reason (`no_session`, `ttl_exceeded`, ...).
+    pub reason: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerBusy {
+    pub worker: usize,
+    /// Share of poll cycles that found work, 0.0..=1.0.
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSessions {
+    pub service: String,
+    pub worker: usize,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceCount {
+    pub service: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendUp {
+    pub service: String,
+    /// `IP:PORT`.
+    pub backend: String,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendWeight {
+    pub service: String,
+    pub backend: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendCount {
+    pub service: String,
+    pub backend: String,
+    pub direction: BackendDirection,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthChecks {
+    pub service: String,
+    pub backend: String,
+    pub result: CheckResult,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalPortsFree {
+    /// A FULLNAT local IP.
+    pub local_ip: String,
+    pub value: u64,
+}

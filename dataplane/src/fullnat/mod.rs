@@ -1,0 +1,333 @@
+//! FULLNAT for one worker: session lookup, scheduling, local port allocation and the rewrite,
+//! on the IPv4 packet of a frame whose destination the data path owns (a VIP or a local IP).
+//!
+//! Owns: the worker's session table, its local port pools, its per-service scheduler state
+//! (`part::WorkerPart`, built on the control core) and the next hops cached per session. Reads
+//! the published `Snapshot`, whose service slots and backend ids are stable across reloads, so
+//! a session checks on every packet that its service and backend are still there and usable.
+//! Knows nothing of mbufs: `process` works on `&mut [u8]` and says what to do with the result
+//! (`Step`), so every rule is testable on byte arrays. Never allocates, locks or blocks.
+
+mod icmp;
+mod open;
+pub mod part;
+
+use std::net::Ipv4Addr;
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::laddr::PortPool;
+use crate::nat::{self, Inspected, Refusal};
+use crate::route::NextHop;
+use crate::session::{Direction, Endpoint, FlowKey, Session, SessionId, SessionTable, Touch};
+use crate::snapshot::{BackendState, Snapshot};
+use crate::wire::ipv4::{self, protocol};
+
+pub use part::{PoolLayout, ServiceState, WorkerPart};
+
+/// `Session::backend_index` of a per-datagram session: it has no one backend.
+pub const ANY_BACKEND: u16 = u16::MAX;
+/// The backend side of a per-datagram session's reply key: replies from any backend find it.
+const WILDCARD: Endpoint = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
+
+/// Where a rewritten packet goes: out of link `link` to the neighbour `gateway`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub link: u16,
+    pub gateway: Ipv4Addr,
+}
+
+impl Hop {
+    const NONE: Hop = Hop { link: 0, gateway: Ipv4Addr::UNSPECIFIED };
+}
+
+impl From<NextHop> for Hop {
+    fn from(h: NextHop) -> Hop {
+        Hop { link: h.link as u16, gateway: h.gateway }
+    }
+}
+
+/// Which L4 checksum the NIC must finish for a packet rewritten for offload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadL4 {
+    Tcp,
+    Udp,
+}
+
+/// What to do with the packet `process` was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Rewritten in place: send it to `hop`. With `offload`, the NIC must fill the IPv4 header
+    /// checksum and that L4 checksum; without, every checksum is already right.
+    Forward { hop: Hop, offload: Option<OffloadL4> },
+    /// Answered in place (echo reply): send it back to the frame's source on its link.
+    Bounce,
+    /// Turned into a TCP reset of `ip_len` bytes: shorten the frame, send it back to its source.
+    Reset { ip_len: usize },
+    /// Its TTL ran out here: answer with an ICMP time exceeded to the frame's source.
+    TimeExceeded,
+    Drop(DropReason),
+}
+
+pub struct FullNat {
+    sessions: SessionTable,
+    /// Next hops per session, indexed by `SessionId`: [towards the backend, towards the client].
+    hops: Vec<[Hop; 2]>,
+    pools: Vec<PortPool>,
+    /// By service slot.
+    services: Vec<ServiceState>,
+    /// The other workers' counters, for least-connection choices over all workers.
+    peers: Vec<std::sync::Arc<WorkerCounters>>,
+    /// Scratch for the scheduler: active sessions per member (allocated once).
+    active: Vec<u32>,
+}
+
+/// Whether a session may go on under the snapshot in force.
+enum Standing {
+    Live,
+    /// Its service or backend is gone, or its backend is down with `on_failure = "remove"`.
+    Ended,
+}
+
+impl FullNat {
+    /// State for one worker with room for `capacity` sessions; `part` comes from the control
+    /// core's `PoolLayout::part` for the same snapshot.
+    pub fn new(part: WorkerPart, capacity: u32, snapshot: &Snapshot) -> FullNat {
+        let sessions = SessionTable::with_capacity(capacity, snapshot.timeouts);
+        let hops = vec![[Hop::NONE; 2]; sessions.capacity()];
+        FullNat {
+            sessions,
+            hops,
+            pools: part.new_pools,
+            services: part.services,
+            peers: Vec::new(),
+            active: Vec::with_capacity(crate::snapshot::MAX_BACKENDS),
+        }
+    }
+
+    /// The other workers' counters (set once at start), so that `wlc` sees every session.
+    pub fn set_peers(&mut self, peers: Vec<std::sync::Arc<WorkerCounters>>) {
+        self.peers = peers;
+    }
+
+    /// Worker `worker` of `workers` on `snapshot`, its part built right here: for tests,
+    /// benchmarks and fuzzing (the appliance builds parts on the control core).
+    pub fn for_worker(snapshot: &Snapshot, worker: usize, workers: usize, capacity: u32) -> FullNat {
+        let part = PoolLayout::new(worker, workers).part(snapshot);
+        FullNat::new(part, capacity, snapshot)
+    }
+
+    /// Takes the state built for a new snapshot; returns what it replaces, for the control core
+    /// to free. Sessions, pools and their ports carry over.
+    pub fn adopt(&mut self, mut part: WorkerPart) -> WorkerPart {
+        self.pools.append(&mut part.new_pools);
+        std::mem::swap(&mut self.services, &mut part.services);
+        part
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    pub fn port_pools(&self) -> &[PortPool] {
+        &self.pools
+    }
+
+    /// Publishes each local IP's free ports for the control core.
+    pub fn publish_ports(&self, c: &WorkerCounters) {
+        for (pool, slot) in self.pools.iter().zip(c.local_ports.iter()) {
+            slot.ip.store(u32::from(pool.ip()), std::sync::atomic::Ordering::Relaxed);
+            slot.free.set(u64::from(pool.free()));
+        }
+    }
+
+    /// Expires idle sessions (at most `budget`) and gives their local ports back.
+    pub fn expire(&mut self, now_ms: u64, budget: usize, c: &WorkerCounters) -> usize {
+        let pools = &mut self.pools;
+        let n = self.sessions.expire(now_ms, budget, |s| end(pools, c, s));
+        c.sessions_expired.add(n as u64);
+        n
+    }
+
+    /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
+    /// VIP or local IP of this data path.
+    pub fn process(&mut self, snap: &Snapshot, ip: &mut [u8], now_ms: u64, c: &WorkerCounters) -> Step {
+        let seen = match nat::inspect(ip) {
+            Ok(seen) => seen,
+            // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
+            Err(Refusal::TtlExpired) if nat::echo_reply(ip).is_ok() => {
+                c.icmp_echo_replies.add(1);
+                return Step::Bounce;
+            }
+            Err(Refusal::TtlExpired) => return Step::TimeExceeded,
+            Err(refusal) => return Step::Drop(refusal.into()),
+        };
+        match seen.tuple.proto {
+            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c),
+            protocol::ICMP => self.icmp(ip, &seen, c),
+            _ => Step::Drop(DropReason::UnsupportedProtocol),
+        }
+    }
+
+    fn flow(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, now_ms: u64, c: &WorkerCounters) -> Step {
+        let t = seen.tuple;
+        let key = FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
+        // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
+        let len = ipv4::Packet::new_checked(&*ip).map_or(0, |p| u32::from(p.total_len()));
+        if let Some((id, dir)) = self.find(&key) {
+            if let Standing::Ended = standing(snap, self.sessions.get(id)) {
+                let old = self.sessions.remove(id);
+                end(&mut self.pools, c, &old);
+                match (dir, t.proto) {
+                    // A datagram of a flow whose backend went away is scheduled afresh.
+                    (Direction::Forward, protocol::UDP) => {}
+                    // A connection whose backend went away: the client learns at once.
+                    (Direction::Forward, _) => {
+                        return match nat::tcp_reset(ip) {
+                            Ok(ip_len) => Step::Reset { ip_len },
+                            Err(_) => Step::Drop(DropReason::NoSession),
+                        };
+                    }
+                    (Direction::Reply, _) => return Step::Drop(DropReason::NoSession),
+                }
+            } else {
+                match self.sessions.touch(id, dir, seen.tcp_flags, len, now_ms) {
+                    Touch::Ok => return self.send(snap, ip, id, dir, t.src, len, c),
+                    // A new SYN on a closing connection: the old session makes way for a new one.
+                    Touch::Reopen => {
+                        let old = self.sessions.remove(id);
+                        end(&mut self.pools, c, &old);
+                    }
+                }
+            }
+        }
+        let Some(service) = snap.vips.service(t.proto, t.dst, t.dst_port) else {
+            let reason = if snap.vips.is_vip(t.dst) { DropReason::NoService } else { DropReason::NoSession };
+            return Step::Drop(reason);
+        };
+        if !open::may_open(t.proto, seen.tcp_flags) {
+            return Step::Drop(DropReason::NoSession);
+        }
+        match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
+            Ok(id) => {
+                let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, len, now_ms);
+                self.send(snap, ip, id, Direction::Forward, t.src, len, c)
+            }
+            Err(reason) => Step::Drop(reason),
+        }
+    }
+
+    /// The session of a packet: by its own tuple, or, for a UDP reply, as a reply to a
+    /// per-datagram session (whose reply key has no backend).
+    #[inline]
+    fn find(&self, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        self.sessions.lookup(key).or_else(|| {
+            if key.proto != protocol::UDP {
+                return None;
+            }
+            let wildcard = FlowKey { src: WILDCARD, ..*key };
+            self.sessions.lookup(&wildcard).filter(|&(_, dir)| dir == Direction::Reply)
+        })
+    }
+
+    /// Rewrites a packet of session `id` going `dir` and says where it goes. `from` is the
+    /// packet's source (for a per-datagram reply: which backend answered).
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &mut self,
+        snap: &Snapshot,
+        ip: &mut [u8],
+        id: SessionId,
+        dir: Direction,
+        from: Ipv4Addr,
+        len: u32,
+        c: &WorkerCounters,
+    ) -> Step {
+        let s = *self.sessions.get(id);
+        let hops = self.hops[id.get() as usize];
+        let (src, dst, hop, backend) = match dir {
+            Direction::Forward if s.backend_index == ANY_BACKEND => {
+                // Per datagram: the scheduler picks the backend of this one.
+                match self.pick_for_datagram(snap, &s, c) {
+                    Some((bid, hop)) => (s.local, snap.backends[bid as usize].endpoint, hop, Some(bid)),
+                    None => return Step::Drop(DropReason::NoBackend),
+                }
+            }
+            Direction::Forward => (s.local, s.backend, hops[0], Some(s.backend_index)),
+            Direction::Reply if s.backend_index == ANY_BACKEND => {
+                (s.vip, s.client, hops[1], member_at(snap, s.service, from, protocol_port(ip)))
+            }
+            Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
+        };
+        let offload = snap.links[hop.link as usize].checksum_offload;
+        let done = if offload {
+            nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
+        } else {
+            nat::rewrite(ip, (src.ip, src.port), (dst.ip, dst.port))
+        };
+        if let Err(refusal) = done {
+            return Step::Drop(refusal.into());
+        }
+        match dir {
+            Direction::Forward => c.forwarded.add(1),
+            Direction::Reply => c.replied.add(1),
+        }
+        if let Some(stats) = backend.and_then(|b| c.backends.get(b as usize)) {
+            stats.packets[dir.index()].add(1);
+            stats.bytes[dir.index()].add(u64::from(len));
+        }
+        let offload = offload.then_some(if s.proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp });
+        Step::Forward { hop, offload }
+    }
+}
+
+/// Checks a session against the snapshot in force.
+#[inline]
+fn standing(snap: &Snapshot, s: &Session) -> Standing {
+    let Some(service) = snap.services.get(s.service as usize) else { return Standing::Ended };
+    if !service.live || service.vip != s.vip || service.proto != s.proto {
+        return Standing::Ended;
+    }
+    if s.backend_index == ANY_BACKEND {
+        return Standing::Live;
+    }
+    match snap.backends.get(s.backend_index as usize) {
+        Some(b) if b.live && b.service == s.service && b.endpoint == s.backend => {
+            if b.state == BackendState::Down && service.remove_on_failure {
+                Standing::Ended
+            } else {
+                Standing::Live
+            }
+        }
+        _ => Standing::Ended,
+    }
+}
+
+/// Gives a finished session's local port back and updates the gauges.
+fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
+    if let Some(pool) = pools.iter_mut().find(|p| p.ip() == s.local.ip) {
+        pool.give_back(s.local.port);
+    }
+    if let Some(stats) = c.services.get(s.service as usize) {
+        stats.sessions.dec();
+    }
+    if let Some(stats) = c.backends.get(s.backend_index as usize) {
+        stats.active.dec();
+    }
+}
+
+/// The source port of a TCP/UDP packet `inspect` accepted.
+#[inline]
+fn protocol_port(ip: &[u8]) -> u16 {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    u16::from_be_bytes([ip[ihl], ip[ihl + 1]])
+}
+
+/// The id of the member of service `slot` at `ip:port` (a per-datagram reply's backend).
+fn member_at(snap: &Snapshot, slot: u16, ip: Ipv4Addr, port: u16) -> Option<u16> {
+    let service = snap.services.get(slot as usize)?;
+    let wanted = Endpoint::new(ip, port);
+    service.members.iter().copied().find(|&id| snap.backends[id as usize].endpoint == wanted)
+}
+
+#[cfg(test)]
+mod tests;

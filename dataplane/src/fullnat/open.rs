@@ -1,0 +1,116 @@
+//! Opening sessions: which packets may, how the backend, local address and next hops are
+//! chosen, and the per-datagram choice for `per_packet` services.
+
+use super::*;
+use crate::sched::{flow_hash, Flow};
+use crate::session::{tcp_flags, NewSession};
+
+/// Any UDP datagram opens a session; of TCP, only a SYN without ACK or RST.
+#[inline]
+pub(super) fn may_open(proto: u8, flags: u8) -> bool {
+    proto == protocol::UDP || flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+}
+
+impl FullNat {
+    /// A new session of `service` for the client flow `key`: backend by the scheduler (none for
+    /// a per-datagram service), local address and port from this worker's pools, next hops
+    /// both ways from the routes.
+    pub(super) fn open(
+        &mut self,
+        snap: &Snapshot,
+        service: usize,
+        key: FlowKey,
+        flags: u8,
+        now_ms: u64,
+        c: &WorkerCounters,
+    ) -> Result<SessionId, DropReason> {
+        // Everything that can refuse the flow whatever the backend comes before the scheduler
+        // moves on, so that refused flows do not skew the rotation.
+        if self.sessions.len() >= self.sessions.capacity() {
+            return Err(DropReason::SessionTableFull);
+        }
+        let to_client = snap.routes.lookup(key.src.ip).ok_or(DropReason::NoRoute)?;
+        let def = &snap.services[service];
+        let (backend_index, backend, to_backend) = if def.per_packet {
+            (ANY_BACKEND, WILDCARD, Hop::NONE)
+        } else {
+            let id = self.pick(snap, service, key.src, c).ok_or(DropReason::NoBackend)?;
+            let b = &snap.backends[id as usize];
+            (id, b.endpoint, b.hop.ok_or(DropReason::NoRoute)?)
+        };
+        let local = take_port(&mut self.pools, &mut self.services[service], c).ok_or(DropReason::NoLocalPort)?;
+        let new = NewSession {
+            proto: key.proto,
+            client: key.src,
+            vip: key.dst,
+            local,
+            backend,
+            service: service as u16,
+            backend_index,
+            tcp_flags: flags,
+        };
+        match self.sessions.insert(new, now_ms) {
+            Ok(id) => {
+                self.hops[id.get() as usize] = [to_backend, to_client.into()];
+                c.sessions_created.add(1);
+                if let Some(stats) = c.services.get(service) {
+                    stats.created.add(1);
+                    stats.sessions.inc();
+                }
+                if let Some(stats) = c.backends.get(backend_index as usize) {
+                    stats.sessions.add(1);
+                    stats.active.inc();
+                }
+                Ok(id)
+            }
+            Err(_) => {
+                if let Some(pool) = self.pools.iter_mut().find(|p| p.ip() == local.ip) {
+                    pool.give_back(local.port);
+                }
+                Err(DropReason::SessionTableFull)
+            }
+        }
+    }
+
+    /// The backend id for a new session of `service` from `client`.
+    fn pick(&mut self, snap: &Snapshot, service: usize, client: Endpoint, c: &WorkerCounters) -> Option<u16> {
+        let members = &snap.services[service].members;
+        self.active.clear();
+        self.active.extend(members.iter().map(|&id| active_sessions(c, &self.peers, id)));
+        let flow = Flow { client: client.ip, hash: flow_hash(snap.services[service].proto, client.ip, client.port), active: &self.active };
+        let at = self.services[service].scheduler.pick(&flow)?;
+        members.get(at).copied()
+    }
+
+    /// Per datagram: a backend for this one datagram of session `s`, and the next hop to it.
+    pub(super) fn pick_for_datagram(&mut self, snap: &Snapshot, s: &Session, c: &WorkerCounters) -> Option<(u16, Hop)> {
+        let id = self.pick(snap, s.service as usize, s.client, c)?;
+        Some((id, snap.backends[id as usize].hop?))
+    }
+}
+
+/// Active sessions of backend `id` over this worker and its peers (relaxed reads of the
+/// other workers' gauges: exact enough for least-connection choices, and lock-free).
+fn active_sessions(own: &WorkerCounters, peers: &[std::sync::Arc<WorkerCounters>], id: u16) -> u32 {
+    let at = id as usize;
+    let own = own.backends.get(at).map_or(0, |b| b.active.get());
+    let others: u64 = peers.iter().filter_map(|p| p.backends.get(at)).map(|b| b.active.get()).sum();
+    (own + others).min(u64::from(u32::MAX)) as u32
+}
+
+/// A local address and port from the service's pools on this worker, taking turns.
+fn take_port(pools: &mut [PortPool], state: &mut ServiceState, c: &WorkerCounters) -> Option<Endpoint> {
+    let n = state.pools.len();
+    for _ in 0..n {
+        let at = state.pools[state.next_pool % n] as usize;
+        state.next_pool = (state.next_pool + 1) % n;
+        let pool = &mut pools[at];
+        if let Some(port) = pool.take() {
+            if let Some(slot) = c.local_ports.get(at) {
+                slot.free.set(u64::from(pool.free()));
+            }
+            return Some(Endpoint::new(pool.ip(), port));
+        }
+    }
+    None
+}

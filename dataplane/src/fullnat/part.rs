@@ -1,0 +1,92 @@
+//! What the control core builds for each worker alongside a snapshot: the worker's mutable
+//! per-service state (schedulers with their tables, local port choice) and port pools for
+//! local IPs it owns for the first time. Built on the control core, never on a worker, and
+//! moved to the worker with the snapshot; the worker hands back what it replaced, so that
+//! memory is freed on the control core too.
+
+use std::net::Ipv4Addr;
+
+use crate::laddr::{self, PortPool};
+use crate::sched::{self, Scheduler, SchedulerKind};
+use crate::snapshot::Snapshot;
+
+/// Maglev lookup table size (prime) unless the service has so many backends that it must grow.
+pub const MAGLEV_TABLE_SIZE: u32 = 65537;
+
+/// A worker's mutable state for one service slot.
+pub struct ServiceState {
+    pub scheduler: Scheduler,
+    /// Indices into the worker's pools of its local IPs of the service.
+    pub pools: Vec<u16>,
+    pub next_pool: usize,
+}
+
+/// Everything a worker adopts with a snapshot.
+pub struct WorkerPart {
+    /// By service slot, as `Snapshot::services`.
+    pub services: Vec<ServiceState>,
+    /// Pools to append to the worker's own, in order.
+    pub new_pools: Vec<PortPool>,
+}
+
+/// The control core's mirror of one worker's local port pools: their IPs, in the worker's
+/// order. Pools are only ever appended (a local IP that leaves keeps its pool, idle), so that
+/// indices stay valid for sessions that outlive a reload.
+#[derive(Debug, Clone, Default)]
+pub struct PoolLayout {
+    pub worker: usize,
+    pub workers: usize,
+    pub ips: Vec<Ipv4Addr>,
+}
+
+impl PoolLayout {
+    pub fn new(worker: usize, workers: usize) -> PoolLayout {
+        PoolLayout { worker, workers, ips: Vec::new() }
+    }
+
+    /// The worker's part for `snap`; extends the layout with any new local IP's pool.
+    pub fn part(&mut self, snap: &Snapshot) -> WorkerPart {
+        let mut new_pools = Vec::new();
+        let services = snap
+            .services
+            .iter()
+            .map(|service| {
+                let mut pools = Vec::new();
+                if service.live {
+                    for ip in laddr::owned_by(&service.local_ips, self.worker, self.workers) {
+                        let at = self.ips.iter().position(|&p| p == ip).unwrap_or_else(|| {
+                            let seed = u64::from(u32::from(ip)) ^ ((self.worker as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+                            new_pools.push(PortPool::new(ip, laddr::DEFAULT_PORTS, seed));
+                            self.ips.push(ip);
+                            self.ips.len() - 1
+                        });
+                        pools.push(at as u16);
+                    }
+                }
+                ServiceState { scheduler: scheduler(snap, service), pools, next_pool: self.worker }
+            })
+            .collect();
+        WorkerPart { services, new_pools }
+    }
+}
+
+/// The scheduler over a service's members, with the weights in force: a backend that is
+/// down, draining or removed weighs 0, so it gets no new sessions.
+fn scheduler(snap: &Snapshot, service: &crate::snapshot::Service) -> Scheduler {
+    let weights: Vec<u32> = service.members.iter().map(|&id| snap.backends[id as usize].effective_weight()).collect();
+    let keys = || -> Vec<u64> {
+        service
+            .members
+            .iter()
+            .map(|&id| {
+                let e = snap.backends[id as usize].endpoint;
+                sched::backend_key(std::net::SocketAddrV4::new(e.ip, e.port))
+            })
+            .collect()
+    };
+    match service.scheduler {
+        SchedulerKind::Maglev => Scheduler::maglev(&weights, &keys(), MAGLEV_TABLE_SIZE),
+        SchedulerKind::Sh => Scheduler::sh(&weights, &keys()),
+        kind => Scheduler::new(kind, &weights),
+    }
+}
