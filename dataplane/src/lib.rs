@@ -12,6 +12,7 @@ pub mod classify;
 pub mod counters;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod dump;
 pub mod fullnat;
 pub mod laddr;
 pub mod nat;

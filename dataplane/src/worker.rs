@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
+use crate::dump::{DumpBox, Dumper};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RxBurst, TxQueue};
 use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::publish::{Mailbox, Update};
@@ -56,6 +57,8 @@ pub struct WorkerSetup {
     pub part: WorkerPart,
     /// Where later snapshots arrive.
     pub mailbox: Arc<Mailbox>,
+    /// Where session listings are asked for.
+    pub dumps: Arc<DumpBox>,
     /// Every worker's counters, this one's included (at `index`).
     pub all_counters: Vec<Arc<WorkerCounters>>,
     pub counters: Arc<WorkerCounters>,
@@ -74,6 +77,7 @@ pub struct Worker {
     neigh: Neighbours<Mbuf>,
     tsc_per_ms: u64,
     icmp_budget: TokenBucket,
+    dumper: Dumper,
 }
 
 /// Allows `per_second` events a second, refilled whole each second.
@@ -116,7 +120,8 @@ impl Worker {
         nat.publish_ports(&setup.counters);
         let neigh = Neighbours::new(NeighbourConfig::default());
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
-        Worker { setup, queues, nat, neigh, tsc_per_ms: (dpdk::tsc_hz() / 1000).max(1), icmp_budget }
+        let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
+        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default() }
     }
 
     /// Polls until `stop` is set.
@@ -139,6 +144,7 @@ impl Worker {
                 work += self.poll_kernel(i, &mut rx);
             }
             self.nat.expire(now, EXPIRE_BUDGET, &self.setup.counters);
+            self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
             self.neighbour_timers(&snap, now);
             self.flush();
             let c = &self.setup.counters;

@@ -115,11 +115,6 @@ impl Control {
         self.pending = false;
         Ok(())
     }
-
-    /// True once every worker runs the latest published snapshot and nothing is pending.
-    pub fn settled(&self) -> bool {
-        !self.pending && self.mailboxes.iter().all(|m| m.seen() == self.published)
-    }
 }
 
 /// Sections that a running appliance cannot change: ports, cores, memory, sockets.

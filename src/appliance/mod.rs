@@ -14,6 +14,8 @@
 //! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
 
 mod control;
+mod observe;
+mod serve;
 pub mod eal_args;
 pub mod kernel;
 pub mod model;
@@ -23,13 +25,13 @@ pub mod snapshot;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
 
 use control::Control;
 use dataplane::counters::{DropReason, WorkerCounters};
-use dataplane::dpdk::{self, Eal, LcoreHandle, LcoreState, Mempool, Port};
+use dataplane::dump::DumpBox;
+use dataplane::dpdk::{self, Eal, LcoreHandle, Mempool, Port};
 use dataplane::wire::MacAddr;
 use dataplane::worker::{IdleMode, Worker, WorkerSetup};
 
@@ -86,7 +88,7 @@ pub fn run(path: &Path) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let code = appliance.serve(&mut control);
+    let code = serve::serve(&appliance, &mut control);
     appliance.shutdown();
     info!("stopped");
     code
@@ -95,6 +97,7 @@ pub fn run(path: &Path) -> i32 {
 /// One `[[interface]]`: the port and the tap behind it. Field order is drop order.
 struct LinkPorts {
     name: String,
+    device: String,
     port: Port,
     tap: Port,
 }
@@ -105,6 +108,8 @@ struct Appliance {
     workers: Vec<LcoreHandle>,
     stop: Arc<AtomicBool>,
     counters: Vec<Arc<WorkerCounters>>,
+    dumps: Vec<Arc<DumpBox>>,
+    cpus: Vec<usize>,
     links: Vec<LinkPorts>,
     /// Dropped after the ports; workers allocate from it until they are joined.
     pool: Mempool,
@@ -145,7 +150,7 @@ impl Appliance {
                 mac,
                 checksum_offload: port.checksum_offload(),
             });
-            links.push(LinkPorts { name: iface.name.clone(), port, tap });
+            links.push(LinkPorts { name: iface.name.clone(), device: iface.device.clone(), port, tap });
         }
 
         // The first snapshot is complete before any port passes a packet.
@@ -160,8 +165,16 @@ impl Appliance {
             ConfigIdle::Busy => IdleMode::Busy,
             ConfigIdle::Adaptive => IdleMode::Adaptive,
         };
-        let mut appliance = Appliance { workers: Vec::new(), stop, counters: Vec::new(), links, pool, _eal: eal };
-        appliance.counters = config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect();
+        let mut appliance = Appliance {
+            workers: Vec::new(),
+            stop,
+            counters: config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect(),
+            dumps: config.cpu.workers.iter().map(|_| Arc::new(DumpBox::default())).collect(),
+            cpus: config.cpu.workers.clone(),
+            links,
+            pool,
+            _eal: eal,
+        };
         for (i, (part, cpu)) in start.parts.into_iter().zip(&config.cpu.workers).enumerate() {
             let worker = Worker::new(WorkerSetup {
                 index: i,
@@ -169,6 +182,7 @@ impl Appliance {
                 snapshot: start.snapshot.clone(),
                 part,
                 mailbox: start.mailboxes[i].clone(),
+                dumps: appliance.dumps[i].clone(),
                 all_counters: appliance.counters.clone(),
                 counters: appliance.counters[i].clone(),
                 idle,
@@ -187,30 +201,7 @@ impl Appliance {
             }
             info!("worker {i} on cpu {cpu} (lcore {lcore}), queue {i} of every port");
         }
-        info!("ready: {} interfaces, {} workers", appliance.links.len(), appliance.workers.len());
         Ok((appliance, control))
-    }
-
-    /// The control loop: signals, publishing, worker health, until asked to stop.
-    fn serve(&self, control: &mut Control) -> i32 {
-        loop {
-            if signals::stop_requested() {
-                info!("stop requested");
-                return EXIT_OK;
-            }
-            if signals::take_reload() {
-                let _ = reload(control);
-            }
-            if let Err(e) = control.tick() {
-                error!("{e}");
-                return EXIT_FAILED;
-            }
-            if let Some(w) = self.workers.iter().find(|w| w.state() == LcoreState::Panicked) {
-                error!("worker on lcore {} failed; stopping", w.lcore());
-                return EXIT_FAILED;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     fn shutdown(mut self) {

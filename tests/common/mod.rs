@@ -116,6 +116,8 @@ pub struct Sluice {
     child: Option<Child>,
     pub log: PathBuf,
     pub config: PathBuf,
+    /// The API socket (each test's own).
+    pub socket: PathBuf,
 }
 
 impl Sluice {
@@ -123,7 +125,9 @@ impl Sluice {
         let dir = std::env::temp_dir().join(format!("sluice-test-{}", net.name));
         fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("sluice.toml");
-        fs::write(&config_path, config).expect("write config");
+        let socket = dir.join("sluice.sock");
+        let config = with_api(config, &socket);
+        fs::write(&config_path, &config).expect("write config");
         let log = dir.join("sluice.log");
         let log_file = File::create(&log).expect("log file");
         let child = Command::new("ip")
@@ -133,7 +137,7 @@ impl Sluice {
             .stderr(log_file)
             .spawn()
             .expect("spawn sluice");
-        let mut s = Sluice { child: Some(child), log, config: config_path };
+        let mut s = Sluice { child: Some(child), log, config: config_path, socket };
         let ready = wait_until(Duration::from_secs(30), || s.log_text().contains("sluice: info: ready:") || s.exited());
         assert!(ready && !s.exited(), "sluice did not become ready:\n{}", s.log_text());
         s
@@ -159,13 +163,34 @@ impl Sluice {
     /// until Sluice logs the outcome; returns the log lines that reload produced.
     pub fn reload(&self, config: &str) -> String {
         let before = self.log_text().len();
-        fs::write(&self.config, config).expect("write config");
+        fs::write(&self.config, with_api(config, &self.socket)).expect("write config");
         self.signal(libc::SIGHUP);
         let done = |log: &str| log.contains("reload: ") || log.contains("reload refused");
         wait_until(Duration::from_secs(10), || done(&self.log_text()[before..]));
         let log = self.log_text()[before..].to_owned();
         assert!(done(&log), "no reload outcome logged:\n{}", self.log_text());
         log
+    }
+
+    /// Runs `sluicectl --socket SOCKET ARGS...`; returns (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluicectl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run sluicectl");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// `sluicectl --json ARGS...`, parsed; panics on failure.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = self.ctl(&all);
+        assert_eq!(code, 0, "sluicectl {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("sluicectl {args:?}: {e}: {out}"))
     }
 
     pub fn signal(&self, signal: i32) {
@@ -192,6 +217,15 @@ impl Sluice {
 impl Drop for Sluice {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(10));
+    }
+}
+
+/// `config` with an `[api]` section of its own (unless it has one): tests run side by side.
+fn with_api(config: &str, socket: &std::path::Path) -> String {
+    if config.contains("[api]") {
+        config.to_owned()
+    } else {
+        format!("{config}\n[api]\nsocket = \"{}\"\nmetrics = \"127.0.0.1:9273\"\n", socket.display())
     }
 }
 

@@ -304,8 +304,11 @@ fn standing(snap: &Snapshot, s: &Session) -> Standing {
 
 /// Gives a finished session's local port back and updates the gauges.
 fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
-    if let Some(pool) = pools.iter_mut().find(|p| p.ip() == s.local.ip) {
-        pool.give_back(s.local.port);
+    if let Some(at) = pools.iter().position(|p| p.ip() == s.local.ip) {
+        pools[at].give_back(s.local.port);
+        if let Some(slot) = c.local_ports.get(at) {
+            slot.free.set(u64::from(pools[at].free()));
+        }
     }
     if let Some(stats) = c.services.get(s.service as usize) {
         stats.sessions.dec();

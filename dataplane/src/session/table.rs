@@ -245,6 +245,23 @@ impl SessionTable {
             .map(|(i, session)| (SessionId(i as u32), session))
     }
 
+    /// Calls `f` for the live sessions among slots `from .. from + slots`; returns where the
+    /// next call should start, 0 when the slab has been walked to its end. Lets a worker list
+    /// its sessions a little at a time between bursts.
+    pub fn scan(&self, from: usize, slots: usize, mut f: impl FnMut(&Session)) -> usize {
+        let end = from.saturating_add(slots).min(self.sessions.len());
+        for i in from.min(end)..end {
+            if self.wheel.is_live(i as u32) {
+                f(&self.sessions[i]);
+            }
+        }
+        if end >= self.sessions.len() {
+            0
+        } else {
+            end
+        }
+    }
+
     /// What the table allocated: the slab, the index and the wheel's links.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.sessions) + self.index.memory_bytes() + self.wheel.memory_bytes()

@@ -1,0 +1,260 @@
+//! What the control core tells operators: `sluicectl` answers and the Prometheus sample, from
+//! the counters workers publish (relaxed reads of per-worker blocks, summed here), the ports'
+//! own statistics, the model, and the workers' latest session dumps. Never waits on a worker.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ctrlplane::api::{BackendStatus, PortStatus, ServiceStatus, SessionRow, Status, WorkerStatus};
+use ctrlplane::metrics::{self, BackendDirection, PortDirection, Sample};
+use dataplane::counters::{DropReason, WorkerCounters};
+use dataplane::dpdk::{Port, PortStats};
+use dataplane::dump::{Dump, DumpBox};
+use dataplane::snapshot::BackendState;
+
+use super::model::Model;
+
+/// How often rates are computed and session dumps asked for.
+const PERIOD: Duration = Duration::from_secs(1);
+/// Rows a worker puts in one session dump at most.
+const DUMP_ROWS: usize = 10_000;
+
+/// A port as the observer reads it.
+pub struct PortView<'a> {
+    pub name: &'a str,
+    pub device: &'a str,
+    pub port: &'a Port,
+}
+
+pub struct Observer {
+    started: Instant,
+    last: Instant,
+    dumps: Vec<Arc<DumpBox>>,
+    latest: Vec<Option<Dump>>,
+    ports_before: Vec<PortStats>,
+    port_rates: Vec<(f64, f64)>,
+    polls_before: Vec<(u64, u64)>,
+    busy: Vec<f64>,
+    /// Per backend id: the address it was first seen with and its sums then, so that an id
+    /// reused by another backend starts its counters from zero.
+    bases: HashMap<u16, (SocketAddrV4, [u64; 5])>,
+}
+
+impl Observer {
+    pub fn new(dumps: Vec<Arc<DumpBox>>, ports: usize) -> Observer {
+        let workers = dumps.len();
+        Observer {
+            started: Instant::now(),
+            last: Instant::now(),
+            latest: (0..workers).map(|_| None).collect(),
+            dumps,
+            ports_before: vec![PortStats::default(); ports],
+            port_rates: vec![(0.0, 0.0); ports],
+            polls_before: vec![(0, 0); workers],
+            busy: vec![0.0; workers],
+            bases: HashMap::new(),
+        }
+    }
+
+    /// Once a period: rates, and session dumps collected and asked for again.
+    pub fn tick(&mut self, ports: &[PortView], counters: &[Arc<WorkerCounters>]) {
+        for (i, exchange) in self.dumps.iter().enumerate() {
+            if let Some(dump) = exchange.result() {
+                self.latest[i] = Some(dump);
+            }
+        }
+        let elapsed = self.last.elapsed();
+        if elapsed < PERIOD {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = elapsed.as_secs_f64();
+        for (i, p) in ports.iter().enumerate() {
+            if let Ok(now) = p.port.stats() {
+                let before = self.ports_before[i];
+                self.port_rates[i] =
+                    ((now.rx_packets - before.rx_packets.min(now.rx_packets)) as f64 / secs, (now.tx_packets - before.tx_packets.min(now.tx_packets)) as f64 / secs);
+                self.ports_before[i] = now;
+            }
+        }
+        for (i, c) in counters.iter().enumerate() {
+            let (polls, busy) = (c.polls.get(), c.busy_polls.get());
+            let (p0, b0) = self.polls_before[i];
+            self.busy[i] = if polls > p0 { (busy - b0) as f64 / (polls - p0) as f64 } else { 0.0 };
+            self.polls_before[i] = (polls, busy);
+        }
+        for exchange in &self.dumps {
+            exchange.request(Dump::with_capacity(DUMP_ROWS));
+        }
+    }
+
+    pub fn status(&self, ports: &[PortView], counters: &[Arc<WorkerCounters>], cpus: &[usize]) -> Status {
+        Status {
+            version: crate::version(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            workers: cpus.iter().enumerate().map(|(id, &cpu)| WorkerStatus { id, cpu, busy_ratio: self.busy[id] }).collect(),
+            ports: ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let s = p.port.stats().unwrap_or_default();
+                    PortStatus {
+                        name: p.name.to_owned(),
+                        device: p.device.to_owned(),
+                        driver: p.port.driver().unwrap_or_default(),
+                        steering: "rss".to_owned(),
+                        rx_pps: self.port_rates[i].0,
+                        tx_pps: self.port_rates[i].1,
+                        rx_packets: s.rx_packets,
+                        tx_packets: s.tx_packets,
+                        dropped: s.rx_missed + s.rx_nombuf + s.rx_errors + s.tx_errors,
+                    }
+                })
+                .collect(),
+            sessions: counters.iter().map(|c| c.services.iter().map(|s| s.sessions.get()).sum::<u64>()).sum(),
+        }
+    }
+
+    /// A backend's sums over all workers: active, packets to, from, bytes to, from; less its base.
+    fn backend_sums(&mut self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
+        let mut sums = [0u64; 5];
+        for c in counters {
+            if let Some(b) = c.backends.get(id as usize) {
+                sums[0] += b.active.get();
+                sums[1] += b.packets[0].get();
+                sums[2] += b.packets[1].get();
+                sums[3] += b.bytes[0].get();
+                sums[4] += b.bytes[1].get();
+            }
+        }
+        let base = self.bases.entry(id).or_insert((address, [0, sums[1], sums[2], sums[3], sums[4]]));
+        if base.0 != address {
+            *base = (address, [0, sums[1], sums[2], sums[3], sums[4]]);
+        }
+        let b = base.1;
+        [sums[0], sums[1] - b[1].min(sums[1]), sums[2] - b[2].min(sums[2]), sums[3] - b[3].min(sums[3]), sums[4] - b[4].min(sums[4])]
+    }
+
+    pub fn services(&mut self, model: &Model, counters: &[Arc<WorkerCounters>]) -> Vec<ServiceStatus> {
+        let mut out = Vec::new();
+        for (_, s, members) in model.services() {
+            let mut backends = Vec::new();
+            for &id in members {
+                let Some((address, weight, state)) = model.backend(id) else { continue };
+                let sums = self.backend_sums(id, address, counters);
+                backends.push(BackendStatus {
+                    address: address.to_string(),
+                    weight,
+                    state: state.name().to_owned(),
+                    active_sessions: sums[0],
+                    packets_to_backend: sums[1],
+                    packets_from_backend: sums[2],
+                    bytes_to_backend: sums[3],
+                    bytes_from_backend: sums[4],
+                });
+            }
+            out.push(ServiceStatus {
+                name: s.name.clone(),
+                protocol: format!("{:?}", s.protocol).to_lowercase(),
+                vip: s.vip.to_string(),
+                scheduler: format!("{:?}", s.scheduler).to_lowercase(),
+                per_packet: s.per_packet,
+                backends,
+            });
+        }
+        out
+    }
+
+    /// Rows of the latest dumps, newest first per worker, at most `limit`.
+    pub fn sessions(&self, model: &Model, service: Option<&str>, limit: usize) -> Result<Vec<SessionRow>, String> {
+        let names: HashMap<u16, &str> = model.services().map(|(slot, s, _)| (slot, s.name.as_str())).collect();
+        if let Some(wanted) = service {
+            if !names.values().any(|n| *n == wanted) {
+                return Err(format!("no service {wanted}"));
+            }
+        }
+        let mut rows = Vec::new();
+        for dump in self.latest.iter().flatten() {
+            for r in &dump.rows {
+                let Some(&name) = names.get(&r.service) else { continue };
+                if service.is_some_and(|w| w != name) {
+                    continue;
+                }
+                let backend = if r.backend.ip.is_unspecified() { "*".to_owned() } else { r.backend.to_string() };
+                rows.push(SessionRow {
+                    service: name.to_owned(),
+                    client: r.client.to_string(),
+                    vip: r.vip.to_string(),
+                    local: r.local.to_string(),
+                    backend,
+                    state: r.state.name().to_owned(),
+                    age_seconds: dump.now_ms.saturating_sub(r.created_ms) / 1000,
+                });
+                if rows.len() >= limit {
+                    return Ok(rows);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    pub fn sample(&mut self, ports: &[PortView], counters: &[Arc<WorkerCounters>], model: &Model, checks: &[(String, SocketAddrV4, u64, u64)]) -> Sample {
+        let mut s = Sample { version: crate::version(), ..Sample::default() };
+        for p in ports {
+            let st = p.port.stats().unwrap_or_default();
+            let name = p.name.to_owned();
+            for (direction, packets, bytes) in
+                [(PortDirection::Rx, st.rx_packets, st.rx_bytes), (PortDirection::Tx, st.tx_packets, st.tx_bytes)]
+            {
+                s.port_packets.push(metrics::PortCount { interface: name.clone(), direction, value: packets });
+                s.port_bytes.push(metrics::PortCount { interface: name.clone(), direction, value: bytes });
+            }
+            for (reason, value) in [("imissed", st.rx_missed), ("nombuf", st.rx_nombuf), ("rx_errors", st.rx_errors), ("tx_errors", st.tx_errors)] {
+                s.port_dropped.push(metrics::PortDrops { interface: name.clone(), reason: reason.to_owned(), value });
+            }
+            s.port_steering.push(metrics::PortSteering { interface: name, mode: "rss".to_owned() });
+        }
+        for (worker, c) in counters.iter().enumerate() {
+            for reason in DropReason::ALL {
+                s.packets_dropped.push(metrics::WorkerDrops { worker, reason: reason.name().to_owned(), value: c.dropped(reason) });
+            }
+            s.worker_busy.push(metrics::WorkerBusy { worker, ratio: self.busy[worker] });
+            for (slot, svc, _) in model.services() {
+                let value = c.services.get(slot as usize).map_or(0, |x| x.sessions.get());
+                s.sessions.push(metrics::ServiceSessions { service: svc.name.clone(), worker, value });
+            }
+            for slot in c.local_ports.iter() {
+                let ip = slot.ip.load(std::sync::atomic::Ordering::Relaxed);
+                if ip != 0 {
+                    let local_ip = std::net::Ipv4Addr::from(ip).to_string();
+                    s.local_ports_free.push(metrics::LocalPortsFree { local_ip, value: slot.free.get() });
+                }
+            }
+        }
+        for (slot, svc, members) in model.services() {
+            let created = counters.iter().map(|c| c.services.get(slot as usize).map_or(0, |x| x.created.get())).sum();
+            s.sessions_created.push(metrics::ServiceCount { service: svc.name.clone(), value: created });
+            for &id in members {
+                let Some((address, weight, state)) = model.backend(id) else { continue };
+                let (service, backend) = (svc.name.clone(), address.to_string());
+                let sums = self.backend_sums(id, address, counters);
+                s.backend_up.push(metrics::BackendUp { service: service.clone(), backend: backend.clone(), up: state != BackendState::Down });
+                s.backend_weight.push(metrics::BackendWeight { service: service.clone(), backend: backend.clone(), weight });
+                for (direction, packets, bytes) in
+                    [(BackendDirection::ToBackend, sums[1], sums[3]), (BackendDirection::FromBackend, sums[2], sums[4])]
+                {
+                    s.backend_packets.push(metrics::BackendCount { service: service.clone(), backend: backend.clone(), direction, value: packets });
+                    s.backend_bytes.push(metrics::BackendCount { service: service.clone(), backend: backend.clone(), direction, value: bytes });
+                }
+            }
+        }
+        for (service, backend, ok, fail) in checks {
+            for (result, value) in [(metrics::CheckResult::Ok, *ok), (metrics::CheckResult::Fail, *fail)] {
+                s.health_checks.push(metrics::HealthChecks { service: service.clone(), backend: backend.to_string(), result, value });
+            }
+        }
+        s
+    }
+}
