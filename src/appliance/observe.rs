@@ -37,8 +37,9 @@ pub struct Observer {
     port_rates: Vec<(f64, f64)>,
     polls_before: Vec<(u64, u64)>,
     busy: Vec<f64>,
-    /// Per backend id: the address it was first seen with and its sums then, so that an id
-    /// reused by another backend starts its counters from zero.
+    /// Per backend id: the address it has and its worker sums when it got that address, so
+    /// that an id reused by another backend starts its counters from zero. Kept current by
+    /// `track` after every model change.
     bases: HashMap<u16, (SocketAddrV4, [u64; 5])>,
 }
 
@@ -117,24 +118,34 @@ impl Observer {
         }
     }
 
-    /// A backend's sums over all workers: active, packets to, from, bytes to, from; less its base.
-    fn backend_sums(&mut self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
-        let mut sums = [0u64; 5];
-        for c in counters {
-            if let Some(b) = c.backends.get(id as usize) {
-                sums[0] += b.active.get();
-                sums[1] += b.packets[0].get();
-                sums[2] += b.packets[1].get();
-                sums[3] += b.bytes[0].get();
-                sums[4] += b.bytes[1].get();
+    /// Notes which backend each id stands for now (call after every reload): an id that
+    /// changed hands starts counting again from the workers' sums at this moment.
+    pub fn track(&mut self, model: &Model, counters: &[Arc<WorkerCounters>]) {
+        for (_, _, members) in model.services() {
+            for &id in members {
+                let Some((address, _, _)) = model.backend(id) else { continue };
+                match self.bases.get(&id) {
+                    Some((known, _)) if *known == address => {}
+                    Some(_) => {
+                        let now = raw_sums(id, counters);
+                        self.bases.insert(id, (address, now));
+                    }
+                    None => {
+                        self.bases.insert(id, (address, [0; 5]));
+                    }
+                }
             }
         }
-        let base = self.bases.entry(id).or_insert((address, [0, sums[1], sums[2], sums[3], sums[4]]));
-        if base.0 != address {
-            *base = (address, [0, sums[1], sums[2], sums[3], sums[4]]);
-        }
-        let b = base.1;
-        [sums[0], sums[1] - b[1].min(sums[1]), sums[2] - b[2].min(sums[2]), sums[3] - b[3].min(sums[3]), sums[4] - b[4].min(sums[4])]
+    }
+
+    /// A backend's sums over all workers: active, packets to, from, bytes to, from; less its base.
+    fn backend_sums(&self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
+        let sums = raw_sums(id, counters);
+        let base = match self.bases.get(&id) {
+            Some((known, base)) if *known == address => *base,
+            _ => [0; 5],
+        };
+        [sums[0], sums[1] - base[1].min(sums[1]), sums[2] - base[2].min(sums[2]), sums[3] - base[3].min(sums[3]), sums[4] - base[4].min(sums[4])]
     }
 
     pub fn services(&mut self, model: &Model, counters: &[Arc<WorkerCounters>]) -> Vec<ServiceStatus> {
@@ -257,4 +268,19 @@ impl Observer {
         }
         s
     }
+}
+
+/// A backend id's raw sums over all workers: active, packets to, from, bytes to, from.
+fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
+    let mut sums = [0u64; 5];
+    for c in counters {
+        if let Some(b) = c.backends.get(id as usize) {
+            sums[0] += b.active.get();
+            sums[1] += b.packets[0].get();
+            sums[2] += b.packets[1].get();
+            sums[3] += b.bytes[0].get();
+            sums[4] += b.bytes[1].get();
+        }
+    }
+    sums
 }

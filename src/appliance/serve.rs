@@ -36,6 +36,7 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
     let ports: Vec<PortView> =
         app.links.iter().map(|l| PortView { name: &l.name, device: &l.device, port: &l.port }).collect();
     let mut observer = Observer::new(app.dumps.clone(), ports.len());
+    observer.track(control.model(), &app.counters);
     info!(
         "ready: {} interfaces, {} workers, api {}, metrics http://{}/metrics",
         app.links.len(),
@@ -48,8 +49,8 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
             info!("stop requested");
             return EXIT_OK;
         }
-        if signals::take_reload() {
-            let _ = reload(control);
+        if signals::take_reload() && reload(control).is_ok() {
+            observer.track(control.model(), &app.counters);
         }
         let mut handler = |request: Request| handle(request, app, control, &mut observer, &ports);
         if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
@@ -111,6 +112,7 @@ fn handle(
         }
         Request::Reload => {
             let changes = reload(control)?;
+            observer.track(control.model(), &app.counters);
             control.tick()?;
             json(serde_json::to_value(ReloadReport { changed: !changes.is_empty(), changes }))
         }
