@@ -64,3 +64,50 @@ impl Mailbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fullnat::PoolLayout;
+    use crate::route::Routes;
+    use crate::session::Timeouts;
+
+    fn snapshot(generation: u64) -> Arc<Snapshot> {
+        let routes = Routes::new(&[], &[]).unwrap();
+        let mut s = Snapshot::from_specs(Vec::new(), &[], routes, Timeouts::default());
+        s.generation = generation;
+        Arc::new(s)
+    }
+
+    fn update(generation: u64) -> Update {
+        let snapshot = snapshot(generation);
+        let part = PoolLayout::new(0, 1).part(&snapshot);
+        Update { snapshot, part }
+    }
+
+    #[test]
+    fn a_snapshot_is_retired_to_the_control_core_once_the_worker_moved_on() {
+        let mailbox = Mailbox::new(1);
+        let first = snapshot(1);
+        let worker_holds = first.clone();
+        assert!(mailbox.take().is_none(), "nothing posted: a worker's check costs nothing");
+
+        mailbox.post(update(2)).ok().expect("room for one update");
+        assert!(mailbox.post(update(3)).is_err(), "one at a time: the control core waits for the ack");
+        assert_eq!(mailbox.seen(), 1);
+
+        // The worker switches between bursts and hands the old one back.
+        let new = mailbox.take().expect("posted");
+        assert_eq!(new.snapshot.generation, 2);
+        mailbox.retire(2, Update { snapshot: worker_holds, part: new.part });
+        assert_eq!(mailbox.seen(), 2);
+
+        // The control core frees it: the last reference is dropped here, not on the worker.
+        let retired = mailbox.collect().expect("handed back");
+        assert_eq!(retired.snapshot.generation, 1);
+        assert_eq!(Arc::strong_count(&retired.snapshot), 2, "the control core's and the retired copy");
+        drop(first);
+        assert_eq!(Arc::strong_count(&retired.snapshot), 1, "freed when the control core drops it");
+        assert!(mailbox.post(update(3)).is_ok(), "room again after the ack");
+    }
+}
