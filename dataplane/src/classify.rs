@@ -9,10 +9,12 @@ use std::net::Ipv4Addr;
 use crate::counters::DropReason;
 use crate::wire::{arp, ethernet, ipv4, MacAddr};
 
-/// Addresses the data path answers for on one link (VIPs and local IPs), sorted for lookup.
+/// Addresses the data path answers for on one link (VIPs and local IPs), sorted for lookup;
+/// some of them may be silent (a VIP whose services lost their quorum: no ARP answers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedAddrs {
     sorted: Vec<u32>,
+    silent: Vec<u32>,
 }
 
 impl OwnedAddrs {
@@ -20,12 +22,25 @@ impl OwnedAddrs {
         let mut sorted: Vec<u32> = addrs.into_iter().map(u32::from).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        OwnedAddrs { sorted }
+        OwnedAddrs { sorted, silent: Vec::new() }
+    }
+
+    /// The same addresses, those of `silent` not answering ARP.
+    pub fn with_silent(mut self, silent: impl IntoIterator<Item = Ipv4Addr>) -> OwnedAddrs {
+        self.silent = silent.into_iter().map(u32::from).filter(|a| self.sorted.binary_search(a).is_ok()).collect();
+        self.silent.sort_unstable();
+        self.silent.dedup();
+        self
     }
 
     #[inline]
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         self.sorted.binary_search(&u32::from(ip)).is_ok()
+    }
+
+    #[inline]
+    pub fn is_silent(&self, ip: Ipv4Addr) -> bool {
+        !self.silent.is_empty() && self.silent.binary_search(&u32::from(ip)).is_ok()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
@@ -62,6 +77,9 @@ fn classify_arp(payload: &[u8], owned: &OwnedAddrs) -> Verdict {
         Ok(p) => {
             let (sender_ip, sender_mac) = (p.sender_ip(), p.sender_mac());
             if p.operation() == arp::Operation::Request && owned.contains(p.target_ip()) {
+                if owned.is_silent(p.target_ip()) {
+                    return Verdict::Drop(DropReason::VipDown);
+                }
                 Verdict::ArpRequestForUs { sender_ip, sender_mac }
             } else {
                 Verdict::Arp { sender_ip, sender_mac }
@@ -168,6 +186,17 @@ mod tests {
         let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
         let sender = Verdict::ArpRequestForUs { sender_ip: Ipv4Addr::new(198, 18, 0, 2), sender_mac: CLIENT_MAC };
         assert_eq!(classify(&f, &owned()), sender);
+    }
+
+    #[test]
+    fn a_silent_vip_answers_no_arp_but_still_owns_its_traffic() {
+        let quiet = owned().with_silent([Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 18, 0, 99)]);
+        let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
+        assert_eq!(classify(&f, &quiet), Verdict::Drop(DropReason::VipDown));
+        assert_eq!(classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &quiet), Verdict::Local, "dropped by FULLNAT, counted");
+        assert!(!quiet.is_silent(Ipv4Addr::new(198, 18, 0, 99)), "only owned addresses can be silent");
+        let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 1, 100));
+        assert!(matches!(classify(&f, &quiet), Verdict::ArpRequestForUs { .. }));
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub enum DropReason {
     NoSession,
     /// The service has no backend with weight > 0.
     NoBackend,
+    /// The VIP's service has fewer healthy backends than `min_active`: it does not answer.
+    VipDown,
     /// This worker's local IPs of the service have no free port.
     NoLocalPort,
     /// The session table is full.
@@ -120,7 +122,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -133,6 +135,7 @@ impl DropReason {
         DropReason::NoService,
         DropReason::NoSession,
         DropReason::NoBackend,
+        DropReason::VipDown,
         DropReason::NoLocalPort,
         DropReason::SessionTableFull,
         DropReason::NoRoute,
@@ -156,6 +159,7 @@ impl DropReason {
             DropReason::NoService => "no_service",
             DropReason::NoSession => "no_session",
             DropReason::NoBackend => "no_backend",
+            DropReason::VipDown => "vip_down",
             DropReason::NoLocalPort => "no_local_port",
             DropReason::SessionTableFull => "session_table_full",
             DropReason::NoRoute => "no_route",

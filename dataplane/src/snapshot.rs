@@ -105,6 +105,10 @@ pub struct Service {
     /// `on_failure = "remove"`: sessions of a backend that went down end.
     pub remove_on_failure: bool,
     pub live: bool,
+    /// At least `min_active` backends are healthy. Without it the service does not answer:
+    /// its traffic is dropped (`vip_down`), and its VIP's ARP too unless another service of the
+    /// VIP still has its quorum.
+    pub quorum: bool,
     /// Backend ids, in configuration order: what the scheduler chooses among.
     pub members: Vec<u16>,
     /// Every local IP of the service; each worker uses its own share (`laddr::owned_by`).
@@ -146,6 +150,16 @@ impl VipIndex {
     }
 }
 
+/// VIP addresses none of whose live services has its quorum: they answer nothing.
+pub fn silent_vips(services: &[Service]) -> Vec<Ipv4Addr> {
+    let live = || services.iter().filter(|s| s.live);
+    let mut silent: Vec<Ipv4Addr> =
+        live().filter(|s| !s.quorum).map(|s| s.vip.ip).filter(|&ip| !live().any(|o| o.vip.ip == ip && o.quorum)).collect();
+    silent.sort_unstable();
+    silent.dedup();
+    silent
+}
+
 /// Everything a worker reads.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -174,6 +188,7 @@ mod tests {
             per_packet: false,
             remove_on_failure: false,
             live: true,
+            quorum: true,
             members: vec![],
             local_ips: vec![],
         }
@@ -253,6 +268,7 @@ impl Snapshot {
                 per_packet: spec.per_packet,
                 remove_on_failure: spec.remove_on_failure,
                 live: true,
+                quorum: true,
                 members,
                 local_ips: spec.local_ips.clone(),
             });

@@ -213,7 +213,11 @@ impl Model {
     /// The next snapshot: services and backends as modelled, the links and routes given.
     pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts) -> Snapshot {
         self.generation += 1;
-        let services: Vec<snapshot::Service> = self.services.iter().map(|s| service(s.as_ref())).collect();
+        let services: Vec<snapshot::Service> =
+            self.services.iter().map(|s| service(s.as_ref(), |members| self.healthy(members))).collect();
+        let silent = snapshot::silent_vips(&services);
+        let links: Vec<Link> =
+            links.iter().map(|l| Link { owned: l.owned.clone().with_silent(silent.iter().copied()), ..l.clone() }).collect();
         let backends = self
             .backends
             .iter()
@@ -239,7 +243,7 @@ impl Model {
             .collect();
         Snapshot {
             generation: self.generation,
-            links: links.to_vec(),
+            links,
             vips: VipIndex::new(&services),
             services,
             backends,
@@ -249,7 +253,14 @@ impl Model {
     }
 }
 
-fn service(slot: Option<&ServiceSlot>) -> snapshot::Service {
+impl Model {
+    /// How many of `members` pass their health checks (or have none).
+    fn healthy(&self, members: &[u16]) -> u32 {
+        members.iter().filter(|id| !self.down.contains_key(id)).count() as u32
+    }
+}
+
+fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snapshot::Service {
     let Some(slot) = slot else {
         return snapshot::Service {
             name: String::new(),
@@ -259,6 +270,7 @@ fn service(slot: Option<&ServiceSlot>) -> snapshot::Service {
             per_packet: false,
             remove_on_failure: false,
             live: false,
+            quorum: false,
             members: Vec::new(),
             local_ips: Vec::new(),
         };
@@ -281,6 +293,7 @@ fn service(slot: Option<&ServiceSlot>) -> snapshot::Service {
         per_packet: s.per_packet,
         remove_on_failure: s.health.on_failure == OnFailure::Remove,
         live: true,
+        quorum: healthy(&slot.members) >= s.min_active,
         members: slot.members.clone(),
         local_ips: s.local_ips.clone(),
     }

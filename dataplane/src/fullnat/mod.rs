@@ -163,6 +163,9 @@ impl FullNat {
         };
         match seen.tuple.proto {
             protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c),
+            protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
+                Step::Drop(DropReason::VipDown)
+            }
             protocol::ICMP => self.icmp(ip, &seen, c),
             _ => Step::Drop(DropReason::UnsupportedProtocol),
         }
@@ -174,6 +177,10 @@ impl FullNat {
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
         let len = ipv4::Packet::new_checked(&*ip).map_or(0, |p| u32::from(p.total_len()));
         if let Some((id, dir)) = self.find(&key) {
+            let slot = self.sessions.get(id).service as usize;
+            if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {
+                return Step::Drop(DropReason::VipDown);
+            }
             if let Standing::Ended = standing(snap, self.sessions.get(id)) {
                 let old = self.sessions.remove(id);
                 end(&mut self.pools, c, &old);
@@ -204,6 +211,9 @@ impl FullNat {
             let reason = if snap.vips.is_vip(t.dst) { DropReason::NoService } else { DropReason::NoSession };
             return Step::Drop(reason);
         };
+        if !snap.services[service].quorum {
+            return Step::Drop(DropReason::VipDown);
+        }
         if !open::may_open(t.proto, seen.tcp_flags) {
             return Step::Drop(DropReason::NoSession);
         }

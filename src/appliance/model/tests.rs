@@ -116,3 +116,43 @@ fn generations_increase_with_every_snapshot() {
     let (one, two) = (snapshot(&mut model).generation, snapshot(&mut model).generation);
     assert!(two > one);
 }
+
+#[test]
+fn below_min_active_the_service_loses_its_quorum_and_its_vip_goes_silent() {
+    let mut text = String::from(
+        "[dpdk]\nargs = []\n[cpu]\nworkers = [1]\n[[interface]]\nname = \"lan\"\ndevice = \"net0\"\naddresses = [\"198.18.1.1/24\"]\n\
+         [[service]]\nname = \"dns\"\nvip = \"198.18.1.10:53\"\nprotocol = \"udp\"\nlocal_ips = [\"198.18.1.100\"]\nmin_active = 2\n",
+    );
+    for d in 2..5 {
+        text.push_str(&format!("[[service.backend]]\naddress = \"198.18.1.{d}:53\"\n"));
+    }
+    let config = parse(&text, "t.toml", &Host { cpus: 2 }).unwrap();
+    let mut model = Model::default();
+    model.apply(&config).unwrap();
+    let vip = Ipv4Addr::new(198, 18, 1, 10);
+    let link = Link {
+        name: "lan".into(),
+        port: 0,
+        kernel_port: 1,
+        mac: dataplane::wire::MacAddr::default(),
+        addresses: vec![(Ipv4Addr::new(198, 18, 1, 1), 24)],
+        owned: dataplane::classify::OwnedAddrs::new([vip]),
+        checksum_offload: false,
+    };
+    let routes = || Routes::new(&[(Ipv4Addr::new(198, 18, 1, 0), 24, 0)], &[]).unwrap();
+    let ids: Vec<u16> = (2..5).map(|d| model.backend_id("dns", addr(&format!("198.18.1.{d}:53"))).unwrap()).collect();
+
+    model.set_down(ids[0], true);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default());
+    assert!(snap.services[0].quorum, "2 of 3 healthy, min_active 2");
+    assert!(!snap.links[0].owned.is_silent(vip));
+
+    model.set_down(ids[1], true);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default());
+    assert!(!snap.services[0].quorum, "1 of 3 healthy");
+    assert!(snap.links[0].owned.is_silent(vip) && snap.links[0].owned.contains(vip));
+
+    model.set_down(ids[1], false);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default());
+    assert!(snap.services[0].quorum && !snap.links[0].owned.is_silent(vip), "back with the quorum");
+}
