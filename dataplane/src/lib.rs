@@ -22,6 +22,7 @@ pub mod route;
 pub mod sched;
 pub mod session;
 pub mod snapshot;
+pub mod steer;
 pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

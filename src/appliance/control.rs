@@ -6,7 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+
 use ctrlplane::config::{self, Config};
+use ctrlplane::health::{CheckSpec, Checker, Target, Transition};
 use dataplane::fullnat::{PoolLayout, WorkerPart};
 use dataplane::publish::{Mailbox, Update};
 use dataplane::snapshot::{Link, Snapshot};
@@ -23,6 +27,7 @@ pub struct Control {
     layouts: Vec<PoolLayout>,
     published: u64,
     pending: bool,
+    checker: Checker,
 }
 
 /// The first snapshot and each worker's part of it.
@@ -37,6 +42,10 @@ impl Control {
         let workers = config.cpu.workers.len();
         let mut model = Model::default();
         model.apply(&config)?;
+        // Checked backends start down until their first `rise` successes.
+        let mut checker = Checker::new();
+        checker.set_targets(targets(&config));
+        sync_health(&checker, &mut model);
         let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config)));
         let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers)).collect();
         let parts = layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
@@ -50,6 +59,7 @@ impl Control {
             layouts,
             published: snapshot.generation,
             pending: false,
+            checker,
         };
         Ok((control, Start { snapshot, parts, mailboxes }))
     }
@@ -88,9 +98,26 @@ impl Control {
             changes.push("routes changed (new sessions use them)".to_owned());
         }
         self.links = relink(&new, &self.links);
+        self.checker.set_targets(targets(&new));
+        sync_health(&self.checker, &mut self.model);
         self.config = new;
         self.pending = true;
         Ok(changes)
+    }
+
+    /// Runs health checks for at most `wait`; state changes go into the model (and out with
+    /// the next snapshot) and are returned for logging.
+    pub fn check_health(&mut self, wait: std::time::Duration) -> Vec<Transition> {
+        let transitions = self.checker.poll(wait);
+        if !transitions.is_empty() && sync_health(&self.checker, &mut self.model) {
+            self.pending = true;
+        }
+        transitions
+    }
+
+    /// Per checked backend: (service, backend, checks ok, checks failed).
+    pub fn check_counts(&self) -> Vec<(String, SocketAddrV4, u64, u64)> {
+        self.checker.states().map(|(s, b, _, ok, fail)| (s.to_owned(), b, ok, fail)).collect()
     }
 
     /// Frees what workers handed back, and publishes pending changes once every worker has
@@ -140,6 +167,38 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.interfaces != new.interfaces {
         changed.push("[[interface]]");
+    }
+    changed
+}
+
+/// One health-check target per backend of every service whose check is not `none`.
+fn targets(config: &Config) -> Vec<Target> {
+    let mut out = Vec::new();
+    for s in &config.services {
+        let Some(spec) = CheckSpec::from_config(&s.health) else { continue };
+        for b in &s.backends {
+            out.push(Target { service: s.name.clone(), backend: b.address, spec: spec.clone() });
+        }
+    }
+    out
+}
+
+/// Marks every backend down or up as its checker says (up when it has no check). Returns
+/// whether anything changed.
+fn sync_health(checker: &Checker, model: &mut Model) -> bool {
+    let up: HashMap<(&str, SocketAddrV4), bool> = checker.states().map(|(s, b, up, _, _)| ((s, b), up)).collect();
+    let mut verdicts = Vec::new();
+    for (_, service, members) in model.services() {
+        for &id in members {
+            if let Some((address, _, _)) = model.backend(id) {
+                let down = up.get(&(service.name.as_str(), address)).is_some_and(|up| !up);
+                verdicts.push((id, down));
+            }
+        }
+    }
+    let mut changed = false;
+    for (id, down) in verdicts {
+        changed |= model.set_down(id, down);
     }
     changed
 }

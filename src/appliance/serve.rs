@@ -56,7 +56,13 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
         if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
             warn!("api: {e}");
         }
-        let mut scrape = || render(&observer.sample(&ports, &app.counters, control.model(), &[]));
+        for transition in control.check_health(Duration::from_millis(10)) {
+            info!("health: {transition}");
+        }
+        let mut scrape = || {
+            let checks = control.check_counts();
+            render(&observer.sample(&ports, &app.counters, control.model(), &checks))
+        };
         if let Err(e) = metrics.poll(&mut scrape, Duration::from_millis(20)) {
             warn!("metrics: {e}");
         }

@@ -192,3 +192,98 @@ fn echo_lines(mut conn: TcpStream, me: SocketAddr, stop: &AtomicBool) {
         }
     }
 }
+
+/// A UDP echo server on one address that answers a health check "ping" with "pong" and counts
+/// only the other datagrams. Stops when dropped; start it again to bring the backend back.
+pub struct UdpBackend {
+    pub served: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpBackend {
+    pub fn start(ns: &str, addr: &str) -> UdpBackend {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let socket = in_netns(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        socket.set_read_timeout(Some(POLL)).unwrap();
+        let (stop, served) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (s, c) = (stop.clone(), served.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::SeqCst) {
+                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                    if &buf[..n] == b"ping" {
+                        let _ = socket.send_to(b"pong", peer);
+                    } else {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        let _ = socket.send_to(&buf[..n], peer);
+                    }
+                }
+            }
+        });
+        UdpBackend { served, stop, thread: Some(thread) }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.served.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for UdpBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP server on one address that answers every connection according to `mode`: an HTTP
+/// response with `status`, or (status 0) nothing at all, holding the connection open.
+pub struct TcpBackend {
+    pub accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpBackend {
+    pub fn start(ns: &str, addr: &str, status: u16) -> TcpBackend {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let listener = in_netns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        listener.set_nonblocking(true).unwrap();
+        let (stop, accepted) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (s, c) = (stop.clone(), accepted.clone());
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                        if status == 0 {
+                            held.push(conn); // never answered
+                            continue;
+                        }
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut buf = [0u8; 2048];
+                        let _ = conn.read(&mut buf);
+                        let body = format!("backend {addr}\n");
+                        let reply = format!("HTTP/1.0 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                        let _ = conn.write_all(reply.as_bytes());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TcpBackend { accepted, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for TcpBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 mod eal;
 mod error;
+mod flow;
 mod lcore;
 mod mbuf;
 mod mempool;
@@ -14,6 +15,7 @@ mod port;
 
 pub use eal::Eal;
 pub use error::DpdkError;
+pub use flow::{create as create_flow, install as install_flows, validate as validate_flow, FlowHandle};
 pub use lcore::{launch, LcoreHandle, LcoreState};
 pub use mbuf::{L4Checksum, Mbuf, RxBurst, TxQueue, BURST};
 pub use mempool::{Mempool, PoolHandle};

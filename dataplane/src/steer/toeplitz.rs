@@ -132,14 +132,17 @@ mod tests {
         ipv4_tcp: u32,
     }
 
-    /// Every row of the IPv4 table of Microsoft's "Verifying the RSS Hash Calculation".
+    /// Every row of the IPv4 table of Microsoft's "Verifying the RSS Hash Calculation". The
+    /// table lists the destination first: the first row is the packet 66.9.149.187:2794 ->
+    /// 161.142.100.80:1766, whose input starts with 66.9.149.187.
     fn microsoft_ipv4_vectors() -> [Vector; 5] {
-        let v = |src: [u8; 4], sp, dst: [u8; 4], dp, ipv4, ipv4_tcp| Vector {
+        let v = |dst: [u8; 4], dp, src: [u8; 4], sp, ipv4, ipv4_tcp| Vector {
             src: (Ipv4Addr::from(src), sp),
             dst: (Ipv4Addr::from(dst), dp),
             ipv4,
             ipv4_tcp,
         };
+        // destination, source, IPv4 only, IPv4 with TCP ports: as the table has them.
         [
             v([161, 142, 100, 80], 1766, [66, 9, 149, 187], 2794, 0x323e_8fc2, 0x51cc_c178),
             v([65, 69, 140, 83], 4739, [199, 92, 111, 2], 14230, 0xd718_262a, 0xc626_b0ea),
