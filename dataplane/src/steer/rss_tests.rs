@@ -44,7 +44,8 @@ fn every_chosen_port_lands_on_its_owner() {
             let (mut chosen, mut tries) = (0u32, 0u32);
             for _ in 0..300 {
                 let backend = random_backend(&mut state);
-                let got = steering.choose_port(backend, local, owner, bound, &mut pool).expect("a port within the bound");
+                let got =
+                    steering.choose_port(backend, local, owner, bound, &mut pool).expect("a port within the bound");
                 assert!(steering.lands_on(backend, local, got.port, owner));
                 assert_eq!(steering.queue(*backend.ip(), local, backend.port(), got.port), owner);
                 assert!((1..=bound).contains(&got.tries));
@@ -53,7 +54,10 @@ fn every_chosen_port_lands_on_its_owner() {
                 assert_eq!(pool.free(), pool.size() - chosen, "every rejected port given back");
             }
             let mean = f64::from(tries) / f64::from(chosen);
-            assert!(mean > 0.6 * f64::from(queues) && mean < 1.5 * f64::from(queues), "mean tries {mean} for {queues} queues");
+            assert!(
+                mean > 0.6 * f64::from(queues) && mean < 1.5 * f64::from(queues),
+                "mean tries {mean} for {queues} queues"
+            );
         }
     }
 }

@@ -215,7 +215,10 @@ mod tests {
         // Bit 0's window is the whole key; later bits see zeros shifted in.
         assert_eq!(hash(&key, &[0x80]), 0xffff_ffff);
         assert_eq!(hash(&key, &[0x01]), 0xffff_ff80);
-        assert_eq!(Toeplitz::new(&key).hash(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff]), hash(&key, &[0x81, 0xff, 0xff, 0xff, 0xff, 0xff]));
+        assert_eq!(
+            Toeplitz::new(&key).hash(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            hash(&key, &[0x81, 0xff, 0xff, 0xff, 0xff, 0xff])
+        );
         assert_eq!(Toeplitz::new(&key).byte(4, 0xff), 0);
     }
 
