@@ -13,7 +13,7 @@ use dataplane::fullnat::{FullNat, Step};
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, ServiceSpec, Snapshot};
+use dataplane::snapshot::{Steering, Link, ServiceSpec, Snapshot};
 use dataplane::wire::{checksum, MacAddr};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -30,6 +30,8 @@ fn snapshot() -> Snapshot {
         addresses: vec![(addr, 16)],
         owned: owned.clone(),
         checksum_offload: false,
+        steering: Steering::Single,
+        rss: None,
     };
     let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
     let backends: Vec<Endpoint> = (2..6).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();

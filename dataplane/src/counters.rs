@@ -119,10 +119,12 @@ pub enum DropReason {
     TxFull,
     /// The kernel exception path refused the packet.
     ExceptionFull,
+    /// The ring to the worker owning the packet's local IP was full.
+    RedirectFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -143,6 +145,7 @@ impl DropReason {
         DropReason::NoMbuf,
         DropReason::TxFull,
         DropReason::ExceptionFull,
+        DropReason::RedirectFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +170,7 @@ impl DropReason {
             DropReason::NoMbuf => "no_mbuf",
             DropReason::TxFull => "tx_full",
             DropReason::ExceptionFull => "exception_full",
+            DropReason::RedirectFull => "redirect_full",
         }
     }
 }
@@ -204,6 +208,11 @@ pub struct WorkerCounters {
     pub icmp_errors_relayed: Counter,
     pub icmp_time_exceeded_sent: Counter,
     pub arp_requests_sent: Counter,
+    /// Packets handed to the worker owning their local IP, and taken from other workers.
+    pub redirected_out: Counter,
+    pub redirected_in: Counter,
+    /// New sessions whose local port was chosen for RSS to bring replies here.
+    pub rss_steered: Counter,
     drops: [Counter; DropReason::ALL.len()],
     /// By backend id.
     pub backends: Box<[BackendStats]>,
@@ -233,6 +242,9 @@ impl Default for WorkerCounters {
             icmp_errors_relayed: Counter::default(),
             icmp_time_exceeded_sent: Counter::default(),
             arp_requests_sent: Counter::default(),
+            redirected_out: Counter::default(),
+            redirected_in: Counter::default(),
+            rss_steered: Counter::default(),
             drops: Default::default(),
             backends: table(MAX_BACKENDS),
             services: table(MAX_SERVICES),

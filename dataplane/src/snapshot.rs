@@ -24,6 +24,35 @@ pub struct Link {
     pub owned: OwnedAddrs,
     /// The port fills IPv4/TCP/UDP checksums on transmit and checks them on receipt.
     pub checksum_offload: bool,
+    /// How replies on this port reach the worker that owns their local IP.
+    pub steering: Steering,
+    /// With `Steering::Rss`: the port's Toeplitz key and redirection table, to choose local
+    /// ports whose replies hash to the owner's queue.
+    pub rss: Option<std::sync::Arc<crate::steer::rss::RssSteering>>,
+}
+
+/// How replies reach the worker that owns their session (`[steering] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// One worker: every reply is its own.
+    Single,
+    /// The NIC's flow rules send each local IP to its owner's queue.
+    Flow,
+    /// Local ports are chosen so that the NIC's RSS hash of the reply lands on the owner.
+    Rss,
+    /// Software: a worker hands a reply it does not own to its owner over a ring.
+    Redirect,
+}
+
+impl Steering {
+    pub fn name(self) -> &'static str {
+        match self {
+            Steering::Single => "single",
+            Steering::Flow => "flow",
+            Steering::Rss => "rss",
+            Steering::Redirect => "redirect",
+        }
+    }
 }
 
 impl Link {
@@ -173,6 +202,35 @@ pub struct Snapshot {
     pub vips: VipIndex,
     pub routes: Routes,
     pub timeouts: Timeouts,
+    /// Local IP (as u32) -> the worker that owns it, sorted; empty with one worker.
+    pub local_owners: Vec<(u32, u16)>,
+}
+
+impl Snapshot {
+    /// The worker that owns local IP `ip`, if it is one.
+    #[inline]
+    pub fn owner_of(&self, ip: Ipv4Addr) -> Option<u16> {
+        let key = u32::from(ip);
+        self.local_owners.binary_search_by_key(&key, |&(a, _)| a).ok().map(|i| self.local_owners[i].1)
+    }
+
+    /// Which worker owns each local IP of the live services (`laddr::owned_by`).
+    pub fn owners(services: &[Service], workers: usize) -> Vec<(u32, u16)> {
+        if workers <= 1 {
+            return Vec::new();
+        }
+        let mut owners: Vec<(u32, u16)> = Vec::new();
+        for s in services.iter().filter(|s| s.live) {
+            for w in 0..workers {
+                for ip in crate::laddr::owned_by(&s.local_ips, w, workers) {
+                    owners.push((u32::from(ip), w as u16));
+                }
+            }
+        }
+        owners.sort_unstable();
+        owners.dedup_by_key(|&mut (ip, _)| ip);
+        owners
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +279,8 @@ mod tests {
             addresses: vec![(Ipv4Addr::new(198, 18, 1, 1), 24), (Ipv4Addr::new(198, 18, 2, 1), 24)],
             owned: OwnedAddrs::default(),
             checksum_offload: false,
+            steering: Steering::Single,
+            rss: None,
         };
         assert_eq!(link.source_for(Ipv4Addr::new(198, 18, 2, 9)), Some(Ipv4Addr::new(198, 18, 2, 1)));
         assert_eq!(link.source_for(Ipv4Addr::new(10, 0, 0, 1)), Some(Ipv4Addr::new(198, 18, 1, 1)));
@@ -273,6 +333,15 @@ impl Snapshot {
                 local_ips: spec.local_ips.clone(),
             });
         }
-        Snapshot { generation: 1, links, vips: VipIndex::new(&services), services, backends, routes, timeouts }
+        Snapshot {
+            generation: 1,
+            links,
+            vips: VipIndex::new(&services),
+            services,
+            backends,
+            routes,
+            timeouts,
+            local_owners: Vec::new(),
+        }
     }
 }

@@ -16,12 +16,27 @@ use std::time::Duration;
 use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dump::{DumpBox, Dumper};
-use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RxBurst, TxQueue};
+use crate::dpdk::{self, L4Checksum, Mbuf, MbufRing, PoolHandle, RingQueue, RxBurst, TxQueue};
 use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::publish::{Mailbox, Update};
 use crate::neigh::{Event, NeighbourConfig, Neighbours};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
+
+/// A neighbour one worker learned, for the others.
+#[derive(Debug, Clone, Copy)]
+pub struct Learned {
+    pub link: u16,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
+/// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
+/// full the news is dropped, and the worker learns by its own ARP request instead).
+pub type NeighbourInbox = crossbeam::queue::ArrayQueue<Learned>;
+
+/// Size of each worker's neighbour inbox.
+pub const NEIGHBOUR_INBOX: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleMode {
@@ -34,6 +49,8 @@ pub enum IdleMode {
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
 const MIN_IDLE_SLEEP: Duration = Duration::from_micros(16);
 const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
+/// Packets held per neighbour while ARP resolves it.
+const HELD_PER_NEIGHBOUR: usize = 64;
 /// Sessions looked at per expiry call, once per poll loop.
 const EXPIRE_BUDGET: usize = 256;
 /// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
@@ -52,9 +69,16 @@ struct LinkQueues {
 pub struct WorkerSetup {
     pub index: usize,
     pub queue: u16,
-    /// The first snapshot and this worker's part of it.
+    /// The first snapshot and this worker's part of it (taken by `Worker::new`).
     pub snapshot: Arc<Snapshot>,
-    pub part: WorkerPart,
+    pub part: Option<WorkerPart>,
+    /// Rings to the other workers, by their index (`None` at this worker's own index), and
+    /// from them: replies for a local IP another worker owns are handed over (redirect).
+    pub rings_out: Vec<Option<Arc<MbufRing>>>,
+    pub rings_in: Vec<Arc<MbufRing>>,
+    /// Every worker's inbox of neighbours learned by the others (this one's at `index`): ARP
+    /// replies arrive on whichever queue the NIC picks, and every worker needs them.
+    pub neighbours: Vec<Arc<NeighbourInbox>>,
     /// Where later snapshots arrive.
     pub mailbox: Arc<Mailbox>,
     /// Where session listings are asked for.
@@ -78,6 +102,8 @@ pub struct Worker {
     tsc_per_ms: u64,
     icmp_budget: TokenBucket,
     dumper: Dumper,
+    /// Bursts on their way to other workers, by their index.
+    handoff: Vec<RingQueue>,
 }
 
 /// Allows `per_second` events a second, refilled whole each second.
@@ -113,15 +139,18 @@ impl Worker {
                 to_kernel: TxQueue::new(l.kernel_port, setup.queue),
             })
             .collect();
-        let part = std::mem::replace(&mut setup.part, WorkerPart { services: Vec::new(), new_pools: Vec::new() });
+        let part = setup.part.take().expect("a worker gets its part once");
         let mut nat = FullNat::new(part, setup.session_capacity, &setup.snapshot);
         let peers = setup.all_counters.iter().enumerate().filter(|&(i, _)| i != setup.index).map(|(_, c)| c.clone());
         nat.set_peers(peers.collect());
         nat.publish_ports(&setup.counters);
-        let neigh = Neighbours::new(NeighbourConfig::default());
+        // A burst of new flows to a neighbour not yet resolved is held, not dropped: Linux
+        // holds about a hundred packets per unresolved neighbour; 64 here.
+        let neigh = Neighbours::new(NeighbourConfig { hold_per_entry: HELD_PER_NEIGHBOUR, ..NeighbourConfig::default() });
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
-        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default() }
+        let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
+        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff }
     }
 
     /// Polls until `stop` is set.
@@ -143,8 +172,12 @@ impl Worker {
                 work += self.poll_port(&snap, i, &mut rx, now);
                 work += self.poll_kernel(i, &mut rx);
             }
+            for r in 0..self.setup.rings_in.len() {
+                work += self.poll_ring(&snap, r, &mut rx, now);
+            }
             self.nat.expire(now, EXPIRE_BUDGET, &self.setup.counters);
             self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
+            self.learn_from_others(&snap, now);
             self.neighbour_timers(&snap, now);
             self.flush();
             let c = &self.setup.counters;
@@ -201,6 +234,20 @@ impl Worker {
         n
     }
 
+    /// Packets other workers received for this worker's local IPs.
+    fn poll_ring(&mut self, snap: &Snapshot, r: usize, rx: &mut RxBurst, now: u64) -> usize {
+        let ring = self.setup.rings_in[r].clone();
+        let n = rx.receive_ring(&ring);
+        self.setup.counters.redirected_in.add(n as u64);
+        for m in rx.by_ref() {
+            match snap.links.iter().position(|l| l.port == m.port()) {
+                Some(link) => self.fullnat(snap, link, m, now),
+                None => self.setup.counters.count_drop(DropReason::Malformed, 1),
+            }
+        }
+        n
+    }
+
     fn poll_kernel(&mut self, i: usize, rx: &mut RxBurst) -> usize {
         let n = rx.receive(self.queues[i].kernel_port, self.setup.queue);
         self.setup.counters.from_kernel.add(n as u64);
@@ -211,6 +258,13 @@ impl Worker {
     }
 
     fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64) {
+        if let Some(owner) = self.owner_elsewhere(snap, &m) {
+            let ring = self.setup.rings_out[owner].as_ref().expect("a ring to every other worker");
+            self.setup.counters.redirected_out.add(1);
+            let refused = self.handoff[owner].push(ring, m);
+            self.setup.counters.count_drop(DropReason::RedirectFull, refused as u64);
+            return;
+        }
         let c = &*self.setup.counters;
         if m.rx_checksum_bad() {
             c.count_drop(DropReason::BadChecksum, 1);
@@ -249,6 +303,17 @@ impl Worker {
         }
     }
 
+    /// The other worker owning the local IP `m` is addressed to, if any (several workers only).
+    #[inline]
+    fn owner_elsewhere(&self, snap: &Snapshot, m: &Mbuf) -> Option<usize> {
+        if snap.local_owners.is_empty() {
+            return None;
+        }
+        let d = m.data().get(ETH + 16..ETH + 20)?;
+        let owner = snap.owner_of(Ipv4Addr::new(d[0], d[1], d[2], d[3]))? as usize;
+        (owner != self.setup.index && owner < self.handoff.len()).then_some(owner)
+    }
+
     /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
     fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
         let link = hop.link as usize;
@@ -268,6 +333,23 @@ impl Worker {
         if ip.is_unspecified() {
             return; // an ARP probe (RFC 5227) says nothing about a neighbour
         }
+        for (w, inbox) in self.setup.neighbours.iter().enumerate() {
+            if w != self.setup.index {
+                let _ = inbox.push(Learned { link: link as u16, ip, mac });
+            }
+        }
+        self.learn_here(snap, link, ip, mac, now);
+    }
+
+    /// Takes the neighbours other workers learned.
+    fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
+        let Some(inbox) = self.setup.neighbours.get(self.setup.index).cloned() else { return };
+        while let Some(l) = inbox.pop() {
+            self.learn_here(snap, l.link as usize, l.ip, l.mac, now);
+        }
+    }
+
+    fn learn_here(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64) {
         let (queues, counters) = (&mut self.queues, &*self.setup.counters);
         self.neigh.learn(link, ip, mac, now, &mut |event| neighbour_event(snap, queues, counters, event));
     }
@@ -357,6 +439,11 @@ impl Worker {
         for q in &mut self.queues {
             c.count_drop(DropReason::TxFull, q.to_port.flush() as u64);
             c.count_drop(DropReason::ExceptionFull, q.to_kernel.flush() as u64);
+        }
+        for (queue, ring) in self.handoff.iter_mut().zip(&self.setup.rings_out) {
+            if let Some(ring) = ring {
+                c.count_drop(DropReason::RedirectFull, queue.flush(ring) as u64);
+            }
         }
     }
 }

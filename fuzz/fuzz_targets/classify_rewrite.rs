@@ -15,7 +15,7 @@ use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, ServiceSpec, Snapshot};
+use dataplane::snapshot::{Steering, Link, ServiceSpec, Snapshot};
 use dataplane::wire::{checksum, MacAddr};
 use libfuzzer_sys::fuzz_target;
 
@@ -40,6 +40,8 @@ fn world() -> &'static Mutex<World> {
             addresses: vec![(addr, 24)],
             owned: OwnedAddrs::new([VIP, LOCAL]),
             checksum_offload: false,
+            steering: Steering::Single,
+            rss: None,
         };
         let backends: Vec<Endpoint> = (2..5).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
         let spec = |name: &str, proto, port, scheduler, per_packet, weights: [u32; 3]| ServiceSpec {

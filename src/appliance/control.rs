@@ -46,7 +46,7 @@ impl Control {
         let mut checker = Checker::new();
         checker.set_targets(targets(&config));
         sync_health(&checker, &mut model);
-        let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config)));
+        let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config), workers));
         let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers)).collect();
         let parts = layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
         let mailboxes: Vec<Arc<Mailbox>> = (0..workers).map(|_| Arc::new(Mailbox::new(snapshot.generation))).collect();
@@ -131,7 +131,7 @@ impl Control {
         if !self.pending || self.mailboxes.iter().any(|m| m.seen() != self.published) {
             return Ok(());
         }
-        let snapshot = Arc::new(self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config)));
+        let snapshot = Arc::new(self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), self.config.cpu.workers.len()));
         for (mailbox, layout) in self.mailboxes.iter().zip(&mut self.layouts) {
             let update = Update { snapshot: snapshot.clone(), part: layout.part(&snapshot) };
             if mailbox.post(update).is_err() {

@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod model;
 mod signals;
 pub mod snapshot;
+mod steering;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +32,10 @@ use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
 use control::Control;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dump::DumpBox;
-use dataplane::dpdk::{self, Eal, LcoreHandle, Mempool, Port};
+use dataplane::snapshot::Steering;
+use dataplane::dpdk::{self, Eal, FlowHandle, LcoreHandle, MbufRing, Mempool, Port};
 use dataplane::wire::MacAddr;
-use dataplane::worker::{IdleMode, Worker, WorkerSetup};
+use dataplane::worker::{IdleMode, NeighbourInbox, Worker, WorkerSetup, NEIGHBOUR_INBOX};
 
 use snapshot::OpenedLink;
 
@@ -98,6 +100,9 @@ pub fn run(path: &Path) -> i32 {
 struct LinkPorts {
     name: String,
     device: String,
+    steering: Steering,
+    /// Flow rules go before their port is closed.
+    _flows: Vec<FlowHandle>,
     port: Port,
     tap: Port,
 }
@@ -110,6 +115,8 @@ struct Appliance {
     counters: Vec<Arc<WorkerCounters>>,
     dumps: Vec<Arc<DumpBox>>,
     cpus: Vec<usize>,
+    /// Redirect rings between workers; they hold mbufs, so they go before the pool.
+    rings: Vec<Vec<Option<Arc<MbufRing>>>>,
     links: Vec<LinkPorts>,
     /// Dropped after the ports; workers allocate from it until they are joined.
     pool: Mempool,
@@ -127,6 +134,7 @@ impl Appliance {
             .map_err(|e| e.to_string())?;
         let queues = config.cpu.workers.len() as u16;
 
+        let rules = steering::flow_rules(config)?;
         let mut links = Vec::with_capacity(config.interfaces.len());
         let mut opened = Vec::with_capacity(config.interfaces.len());
         for iface in &config.interfaces {
@@ -144,13 +152,18 @@ impl Appliance {
                 iface.name,
                 iface.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
             );
+            let choice = steering::choose(config, &iface.name, &port, &rules)?;
+            let steering = choice.steering;
+            info!("interface {}: reply steering {}", iface.name, choice.steering.name());
             opened.push(OpenedLink {
                 port: port.id(),
                 kernel_port: tap.id(),
                 mac,
                 checksum_offload: port.checksum_offload(),
+                steering: choice.steering,
+                rss: choice.rss,
             });
-            links.push(LinkPorts { name: iface.name.clone(), device: iface.device.clone(), port, tap });
+            links.push(LinkPorts { name: iface.name.clone(), device: iface.device.clone(), steering, _flows: choice.flows, port, tap });
         }
 
         // The first snapshot is complete before any port passes a packet.
@@ -171,16 +184,22 @@ impl Appliance {
             counters: config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect(),
             dumps: config.cpu.workers.iter().map(|_| Arc::new(DumpBox::default())).collect(),
             cpus: config.cpu.workers.clone(),
+            rings: redirect_rings(config.cpu.workers.len(), eal.socket_id())?,
             links,
             pool,
             _eal: eal,
         };
+        let neighbours: Vec<Arc<NeighbourInbox>> =
+            config.cpu.workers.iter().map(|_| Arc::new(NeighbourInbox::new(NEIGHBOUR_INBOX))).collect();
         for (i, (part, cpu)) in start.parts.into_iter().zip(&config.cpu.workers).enumerate() {
             let worker = Worker::new(WorkerSetup {
                 index: i,
                 queue: i as u16,
                 snapshot: start.snapshot.clone(),
-                part,
+                part: Some(part),
+                rings_out: appliance.rings[i].clone(),
+                rings_in: appliance.rings.iter().filter_map(|from| from[i].clone()).collect(),
+                neighbours: neighbours.clone(),
                 mailbox: start.mailboxes[i].clone(),
                 dumps: appliance.dumps[i].clone(),
                 all_counters: appliance.counters.clone(),
@@ -246,6 +265,22 @@ fn reload(control: &mut Control) -> Result<Vec<String>, String> {
             Err(problems)
         }
     }
+}
+
+/// `rings[from][to]`: a single-producer single-consumer ring for each ordered pair of workers.
+fn redirect_rings(workers: usize, socket: i32) -> Result<Vec<Vec<Option<Arc<MbufRing>>>>, String> {
+    (0..workers)
+        .map(|from| {
+            (0..workers)
+                .map(|to| {
+                    if from == to {
+                        return Ok(None);
+                    }
+                    MbufRing::new(&format!("sluice_redirect_{from}_{to}"), 1024, socket).map(|r| Some(Arc::new(r))).map_err(|e| e.to_string())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn pin_control_thread(cpu: usize) {

@@ -211,7 +211,7 @@ impl Model {
     }
 
     /// The next snapshot: services and backends as modelled, the links and routes given.
-    pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts) -> Snapshot {
+    pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts, workers: usize) -> Snapshot {
         self.generation += 1;
         let services: Vec<snapshot::Service> =
             self.services.iter().map(|s| service(s.as_ref(), |members| self.healthy(members))).collect();
@@ -245,6 +245,7 @@ impl Model {
             generation: self.generation,
             links,
             vips: VipIndex::new(&services),
+            local_owners: Snapshot::owners(&services, workers),
             services,
             backends,
             routes,

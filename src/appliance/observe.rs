@@ -26,6 +26,7 @@ pub struct PortView<'a> {
     pub name: &'a str,
     pub device: &'a str,
     pub port: &'a Port,
+    pub steering: &'static str,
 }
 
 pub struct Observer {
@@ -105,7 +106,7 @@ impl Observer {
                         name: p.name.to_owned(),
                         device: p.device.to_owned(),
                         driver: p.port.driver().unwrap_or_default(),
-                        steering: "rss".to_owned(),
+                        steering: p.steering.to_owned(),
                         rx_pps: self.port_rates[i].0,
                         tx_pps: self.port_rates[i].1,
                         rx_packets: s.rx_packets,
@@ -225,13 +226,16 @@ impl Observer {
             for (reason, value) in [("imissed", st.rx_missed), ("nombuf", st.rx_nombuf), ("rx_errors", st.rx_errors), ("tx_errors", st.tx_errors)] {
                 s.port_dropped.push(metrics::PortDrops { interface: name.clone(), reason: reason.to_owned(), value });
             }
-            s.port_steering.push(metrics::PortSteering { interface: name, mode: "rss".to_owned() });
+            s.port_steering.push(metrics::PortSteering { interface: name, mode: p.steering.to_owned() });
         }
         for (worker, c) in counters.iter().enumerate() {
             for reason in DropReason::ALL {
                 s.packets_dropped.push(metrics::WorkerDrops { worker, reason: reason.name().to_owned(), value: c.dropped(reason) });
             }
             s.worker_busy.push(metrics::WorkerBusy { worker, ratio: self.busy[worker] });
+            for (direction, value) in [("out", c.redirected_out.get()), ("in", c.redirected_in.get())] {
+                s.worker_redirected.push(metrics::WorkerRedirected { worker, direction, value });
+            }
             for (slot, svc, _) in model.services() {
                 let value = c.services.get(slot as usize).map_or(0, |x| x.sessions.get());
                 s.sessions.push(metrics::ServiceSessions { service: svc.name.clone(), worker, value });

@@ -34,7 +34,7 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
         }
     };
     let ports: Vec<PortView> =
-        app.links.iter().map(|l| PortView { name: &l.name, device: &l.device, port: &l.port }).collect();
+        app.links.iter().map(|l| PortView { name: &l.name, device: &l.device, port: &l.port, steering: l.steering.name() }).collect();
     let mut observer = Observer::new(app.dumps.clone(), ports.len());
     observer.track(control.model(), &app.counters);
     info!(

@@ -7,7 +7,10 @@ use ctrlplane::config::Config;
 use dataplane::classify::OwnedAddrs;
 use dataplane::route::Routes;
 use dataplane::session::Timeouts;
-use dataplane::snapshot::Link;
+use std::sync::Arc;
+
+use dataplane::snapshot::{Link, Steering};
+use dataplane::steer::rss::RssSteering;
 use dataplane::wire::MacAddr;
 
 /// The DPDK ports behind one `[[interface]]`.
@@ -16,6 +19,8 @@ pub struct OpenedLink {
     pub kernel_port: u16,
     pub mac: MacAddr,
     pub checksum_offload: bool,
+    pub steering: Steering,
+    pub rss: Option<Arc<RssSteering>>,
 }
 
 /// `opened[i]` belongs to `config.interfaces[i]`.
@@ -33,6 +38,8 @@ pub fn links(config: &Config, opened: &[OpenedLink]) -> Vec<Link> {
             addresses: iface.addresses.iter().map(|n| (n.addr, n.prefix_len)).collect(),
             owned: OwnedAddrs::new(owned_addresses(config).filter(|&a| answers_on(config, i, a))),
             checksum_offload: o.checksum_offload,
+            steering: o.steering,
+            rss: o.rss.clone(),
         })
         .collect()
 }
@@ -42,7 +49,14 @@ pub fn links(config: &Config, opened: &[OpenedLink]) -> Vec<Link> {
 pub fn relink(config: &Config, old: &[Link]) -> Vec<Link> {
     let opened: Vec<OpenedLink> = old
         .iter()
-        .map(|l| OpenedLink { port: l.port, kernel_port: l.kernel_port, mac: l.mac, checksum_offload: l.checksum_offload })
+        .map(|l| OpenedLink {
+            port: l.port,
+            kernel_port: l.kernel_port,
+            mac: l.mac,
+            checksum_offload: l.checksum_offload,
+            steering: l.steering,
+            rss: l.rss.clone(),
+        })
         .collect();
     links(config, &opened)
 }
@@ -118,8 +132,8 @@ local_ips = ["198.18.1.101"]
 
     fn opened() -> [OpenedLink; 2] {
         [
-            OpenedLink { port: 0, kernel_port: 2, mac: MacAddr([2, 0, 0, 0, 0, 1]), checksum_offload: false },
-            OpenedLink { port: 1, kernel_port: 3, mac: MacAddr([2, 0, 0, 0, 1, 1]), checksum_offload: true },
+            OpenedLink { port: 0, kernel_port: 2, mac: MacAddr([2, 0, 0, 0, 0, 1]), checksum_offload: false, steering: Steering::Single, rss: None },
+            OpenedLink { port: 1, kernel_port: 3, mac: MacAddr([2, 0, 0, 0, 1, 1]), checksum_offload: true, steering: Steering::Single, rss: None },
         ]
     }
 

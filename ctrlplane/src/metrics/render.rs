@@ -49,6 +49,11 @@ pub fn render(sample: &Sample) -> String {
             "Packets the data path dropped, by worker and reason.",
             s.packets_dropped.iter().map(|r| (labels!(worker = r.worker, reason = r.reason), r.value)),
         ),
+        counter(
+            "sluice_worker_redirected_total",
+            "Packets a worker handed to the worker owning their local IP (out) or took from others (in).",
+            s.worker_redirected.iter().map(|r| (labels!(worker = r.worker, direction = r.direction), r.value)),
+        ),
         gauge(
             "sluice_worker_busy_ratio",
             "Share of each worker's poll cycles that found work.",

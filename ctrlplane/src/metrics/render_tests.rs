@@ -16,6 +16,7 @@ fn sample() -> Sample {
         port_dropped: vec![PortDrops { interface: "wan".into(), reason: "imissed".into(), value: 3 }],
         port_steering: vec![PortSteering { interface: "lan".into(), mode: "redirect".into() }],
         packets_dropped: vec![WorkerDrops { worker: 0, reason: "no_session".into(), value: 7 }],
+        worker_redirected: vec![WorkerRedirected { worker: 0, direction: "out", value: 3 }],
         worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.25 }],
         sessions: vec![ServiceSessions { service: service.clone(), worker: 1, value: 12 }],
         sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
@@ -70,6 +71,9 @@ sluice_port_steering{interface="lan",mode="redirect"} 1
 # HELP sluice_packets_dropped_total Packets the data path dropped, by worker and reason.
 # TYPE sluice_packets_dropped_total counter
 sluice_packets_dropped_total{worker="0",reason="no_session"} 7
+# HELP sluice_worker_redirected_total Packets a worker handed to the worker owning their local IP (out) or took from others (in).
+# TYPE sluice_worker_redirected_total counter
+sluice_worker_redirected_total{worker="0",direction="out"} 3
 # HELP sluice_worker_busy_ratio Share of each worker's poll cycles that found work.
 # TYPE sluice_worker_busy_ratio gauge
 sluice_worker_busy_ratio{worker="0"} 0.25
@@ -140,7 +144,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 15);
+    assert_eq!(families.len(), 16);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

@@ -22,6 +22,7 @@ pub struct Sample {
     pub packets_dropped: Vec<WorkerDrops>,
     /// `sluice_worker_busy_ratio{worker}`.
     pub worker_busy: Vec<WorkerBusy>,
+    pub worker_redirected: Vec<WorkerRedirected>,
     /// `sluice_sessions{service,worker}`.
     pub sessions: Vec<ServiceSessions>,
     /// `sluice_sessions_created_total{service}`.
@@ -174,5 +175,13 @@ pub struct HealthChecks {
 pub struct LocalPortsFree {
     /// A FULLNAT local IP.
     pub local_ip: String,
+    pub value: u64,
+}
+
+/// `sluice_worker_redirected_total{worker,direction}`: direction is "out" or "in".
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRedirected {
+    pub worker: usize,
+    pub direction: &'static str,
     pub value: u64,
 }

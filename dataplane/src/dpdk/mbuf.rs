@@ -164,6 +164,16 @@ impl RxBurst {
     }
 }
 
+impl RxBurst {
+    /// Takes up to `BURST` packets out of `ring` instead of a port.
+    pub fn receive_ring(&mut self, ring: &super::MbufRing) -> usize {
+        debug_assert_eq!(self.next, self.len, "previous burst not consumed");
+        self.len = ring.dequeue(&mut self.pkts);
+        self.next = 0;
+        self.len
+    }
+}
+
 impl Iterator for RxBurst {
     type Item = Mbuf;
 
@@ -202,6 +212,51 @@ fn prefetch_data(m: *mut rte_mbuf) {
 
 /// A transmit queue with a burst buffer in front of it: `push` collects, `flush` sends.
 /// Packets the NIC does not take are freed and reported, never retried in a loop.
+/// Mbufs bound for another worker, sent over its ring in bursts.
+pub struct RingQueue {
+    pkts: [*mut rte_mbuf; BURST],
+    len: usize,
+}
+
+unsafe impl Send for RingQueue {}
+
+impl Default for RingQueue {
+    fn default() -> Self {
+        RingQueue { pkts: [ptr::null_mut(); BURST], len: 0 }
+    }
+}
+
+impl RingQueue {
+    /// Queues `m`; when the buffer is full it is flushed into `ring` first. Returns packets
+    /// the ring refused (freed).
+    #[inline]
+    pub fn push(&mut self, ring: &super::MbufRing, m: Mbuf) -> u32 {
+        let dropped = if self.len == BURST { self.flush(ring) } else { 0 };
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        dropped
+    }
+
+    /// Sends what is buffered in one burst; returns how many the ring refused (freed here).
+    pub fn flush(&mut self, ring: &super::MbufRing) -> u32 {
+        let sent = ring.enqueue(&self.pkts[..self.len]);
+        let refused = self.len - sent;
+        if refused > 0 {
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts[sent..self.len].as_mut_ptr(), refused as u32) };
+        }
+        self.len = 0;
+        refused as u32
+    }
+}
+
+impl Drop for RingQueue {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+        }
+    }
+}
+
 pub struct TxQueue {
     port: u16,
     queue: u16,

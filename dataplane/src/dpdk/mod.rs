@@ -12,14 +12,16 @@ mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+mod ring;
 
 pub use eal::Eal;
 pub use error::DpdkError;
 pub use flow::{create as create_flow, install as install_flows, validate as validate_flow, FlowHandle};
 pub use lcore::{launch, LcoreHandle, LcoreState};
-pub use mbuf::{L4Checksum, Mbuf, RxBurst, TxQueue, BURST};
+pub use mbuf::{L4Checksum, Mbuf, RingQueue, RxBurst, TxQueue, BURST};
 pub use mempool::{Mempool, PoolHandle};
-pub use port::{LinkStatus, Port, PortStats};
+pub use port::{LinkStatus, Port, PortStats, RssConfig};
+pub use ring::MbufRing;
 
 /// TSC cycles since an arbitrary origin (a real call: use once per burst, not per packet).
 pub fn tsc() -> u64 {

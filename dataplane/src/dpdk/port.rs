@@ -25,6 +25,13 @@ pub struct Port {
     checksum_offload: bool,
 }
 
+/// The port's RSS hash key and redirection table (queue per entry), as the NIC uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RssConfig {
+    pub key: Vec<u8>,
+    pub reta: Vec<u16>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkStatus {
     pub up: bool,
@@ -172,6 +179,27 @@ impl Port {
             tx_errors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
         })
+    }
+
+    /// The RSS key and redirection table in force, if the port does RSS with a readable
+    /// Toeplitz configuration (after `configure`).
+    pub fn rss(&self) -> Option<RssConfig> {
+        let info = self.info().ok()?;
+        if info.flow_type_rss_offloads == 0 || info.reta_size == 0 || info.hash_key_size == 0 {
+            return None;
+        }
+        let mut key = vec![0u8; info.hash_key_size as usize];
+        let mut conf = dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: info.hash_key_size, rss_hf: 0 };
+        if unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) } != 0 || conf.rss_hf == 0 {
+            return None;
+        }
+        let groups = (info.reta_size as usize).div_ceil(64);
+        let mut entries = vec![dpdk_sys::rte_eth_rss_reta_entry64 { mask: u64::MAX, reta: [0; 64] }; groups];
+        if unsafe { dpdk_sys::rte_eth_dev_rss_reta_query(self.id, entries.as_mut_ptr(), info.reta_size) } != 0 {
+            return None;
+        }
+        let reta = entries.iter().flat_map(|e| e.reta.iter().copied()).take(info.reta_size as usize).collect();
+        Some(RssConfig { key, reta })
     }
 
     /// The driver's name, e.g. `net_af_packet`.

@@ -79,6 +79,8 @@ pub struct FullNat {
     peers: Vec<std::sync::Arc<WorkerCounters>>,
     /// Scratch for the scheduler: active sessions per member (allocated once).
     active: Vec<u32>,
+    /// This worker's rx queue: where RSS must bring its replies.
+    queue: u16,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -101,6 +103,7 @@ impl FullNat {
             services: part.services,
             peers: Vec::new(),
             active: Vec::with_capacity(crate::snapshot::MAX_BACKENDS),
+            queue: part.worker,
         }
     }
 

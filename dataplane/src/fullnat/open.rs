@@ -38,7 +38,14 @@ impl FullNat {
             let b = &snap.backends[id as usize];
             (id, b.endpoint, b.hop.ok_or(DropReason::NoRoute)?)
         };
-        let local = take_port(&mut self.pools, &mut self.services[service], c).ok_or(DropReason::NoLocalPort)?;
+        // With RSS steering on the backend's port, the local port is chosen so that the reply's
+        // hash lands on this worker's queue.
+        let rss = if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
+        let local = match rss {
+            Some(rss) => take_steered_port(&mut self.pools, &mut self.services[service], c, rss, backend, self.queue),
+            None => take_port(&mut self.pools, &mut self.services[service], c),
+        }
+        .ok_or(DropReason::NoLocalPort)?;
         let new = NewSession {
             proto: key.proto,
             client: key.src,
@@ -96,6 +103,33 @@ fn active_sessions(own: &WorkerCounters, peers: &[std::sync::Arc<WorkerCounters>
     let own = own.backends.get(at).map_or(0, |b| b.active.get());
     let others: u64 = peers.iter().filter_map(|p| p.backends.get(at)).map(|b| b.active.get()).sum();
     (own + others).min(u64::from(u32::MAX)) as u32
+}
+
+/// As `take_port`, for a port whose replies from `backend` hash to queue `owner`.
+fn take_steered_port(
+    pools: &mut [PortPool],
+    state: &mut ServiceState,
+    c: &WorkerCounters,
+    rss: &crate::steer::rss::RssSteering,
+    backend: Endpoint,
+    owner: u16,
+) -> Option<Endpoint> {
+    let n = state.pools.len();
+    let to = std::net::SocketAddrV4::new(backend.ip, backend.port);
+    for _ in 0..n {
+        let at = state.pools[state.next_pool % n] as usize;
+        state.next_pool = (state.next_pool + 1) % n;
+        let pool = &mut pools[at];
+        let ip = pool.ip();
+        if let Ok(chosen) = rss.choose_port(to, ip, owner, rss.tries_bound(owner), pool) {
+            if let Some(slot) = c.local_ports.get(at) {
+                slot.free.set(u64::from(pool.free()));
+            }
+            c.rss_steered.add(1);
+            return Some(Endpoint::new(ip, chosen.port));
+        }
+    }
+    None
 }
 
 /// A local address and port from the service's pools on this worker, taking turns.

@@ -23,6 +23,8 @@ pub struct ServiceState {
 
 /// Everything a worker adopts with a snapshot.
 pub struct WorkerPart {
+    /// The worker's index, which is also its rx queue on every port.
+    pub worker: u16,
     /// By service slot, as `Snapshot::services`.
     pub services: Vec<ServiceState>,
     /// Pools to append to the worker's own, in order.
@@ -66,7 +68,7 @@ impl PoolLayout {
                 ServiceState { scheduler: scheduler(snap, service), pools, next_pool: self.worker }
             })
             .collect();
-        WorkerPart { services, new_pools }
+        WorkerPart { worker: self.worker as u16, services, new_pools }
     }
 }
 

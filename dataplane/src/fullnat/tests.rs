@@ -19,7 +19,7 @@ use crate::nat::testkit::{
 use crate::route::Routes;
 use crate::sched::SchedulerKind;
 use crate::session::{Session, State, Timeouts};
-use crate::snapshot::{Link, ServiceSpec};
+use crate::snapshot::{Steering, Link, ServiceSpec};
 use crate::wire::icmp::{self, unreachable, Repr};
 use crate::wire::tcp::Flags;
 use crate::wire::{checksum, ipv4, MacAddr};
@@ -62,6 +62,8 @@ fn snapshot(o: Options) -> Snapshot {
         addresses: vec![(addr, 24)],
         owned: OwnedAddrs::new([VIP, WEB_LOCAL].into_iter().chain(o.dns_local_ips.iter().copied())),
         checksum_offload: offload,
+        steering: Steering::Single,
+        rss: None,
     };
     let service = |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| {
         ServiceSpec {

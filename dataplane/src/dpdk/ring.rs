@@ -1,0 +1,75 @@
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use dpdk_sys::rte_mbuf;
+
+use super::mbuf::BURST;
+use super::{DpdkError, Mbuf};
+
+// RING_F_SP_ENQ | RING_F_SC_DEQ: macros in rte_ring.h.
+const SINGLE_PRODUCER_SINGLE_CONSUMER: u32 = 0x0001 | 0x0002;
+
+/// A single-producer single-consumer ring of mbufs between two lcores (`rte_ring`), used in
+/// bursts. Whatever is left in it is freed with it.
+pub struct MbufRing {
+    raw: NonNull<dpdk_sys::rte_ring>,
+}
+
+// One lcore enqueues, one dequeues: that is what the ring is for.
+unsafe impl Send for MbufRing {}
+unsafe impl Sync for MbufRing {}
+
+impl MbufRing {
+    /// A ring of `size` slots (a power of two; one stays empty).
+    pub fn new(name: &str, size: u32, socket: i32) -> Result<MbufRing, DpdkError> {
+        let cname = CString::new(name).map_err(|_| DpdkError::other("rte_ring_create", "name contains NUL"))?;
+        let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), size, socket, SINGLE_PRODUCER_SINGLE_CONSUMER) };
+        NonNull::new(raw).map(|raw| MbufRing { raw }).ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name})")))
+    }
+
+    /// Enqueues as many of `pkts` as fit, in one burst; returns how many (the caller keeps
+    /// ownership of the rest).
+    #[inline]
+    pub fn enqueue(&self, pkts: &[*mut rte_mbuf]) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        unsafe {
+            dpdk_sys::rte_ring_sp_enqueue_burst(
+                self.raw.as_ptr(),
+                pkts.as_ptr() as *const *mut std::os::raw::c_void,
+                pkts.len() as u32,
+                std::ptr::null_mut(),
+            ) as usize
+        }
+    }
+
+    /// Dequeues up to `out.len()` mbufs in one burst; returns how many were written.
+    #[inline]
+    pub fn dequeue(&self, out: &mut [*mut rte_mbuf]) -> usize {
+        unsafe {
+            dpdk_sys::rte_ring_sc_dequeue_burst(
+                self.raw.as_ptr(),
+                out.as_mut_ptr() as *mut *mut std::os::raw::c_void,
+                out.len() as u32,
+                std::ptr::null_mut(),
+            ) as usize
+        }
+    }
+}
+
+impl Drop for MbufRing {
+    fn drop(&mut self) {
+        let mut left = [std::ptr::null_mut(); BURST];
+        loop {
+            let n = self.dequeue(&mut left);
+            if n == 0 {
+                break;
+            }
+            for &m in &left[..n] {
+                drop(unsafe { Mbuf::from_raw(m) });
+            }
+        }
+        unsafe { dpdk_sys::rte_ring_free(self.raw.as_ptr()) };
+    }
+}
