@@ -27,8 +27,9 @@ struct Context<'c> {
     listeners: FirstSeen<(SocketAddrV4, Protocol)>,
     /// Every VIP address and the first service to use it.
     vips: HashMap<Ipv4Addr, String>,
-    /// The local IPs of every service, checked against every VIP once all are known.
-    local_ips: Vec<(Ipv4Addr, usize)>,
+    /// The local IPs of every service (address, position, service, index in its list),
+    /// checked against every VIP and against each other once all are known.
+    local_ips: Vec<(Ipv4Addr, usize, String, usize)>,
 }
 
 /// The valid services; `workers` is how many local IPs each needs at least.
@@ -50,12 +51,33 @@ pub fn services(
         .iter()
         .filter_map(|t| service(report, t, &mut context))
         .collect();
-    for (local_ip, place) in context.local_ips {
-        if let Some(owner) = context.vips.get(&local_ip) {
+    for (local_ip, place, _, _) in &context.local_ips {
+        if let Some(owner) = context.vips.get(local_ip) {
             report.error(
-                place,
+                *place,
                 format!("local IP {local_ip} is the VIP of service {owner}"),
             );
+        }
+    }
+    // A local IP belongs to one worker (its port space is that worker's alone): a local IP that
+    // services share must fall to the same worker in each (`laddr::owned_by`: index % workers).
+    if workers > 1 {
+        for (i, (ip, place, service, index)) in context.local_ips.iter().enumerate() {
+            let first = context.local_ips[..i].iter().find(|(other, _, s, _)| other == ip && s != service);
+            if let Some((_, _, other_service, other_index)) = first {
+                if index % workers != other_index % workers {
+                    report.error(
+                        *place,
+                        format!(
+                            "local IP {ip} is shared with service {other_service} but would belong to another worker here \
+                             (position {} vs {} of {workers} workers): list it at the same position modulo {workers}, \
+                             or give each service its own local IPs",
+                            index + 1,
+                            other_index + 1
+                        ),
+                    );
+                }
+            }
         }
     }
     services
@@ -165,7 +187,7 @@ fn local_ips(
     }
     let mut seen = FirstSeen::default();
     let mut valid = Vec::new();
-    for text in written {
+    for (index, text) in written.iter().enumerate() {
         let Some(addr) = ipv4(report, text, "local IP") else {
             continue;
         };
@@ -186,7 +208,7 @@ fn local_ips(
             );
             continue;
         }
-        context.local_ips.push((addr, at(text)));
+        context.local_ips.push((addr, at(text), service.to_owned(), index));
         valid.push(addr);
     }
     valid

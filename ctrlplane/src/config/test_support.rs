@@ -34,6 +34,14 @@ pub fn config(snippet: &str) -> Config {
     }
 }
 
+/// `config` on another host.
+pub fn config_on(snippet: &str, host: &Host) -> Config {
+    match parse(&with_interfaces(snippet), "t.toml", host) {
+        Ok(config) => config,
+        Err(diagnostics) => panic!("refused:\n{diagnostics}"),
+    }
+}
+
 /// The snippet's rendered diagnostics, one a line; panics when it is accepted.
 pub fn errors(snippet: &str) -> String {
     errors_on(snippet, &HOST)

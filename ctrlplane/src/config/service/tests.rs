@@ -196,3 +196,21 @@ fn a_vip_clash_is_found_even_in_a_service_with_other_errors() {
     ];
     assert_eq!(errors(&text), expected.join("\n"));
 }
+
+#[test]
+fn with_several_workers_a_shared_local_ip_must_fall_to_one_worker() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "[cpu]\ncontrol = 0\nworkers = [1, 2]\n[[service]]\nname = \"a\"\nvip = \"198.18.0.10:53\"\nprotocol = \"udp\"\n\
+             local_ips = [{a}]\n[[service]]\nname = \"b\"\nvip = \"198.18.0.10:80\"\nprotocol = \"tcp\"\nlocal_ips = [{b}]\n"
+        )
+    };
+    // Same position: the same worker owns it in both services.
+    let ok = two("\"198.18.1.100\", \"198.18.1.101\"", "\"198.18.1.100\", \"198.18.1.102\"");
+    crate::config::test_support::config_on(&ok, &Host { cpus: 4 });
+    assert_eq!(
+        errors_on(&two("\"198.18.1.100\", \"198.18.1.101\"", "\"198.18.1.102\", \"198.18.1.100\""), &Host { cpus: 4 }),
+        "t.toml:13:30: local IP 198.18.1.100 is shared with service a but would belong to another worker here \
+         (position 2 vs 1 of 2 workers): list it at the same position modulo 2, or give each service its own local IPs"
+    );
+}
