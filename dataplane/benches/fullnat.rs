@@ -167,4 +167,40 @@ fn main() {
     assert_eq!(counters.sessions_created.get(), u64::from(n), "every packet opened a session");
     println!("{:<44} {:>10.1}", format!("new session, {n} into an empty table"), ns);
     println!("{:<44} {:>10.1}", "memory per session (bytes)", nat.sessions().memory_bytes() as f64 / f64::from(n));
+    if std::env::var_os("SLUICE_BENCH_10M").is_some() {
+        ten_million();
+    }
+}
+
+/// The session table alone at 10 million sessions: its memory, inserts and lookups.
+fn ten_million() {
+    use dataplane::session::{FlowKey, NewSession, SessionTable};
+    let n = 10_000_000u32;
+    let mut table = SessionTable::with_capacity(n, Timeouts::default());
+    let ep = |i: u32, base: u8| Endpoint::new(Ipv4Addr::new(198, base, (i >> 16) as u8, (i >> 8) as u8), i as u16);
+    let start = Instant::now();
+    for i in 0..n {
+        let new = NewSession {
+            proto: 17,
+            client: ep(i, 18),
+            vip: Endpoint::new(VIP, 53),
+            local: ep(i, 19),
+            backend: Endpoint::new(Ipv4Addr::new(198, 18, 1, 2), 53),
+            service: 0,
+            backend_index: 0,
+            tcp_flags: 0,
+        };
+        table.insert(new, 0).expect("room for 10M");
+    }
+    let insert = start.elapsed().as_nanos() as f64 / f64::from(n);
+    let order = shuffled(1_000_000);
+    let start = Instant::now();
+    for &i in &order {
+        let key = FlowKey { proto: 17, src: ep(i as u32 * 10, 18), dst: Endpoint::new(VIP, 53) };
+        black_box(table.lookup(&key));
+    }
+    let lookup = start.elapsed().as_nanos() as f64 / order.len() as f64;
+    println!("{:<44} {:>10.1}", "10M sessions: insert (ns)", insert);
+    println!("{:<44} {:>10.1}", "10M sessions: random lookup (ns)", lookup);
+    println!("{:<44} {:>10.1}", "10M sessions: table memory (MiB)", table.memory_bytes() as f64 / (1 << 20) as f64);
 }

@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Sluice's benchmark suite, driven by scripts/bench (which builds first).
+
+Everything runs on this machine in one go, so that figures are compared within one run:
+  1. the ceiling: dpdk-testpmd io-forwarding between two memif ports, fed by sluice-gen;
+  2. Sluice over the same memif ports, 1 worker (and 2), UDP FULLNAT both ways, established
+     flows; new sessions per second; synthetic TCP connections per second; added latency at
+     10/50/90 % of Sluice's own maximum;
+  3. the peers on one veth path, the same generator on af_xdp: Sluice on af_xdp, the kernel
+     doing FULLNAT with nftables (DNAT + SNAT, numgen round robin), nginx's UDP stream proxy;
+  4. memory per session and the session table at 10 million sessions (cargo bench).
+Cores: the generator on CPU 0, the forwarder under test on CPU 1. Only 198.18.0.0/15 is used,
+in namespaces made here and always removed; every process is stopped by its PID.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = Path("/run/sluice-bench")
+OUT = ROOT / "docs" / "bench"
+SLUICE = ROOT / "target" / "release" / "sluice"
+GEN = ROOT / "target" / "release" / "sluice-gen"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+FLOWS = int(os.environ.get("BENCH_FLOWS", "1024"))
+NS = ["sb-lb", "sb-gen", "sb-peer"]
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def sh(*args, check=True, ns=None, capture=False):
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+    r = subprocess.run(cmd, check=False, text=True, capture_output=capture)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr if capture else r.returncode}")
+    return r.stdout if capture else r.returncode
+
+
+class Proc:
+    """A background process, stopped by PID (SIGTERM, then SIGKILL) when the block ends."""
+
+    def __init__(self, args, ns=None, log_path=None):
+        cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+        self.log_path = log_path or RUN / f"{Path(str(args[0])).name}.log"
+        self.log = open(self.log_path, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def text(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def wait_for(self, needle, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if needle in self.text():
+                return True
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{needle!r} not seen:\n{self.text()[-3000:]}")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def cleanup():
+    for ns in NS:
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    shutil.rmtree(RUN, ignore_errors=True)
+
+
+def gen(mode, client_vdev, backend_vdev, rate="max", duration=SECONDS, ns=None, extra=()):
+    args = [GEN, "--mode", mode, "--client-vdev", client_vdev, "--backend-vdev", backend_vdev,
+            "--rate", rate, "--duration", duration, "--flows", FLOWS, "--cores", 1, *extra]
+    out = sh(*args, ns=ns, capture=True)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def memif(name, role):
+    return f"net_memif{name},role={role},socket={RUN}/{name}.sock"
+
+
+def sluice_config(ports, workers=(1,), capacity=1 << 20, extra_services=""):
+    args = ", ".join(f'"{a}"' for a in ["--no-pci"] + [f"--vdev={p}" for p in ports])
+    return f"""
+[dpdk]
+args = [{args}]
+hugepages = true
+mbufs = 32767
+[cpu]
+control = 0
+workers = {list(workers)}
+idle = "busy"
+[api]
+socket = "{RUN}/sluice.sock"
+metrics = "127.0.0.1:9274"
+[sessions]
+capacity = {capacity}
+[[interface]]
+name = "wan"
+device = "{ports[0].split(',')[0]}"
+addresses = ["198.18.0.1/24"]
+[[interface]]
+name = "lan"
+device = "{ports[1].split(',')[0]}"
+addresses = ["198.18.1.1/24"]
+[[service]]
+name = "udp"
+vip = "198.18.0.10:53"
+protocol = "udp"
+local_ips = ["198.18.1.100", "198.18.1.101", "198.18.1.102", "198.18.1.103"]
+[[service.backend]]
+address = "198.18.1.2:53"
+[[service.backend]]
+address = "198.18.1.3:53"
+[[service]]
+name = "tcp"
+vip = "198.18.0.10:80"
+protocol = "tcp"
+local_ips = ["198.18.1.110", "198.18.1.111", "198.18.1.112", "198.18.1.113"]
+[[service.backend]]
+address = "198.18.1.2:80"
+[[service.backend]]
+address = "198.18.1.3:80"
+{extra_services}
+"""
+
+
+class Sluice(Proc):
+    def __init__(self, ports, ns, **kw):
+        cfg = RUN / "sluice.toml"
+        cfg.write_text(sluice_config(ports, **kw))
+        super().__init__([SLUICE, "--config", cfg], ns=ns, log_path=RUN / "sluice.log")
+        self.ns = ns
+        self.wait_for("sluice: info: ready:")
+
+    def metrics(self):
+        text = sh("curl", "-sS", "--max-time", "5", "http://127.0.0.1:9274/metrics", ns=self.ns, capture=True)
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+
+def metric(values, prefix, **labels):
+    total = 0.0
+    for name, v in values.items():
+        if name.startswith(prefix) and all(f'{k}="{w}"' in name for k, w in labels.items()):
+            total += v
+    return total
+
+
+def tsc_hz():
+    out = Path("/proc/cpuinfo").read_text()
+    m = re.search(r"cpu MHz\s*:\s*([\d.]+)", out)
+    return float(m.group(1)) * 1e6 if m else 2.7e9
+
+
+def cpu_busy(cpu):
+    fields = [l for l in Path("/proc/stat").read_text().splitlines() if l.startswith(f"cpu{cpu} ")][0].split()[1:]
+    v = list(map(int, fields))
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def mpps(x):
+    return x / 1e6
+
+
+def testpmd():
+    args = ["dpdk-testpmd", "-l", "0,1", "--main-lcore", "0", "--no-pci", "--in-memory", "--no-telemetry",
+            f"--vdev={memif(0, 'server')}", f"--vdev={memif(1, 'server')}", "--",
+            "--forward-mode=io", "--auto-start", "--nb-cores=1", "--no-lsc-interrupt"]
+    p = Proc(args, log_path=RUN / "testpmd.log")
+    p.p.stdin = None
+    p.wait_for("Press enter to exit", timeout=60)
+    return p
+
+
+def run_memif(results):
+    client, backend = memif(0, "client"), memif(1, "client")
+    servers = [memif(0, "server"), memif(1, "server")]
+    hz = tsc_hz()
+
+    log("ceiling: dpdk-testpmd io forwarding between the memif ports")
+    with testpmd():
+        c = gen("ceiling", client, backend)
+        results["ceiling"] = {"mpps_each_way": mpps(c["rx_pps"]), "mpps_total": 2 * mpps(c["rx_pps"]), "gen": c}
+        results["ceiling_latency"] = {}
+
+    for workers in ([1], [1, 0]):
+        name = f"sluice_{len(workers)}w"
+        log(f"Sluice FULLNAT UDP over memif, {len(workers)} worker(s)")
+        with Sluice(servers, "sb-lb", workers=workers) as s:
+            before = s.metrics()
+            r = gen("fullnat", client, backend)
+            after = s.metrics()
+            packets = metric(after, "sluice_port_packets_total", direction="rx") - metric(before, "sluice_port_packets_total", direction="rx")
+            busy = max((metric(after, "sluice_worker_busy_ratio", worker=w) for w in range(len(workers))), default=0)
+            steering = [n for n in after if n.startswith("sluice_port_steering") and 'interface="lan"' in n]
+            results[name] = {
+                "mpps_each_way": mpps(r["rx_pps"]),
+                "ratio_to_ceiling": r["rx_pps"] / max(results["ceiling"]["gen"]["rx_pps"], 1),
+                "bad_replies": r["bad"],
+                "worker_busy_ratio": busy,
+                "cycles_per_packet": busy * hz * len(workers) * r["duration_s"] / max(packets, 1),
+                "steering": re.sub(r'.*mode="([a-z]+)".*', r"\1", steering[0]) if steering else "?",
+                "gen": r,
+            }
+            if len(workers) == 1:
+                maximum = r["rx_pps"]
+                lat = {}
+                for share in (10, 50, 90):
+                    rate = int(maximum * share / 100)
+                    lat[share] = gen("fullnat", client, backend, rate=str(rate), duration=min(SECONDS, 5))["latency_ns"]
+                results["sluice_latency"] = lat
+                log("new sessions: every packet a new flow")
+                r = gen("new-flows", client, backend)
+                results["new_sessions"] = {"sessions_per_s": r.get("sessions_per_s", r["rx_pps"]), "gen": r}
+                log("TCP: handshake, request, response, close")
+                r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
+                results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "gen": r}
+
+    log("ceiling latency at the same rates")
+    with testpmd():
+        maximum = results["sluice_1w"]["gen"]["rx_pps"]
+        for share in (10, 50, 90):
+            rate = int(maximum * share / 100)
+            results["ceiling_latency"][share] = gen("ceiling", client, backend, rate=str(rate), duration=min(SECONDS, 5))["latency_ns"]
+
+
+def veth_path():
+    """sb-gen (gc, gb: the generator on af_xdp) <-> sb-peer (pw, pl: the forwarder under test)."""
+    for ns in ("sb-gen", "sb-peer"):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "link", "set", "lo", "up", ns=ns)
+    sh("ip", "link", "add", "gc", "netns", "sb-gen", "type", "veth", "peer", "name", "pw", "netns", "sb-peer")
+    sh("ip", "link", "add", "gb", "netns", "sb-gen", "type", "veth", "peer", "name", "pl", "netns", "sb-peer")
+    for ns, devs in (("sb-gen", ("gc", "gb")), ("sb-peer", ("pw", "pl"))):
+        for d in devs:
+            sh("ethtool", "-K", d, "tx", "off", ns=ns, check=False, capture=True)
+            sh("sysctl", "-qw", f"net.ipv6.conf.{d}.disable_ipv6=1", ns=ns)
+            sh("ip", "link", "set", d, "up", ns=ns)
+    # The forwarder's receive work on CPU 1 (veth delivers on the sender's CPU otherwise).
+    for d in ("pw", "pl"):
+        sh("sh", "-c", f"echo 2 > /sys/class/net/{d}/queues/rx-0/rps_cpus", ns="sb-peer", check=False)
+
+
+def kernel_addresses():
+    sh("ip", "addr", "add", "198.18.0.1/24", "dev", "pw", ns="sb-peer")
+    sh("ip", "addr", "add", "198.18.0.10/32", "dev", "pw", ns="sb-peer")
+    sh("ip", "addr", "add", "198.18.1.1/24", "dev", "pl", ns="sb-peer")
+    sh("ip", "addr", "add", "198.18.1.100/32", "dev", "pl", ns="sb-peer")
+    sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns="sb-peer")
+
+
+def busy_cycles_per_packet(run, packets, cpu=1):
+    """Runs `run()`, returns its result and the CPU's busy cycles per packet meanwhile."""
+    b0, t0 = cpu_busy(cpu)
+    result = run()
+    b1, t1 = cpu_busy(cpu)
+    share = (b1 - b0) / max(t1 - t0, 1)
+    return result, share, share * tsc_hz() * result["duration_s"] / max(packets(result), 1)
+
+
+def run_peers(results):
+    client = "net_af_xdp0,iface=gc,start_queue=0,queue_count=1"
+    backend = "net_af_xdp1,iface=gb,start_queue=0,queue_count=1"
+    forwarded = lambda r: 2 * r["received"]
+    peers = {}
+
+    log("peer path: Sluice on af_xdp")
+    veth_path()
+    ports = ["net_af_xdp0,iface=pw,start_queue=0,queue_count=1", "net_af_xdp1,iface=pl,start_queue=0,queue_count=1"]
+    with Sluice(ports, "sb-peer") as s:
+        r = gen("fullnat", client, backend, ns="sb-gen")
+        m = s.metrics()
+        busy = metric(m, "sluice_worker_busy_ratio", worker=0)
+        peers["sluice_af_xdp"] = {"mpps_each_way": mpps(r["rx_pps"]), "worker_busy_ratio": busy,
+                                  "cycles_per_packet": busy * tsc_hz() * r["duration_s"] / max(forwarded(r), 1), "gen": r}
+    cleanup_peer()
+
+    log("peer path: the kernel doing FULLNAT with nftables (DNAT + SNAT, numgen round robin)")
+    veth_path()
+    kernel_addresses()
+    rules = """
+table ip sluice_bench {
+  chain pre { type nat hook prerouting priority dstnat; ip daddr 198.18.0.10 udp dport 53 dnat to numgen inc mod 2 map { 0 : 198.18.1.2, 1 : 198.18.1.3 } }
+  chain post { type nat hook postrouting priority srcnat; oifname "pl" snat to 198.18.1.100 }
+}
+"""
+    (RUN / "nft.conf").write_text(rules)
+    sh("nft", "-f", RUN / "nft.conf", ns="sb-peer")
+    r, share, cpp = busy_cycles_per_packet(lambda: gen("fullnat", client, backend, ns="sb-gen"), forwarded)
+    peers["nftables"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
+    cleanup_peer()
+
+    log("peer path: nginx UDP stream proxy")
+    veth_path()
+    kernel_addresses()
+    conf = RUN / "nginx.conf"
+    conf.write_text(f"""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+worker_cpu_affinity 10;
+pid {RUN}/nginx.pid;
+error_log {RUN}/nginx-error.log;
+daemon off;
+events {{ worker_connections 65536; }}
+stream {{
+  upstream backends {{ server 198.18.1.2:53; server 198.18.1.3:53; }}
+  server {{ listen 198.18.0.10:53 udp reuseport; proxy_pass backends; proxy_responses 1; proxy_timeout 2s; }}
+}}
+""")
+    with Proc(["nginx", "-c", conf], ns="sb-peer", log_path=RUN / "nginx.log") as n:
+        time.sleep(1)  # nginx says nothing when ready; its socket is polled below instead
+        deadline = time.time() + 10
+        while "198.18.0.10:53" not in sh("ss", "-lun", ns="sb-peer", capture=True) and time.time() < deadline:
+            time.sleep(0.1)
+        r, share, cpp = busy_cycles_per_packet(lambda: gen("fullnat", client, backend, ns="sb-gen"), forwarded)
+        peers["nginx"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
+    cleanup_peer()
+    s = peers["sluice_af_xdp"]["mpps_each_way"]
+    for k in ("nftables", "nginx"):
+        peers[k]["sluice_ratio"] = s / max(peers[k]["mpps_each_way"], 1e-9)
+    results["peers"] = peers
+
+
+def cleanup_peer():
+    for ns in ("sb-gen", "sb-peer"):
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def run_memory(results):
+    log("memory per session and the table at 10 million sessions (cargo bench)")
+    env = dict(os.environ, SLUICE_BENCH_10M="1")
+    out = subprocess.run(["cargo", "bench", "--locked", "-p", "dataplane", "--bench", "fullnat"],
+                         cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"(.+?)\s{2,}([\d.]+)$", line.strip())
+        if m:
+            rows[m.group(1)] = float(m.group(2))
+    results["per_packet_ns"] = rows
+
+
+def table(results):
+    rows = []
+    c = results["ceiling"]
+    rows.append(("dpdk-testpmd io-forward ceiling (memif)", f"{c['mpps_each_way']:.2f} Mpps each way", "1.00", ""))
+    for name, label in (("sluice_1w", "Sluice FULLNAT UDP, 1 worker (memif)"), ("sluice_2w", "Sluice FULLNAT UDP, 2 workers (memif)")):
+        s = results.get(name)
+        if s:
+            rows.append((label, f"{s['mpps_each_way']:.2f} Mpps each way", f"{s['ratio_to_ceiling']:.2f}",
+                         f"{s['cycles_per_packet']:.0f} cyc/pkt, busy {s['worker_busy_ratio']:.2f}, steering {s['steering']}"))
+    if "new_sessions" in results:
+        rows.append(("new sessions, every packet a new flow", f"{results['new_sessions']['sessions_per_s'] / 1e6:.2f} M sessions/s", "", "1 worker"))
+    if "tcp" in results:
+        rows.append(("TCP handshake+request+response+close", f"{results['tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
+    for share, lat in results.get("sluice_latency", {}).items():
+        base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
+        rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
+                     "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us"))
+    for name, label in (("sluice_af_xdp", "Sluice on af_xdp (veth)"), ("nftables", "kernel nftables FULLNAT (veth)"), ("nginx", "nginx UDP proxy (veth)")):
+        p = results.get("peers", {}).get(name)
+        if p:
+            ratio = f"Sluice x{p['sluice_ratio']:.2f}" if "sluice_ratio" in p else ""
+            rows.append((label, f"{p['mpps_each_way']:.3f} Mpps each way", ratio, f"{p['cycles_per_packet']:.0f} cyc/pkt"))
+    for k, v in results.get("per_packet_ns", {}).items():
+        rows.append((k, f"{v:.1f}", "", "cargo bench"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'run':<{width}}  {'result':<34} {'ratio':<12} notes"]
+    lines += [f"{a:<{width}}  {b:<34} {c:<12} {d}" for a, b, c, d in rows]
+    return "\n".join(lines)
+
+
+def plot(results, png):
+    bars = [("testpmd\\nceiling", results["ceiling"]["mpps_each_way"])]
+    for name, label in (("sluice_1w", "Sluice\\nmemif 1w"), ("sluice_2w", "Sluice\\nmemif 2w")):
+        if name in results:
+            bars.append((label, results[name]["mpps_each_way"]))
+    for name, label in (("sluice_af_xdp", "Sluice\\naf_xdp"), ("nftables", "nftables\\nFULLNAT"), ("nginx", "nginx\\nUDP")):
+        if name in results.get("peers", {}):
+            bars.append((label, results["peers"][name]["mpps_each_way"]))
+    data = RUN / "plot.dat"
+    data.write_text("".join(f'{i} "{label}" {value}\n' for i, (label, value) in enumerate(bars)))
+    script = f"""
+set terminal pngcairo size 900,500 font ",10"
+set output "{png}"
+set title "64-byte UDP, Mpps each way (one run, this machine)"
+set style fill solid 0.8
+set boxwidth 0.6
+set yrange [0:*]
+set ylabel "Mpps"
+set grid ytics
+plot "{data}" using 1:3:xtic(2) with boxes notitle, "" using 1:3:(sprintf("%.2f", $3)) with labels offset 0,1 notitle
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root")
+    cleanup()
+    RUN.mkdir(parents=True)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds_per_run": SECONDS, "flows": FLOWS,
+               "cpu": re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1)}
+    try:
+        run_memif(results)
+        run_peers(results)
+        run_memory(results)
+    finally:
+        cleanup()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, OUT / "latest.png")
+    text = table(results)
+    (OUT / "latest.txt").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
