@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod log;
 pub mod appliance;
+pub mod gen;
 
 /// "0.1.0 (commit abcdef123456)".
 pub fn version() -> String {

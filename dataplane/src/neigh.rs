@@ -172,8 +172,19 @@ impl<P> Neighbours<P> {
     /// aimed at us): records/refreshes the MAC; held packets for it are emitted as Release events,
     /// in the order they were held. A new neighbour is not recorded when the table is full.
     pub fn learn(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
+        self.record(link, ip, mac, now_ms, true, events);
+    }
+
+    /// As `learn`, but only for a neighbour already in the table (pending or known): what ARP
+    /// not aimed at us says, so that a busy segment cannot fill the table.
+    pub fn update(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
+        self.record(link, ip, mac, now_ms, false, events);
+    }
+
+    fn record(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool, events: &mut impl FnMut(Event<P>)) {
         let i = match self.index.get(&key(link, ip)) {
             Some(&i) => i as usize,
+            None if !create => return,
             None => match self.alloc(link, ip) {
                 Some(i) => i,
                 None => return,

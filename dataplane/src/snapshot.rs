@@ -202,7 +202,7 @@ pub struct Snapshot {
     pub vips: VipIndex,
     pub routes: Routes,
     pub timeouts: Timeouts,
-    /// Local IP (as u32) -> the worker that owns it, sorted; empty with one worker.
+    /// Local IP (as u32) -> the worker that owns it, sorted (see `Snapshot::owners`).
     pub local_owners: Vec<(u32, u16)>,
 }
 
@@ -214,24 +214,34 @@ impl Snapshot {
         self.local_owners.binary_search_by_key(&key, |&(a, _)| a).ok().map(|i| self.local_owners[i].1)
     }
 
-    /// Which worker owns each local IP of the live services (`laddr::owned_by`).
-    pub fn owners(services: &[Service], workers: usize) -> Vec<(u32, u16)> {
-        if workers <= 1 {
-            return Vec::new();
-        }
-        let mut owners: Vec<(u32, u16)> = Vec::new();
+    /// Which worker owns each local IP of the live services, keeping every assignment of
+    /// `previous` that still applies: a local IP never changes hands while it exists, because
+    /// its port space and sessions live on its worker. A new local IP goes to a worker that has
+    /// none of its service yet (lowest first), else to the worker with the fewest local IPs.
+    /// From nothing this is `laddr::owned_by` (index modulo workers). Sorted by address.
+    pub fn owners(services: &[Service], workers: usize, previous: &[(u32, u16)]) -> Vec<(u32, u16)> {
+        let workers = workers.max(1);
+        let present = |ip: u32| services.iter().any(|s| s.live && s.local_ips.iter().any(|&l| u32::from(l) == ip));
+        let mut owners: Vec<(u32, u16)> =
+            previous.iter().copied().filter(|&(ip, w)| (w as usize) < workers && present(ip)).collect();
+        let owner = |owners: &[(u32, u16)], ip: u32| owners.iter().find(|&&(a, _)| a == ip).map(|&(_, w)| w);
         for s in services.iter().filter(|s| s.live) {
-            for w in 0..workers {
-                for ip in crate::laddr::owned_by(&s.local_ips, w, workers) {
-                    owners.push((u32::from(ip), w as u16));
+            for &ip in &s.local_ips {
+                let ip = u32::from(ip);
+                if owner(&owners, ip).is_some() {
+                    continue;
                 }
+                let has = |w: u16| s.local_ips.iter().any(|&l| owner(&owners, u32::from(l)) == Some(w));
+                let load = |w: u16| owners.iter().filter(|&&(_, o)| o == w).count();
+                let w = (0..workers as u16).find(|&w| !has(w)).unwrap_or_else(|| {
+                    (0..workers as u16).min_by_key(|&w| (load(w), w)).unwrap_or(0)
+                });
+                owners.push((ip, w));
             }
         }
         owners.sort_unstable();
-        owners.dedup_by_key(|&mut (ip, _)| ip);
         owners
-    }
-}
+    }}
 
 #[cfg(test)]
 mod tests {
@@ -267,6 +277,26 @@ mod tests {
         assert_eq!(vips.service(6, ip(10), 53), None);
         assert_eq!(vips.service(17, ip(10), 80), None);
         assert!(vips.is_vip(ip(10)) && vips.is_vip(ip(11)) && !vips.is_vip(ip(12)));
+    }
+
+    #[test]
+    fn local_ips_keep_their_worker_across_changes() {
+        let ip = |d| Ipv4Addr::new(198, 18, 1, d);
+        let with = |ips: &[u8]| {
+            let mut s = service(17, [198, 18, 0, 10], 53);
+            s.local_ips = ips.iter().map(|&d| ip(d)).collect();
+            vec![s]
+        };
+        let first = Snapshot::owners(&with(&[100, 101, 102, 103]), 2, &[]);
+        let of = |o: &[(u32, u16)], d| o.iter().find(|&&(a, _)| a == u32::from(ip(d))).map(|&(_, w)| w);
+        assert_eq!([100, 101, 102, 103].map(|d| of(&first, d)), [Some(0), Some(1), Some(0), Some(1)], "index modulo workers");
+        // 100 leaves: nothing moves (by position every IP would have changed hands).
+        let second = Snapshot::owners(&with(&[101, 102, 103]), 2, &first);
+        assert_eq!([101, 102, 103].map(|d| of(&second, d)), [Some(1), Some(0), Some(1)]);
+        assert_eq!(of(&second, 100), None);
+        // A new one goes where the service lacks a local IP, or to the least loaded worker.
+        let third = Snapshot::owners(&with(&[101, 103, 104]), 2, &second);
+        assert_eq!(of(&third, 104), Some(0), "worker 0 had none of this service left");
     }
 
     #[test]
@@ -343,5 +373,11 @@ impl Snapshot {
             timeouts,
             local_owners: Vec::new(),
         }
+    }
+
+    /// The same snapshot with its local IPs assigned afresh to `workers` workers.
+    pub fn with_workers(mut self, workers: usize) -> Snapshot {
+        self.local_owners = Snapshot::owners(&self.services, workers, &[]);
+        self
     }
 }

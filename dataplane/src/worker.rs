@@ -104,6 +104,8 @@ pub struct Worker {
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
     handoff: Vec<RingQueue>,
+    /// ARP requests the neighbour timers asked for in one loop (room for every neighbour).
+    requests: Vec<(usize, Ipv4Addr)>,
 }
 
 /// Allows `per_second` events a second, refilled whole each second.
@@ -150,7 +152,8 @@ impl Worker {
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
-        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff }
+        let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
+        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff, requests }
     }
 
     /// Polls until `stop` is set.
@@ -215,7 +218,7 @@ impl Worker {
             match classify(m.data(), &link.owned) {
                 Verdict::Local => self.fullnat(snap, i, m, now),
                 Verdict::ArpRequestForUs { sender_ip, sender_mac } => {
-                    self.learn(snap, i, sender_ip, sender_mac, now);
+                    self.learn(snap, i, sender_ip, sender_mac, now, true);
                     if answer_arp(m.data_mut(), link.mac) {
                         self.setup.counters.arp_replies.add(1);
                         self.send(i, m);
@@ -224,7 +227,7 @@ impl Worker {
                     }
                 }
                 Verdict::Arp { sender_ip, sender_mac } => {
-                    self.learn(snap, i, sender_ip, sender_mac, now);
+                    self.learn(snap, i, sender_ip, sender_mac, now, false);
                     self.to_kernel(i, m);
                 }
                 Verdict::Kernel => self.to_kernel(i, m),
@@ -236,8 +239,7 @@ impl Worker {
 
     /// Packets other workers received for this worker's local IPs.
     fn poll_ring(&mut self, snap: &Snapshot, r: usize, rx: &mut RxBurst, now: u64) -> usize {
-        let ring = self.setup.rings_in[r].clone();
-        let n = rx.receive_ring(&ring);
+        let n = rx.receive_ring(&self.setup.rings_in[r]);
         self.setup.counters.redirected_in.add(n as u64);
         for m in rx.by_ref() {
             match snap.links.iter().position(|l| l.port == m.port()) {
@@ -291,6 +293,8 @@ impl Worker {
                 if m.set_len((ETH + ip_len) as u16) {
                     bounce(m.data_mut(), snap.links[link].mac);
                     self.send(link, m);
+                } else {
+                    c.count_drop(DropReason::NoSession, 1);
                 }
             }
             Step::TimeExceeded => {
@@ -306,7 +310,7 @@ impl Worker {
     /// The other worker owning the local IP `m` is addressed to, if any (several workers only).
     #[inline]
     fn owner_elsewhere(&self, snap: &Snapshot, m: &Mbuf) -> Option<usize> {
-        if snap.local_owners.is_empty() {
+        if self.handoff.len() < 2 {
             return None;
         }
         let d = m.data().get(ETH + 16..ETH + 20)?;
@@ -329,7 +333,9 @@ impl Worker {
         }
     }
 
-    fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64) {
+    /// What an ARP frame says of its sender: a neighbour recorded if it asked us (`create`),
+    /// else only refreshed or resolved if already known or pending. Other workers hear of it.
+    fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
         if ip.is_unspecified() {
             return; // an ARP probe (RFC 5227) says nothing about a neighbour
         }
@@ -338,37 +344,40 @@ impl Worker {
                 let _ = inbox.push(Learned { link: link as u16, ip, mac });
             }
         }
-        self.learn_here(snap, link, ip, mac, now);
+        self.learn_here(snap, link, ip, mac, now, create);
     }
 
     /// Takes the neighbours other workers learned.
     fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
-        let Some(inbox) = self.setup.neighbours.get(self.setup.index).cloned() else { return };
-        while let Some(l) = inbox.pop() {
-            self.learn_here(snap, l.link as usize, l.ip, l.mac, now);
+        let index = self.setup.index;
+        while let Some(l) = self.setup.neighbours.get(index).and_then(|inbox| inbox.pop()) {
+            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, false);
         }
     }
 
-    fn learn_here(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64) {
+    fn learn_here(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
         let (queues, counters) = (&mut self.queues, &*self.setup.counters);
-        self.neigh.learn(link, ip, mac, now, &mut |event| neighbour_event(snap, queues, counters, event));
+        let events = &mut |event| neighbour_event(snap, queues, counters, event);
+        if create {
+            self.neigh.learn(link, ip, mac, now, events);
+        } else {
+            self.neigh.update(link, ip, mac, now, events);
+        }
     }
 
     fn neighbour_timers(&mut self, snap: &Snapshot, now: u64) {
-        let mut requests: [(usize, Ipv4Addr); 8] = [(0, Ipv4Addr::UNSPECIFIED); 8];
-        let mut n = 0;
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.clear();
         let (queues, counters) = (&mut self.queues, &*self.setup.counters);
         self.neigh.tick(now, &mut |event| match event {
-            Event::SendRequest { link, ip } if n < requests.len() => {
-                requests[n] = (link, ip);
-                n += 1;
-            }
-            Event::SendRequest { .. } => {} // more are due next loop
+            // Capacity for every neighbour was reserved at start: this never allocates.
+            Event::SendRequest { link, ip } => requests.push((link, ip)),
             other => neighbour_event(snap, queues, counters, other),
         });
-        for &(link, ip) in &requests[..n] {
+        for &(link, ip) in &requests {
             self.request(snap, link, ip);
         }
+        self.requests = requests;
     }
 
     /// Broadcasts an ARP request for `ip` on `link` from the host's address there.

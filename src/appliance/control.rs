@@ -28,6 +28,10 @@ pub struct Control {
     published: u64,
     pending: bool,
     checker: Checker,
+    /// Set when publishing failed half way: workers disagree, the appliance must stop.
+    broken: Option<String>,
+    /// Which worker owns each local IP, as last published.
+    owners: Vec<(u32, u16)>,
 }
 
 /// The first snapshot and each worker's part of it.
@@ -46,7 +50,7 @@ impl Control {
         let mut checker = Checker::new();
         checker.set_targets(targets(&config));
         sync_health(&checker, &mut model);
-        let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config), workers));
+        let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config), workers, &[]));
         let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers)).collect();
         let parts = layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
         let mailboxes: Vec<Arc<Mailbox>> = (0..workers).map(|_| Arc::new(Mailbox::new(snapshot.generation))).collect();
@@ -60,6 +64,8 @@ impl Control {
             published: snapshot.generation,
             pending: false,
             checker,
+            broken: None,
+            owners: snapshot.local_owners.clone(),
         };
         Ok((control, Start { snapshot, parts, mailboxes }))
     }
@@ -123,6 +129,9 @@ impl Control {
     /// Frees what workers handed back, and publishes pending changes once every worker has
     /// taken the previous snapshot. Never waits.
     pub fn tick(&mut self) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
         for mailbox in &self.mailboxes {
             while let Some(retired) = mailbox.collect() {
                 drop(retired);
@@ -131,11 +140,17 @@ impl Control {
         if !self.pending || self.mailboxes.iter().any(|m| m.seen() != self.published) {
             return Ok(());
         }
-        let snapshot = Arc::new(self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), self.config.cpu.workers.len()));
-        for (mailbox, layout) in self.mailboxes.iter().zip(&mut self.layouts) {
-            let update = Update { snapshot: snapshot.clone(), part: layout.part(&snapshot) };
-            if mailbox.post(update).is_err() {
-                return Err("a worker's mailbox was full although it had taken the last update".to_owned());
+        let workers = self.config.cpu.workers.len();
+        let snapshot = Arc::new(self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), workers, &self.owners));
+        self.owners = snapshot.local_owners.clone();
+        // Every part is built before any is posted; a post can only fail if the protocol is
+        // broken (a worker took an update it was not acknowledged for), which is fatal.
+        let parts: Vec<WorkerPart> = self.layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
+        for (mailbox, part) in self.mailboxes.iter().zip(parts) {
+            if mailbox.post(Update { snapshot: snapshot.clone(), part }).is_err() {
+                let why = "a worker's mailbox was full although it had taken the last update".to_owned();
+                self.broken = Some(why.clone());
+                return Err(why);
             }
         }
         self.published = snapshot.generation;

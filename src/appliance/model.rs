@@ -211,7 +211,9 @@ impl Model {
     }
 
     /// The next snapshot: services and backends as modelled, the links and routes given.
-    pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts, workers: usize) -> Snapshot {
+    /// `owners` is the previous snapshot's local IP assignment (empty at start): local IPs that
+    /// stay keep their worker.
+    pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts, workers: usize, owners: &[(u32, u16)]) -> Snapshot {
         self.generation += 1;
         let services: Vec<snapshot::Service> =
             self.services.iter().map(|s| service(s.as_ref(), |members| self.healthy(members))).collect();
@@ -245,7 +247,7 @@ impl Model {
             generation: self.generation,
             links,
             vips: VipIndex::new(&services),
-            local_owners: Snapshot::owners(&services, workers),
+            local_owners: Snapshot::owners(&services, workers, owners),
             services,
             backends,
             routes,

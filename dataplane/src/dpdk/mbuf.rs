@@ -5,9 +5,13 @@ use dpdk_sys::rte_mbuf;
 use super::PoolHandle;
 
 // RTE_MBUF_F_* are macros with shifts; bindgen cannot see them.
+// Each checksum status is two bits: BAD alone means bad; both bits mean NONE (not checked,
+// data valid); GOOD alone means good.
 const RX_IP_CKSUM_BAD: u64 = 1 << 4;
+const RX_IP_CKSUM_MASK: u64 = (1 << 4) | (1 << 7);
 const RX_L4_CKSUM_BAD: u64 = 1 << 3;
-const RX_CKSUM_MASK: u64 = (1 << 4) | (1 << 7) | (1 << 3) | (1 << 8);
+const RX_L4_CKSUM_MASK: u64 = (1 << 3) | (1 << 8);
+const RX_CKSUM_MASK: u64 = RX_IP_CKSUM_MASK | RX_L4_CKSUM_MASK;
 const TX_TCP_CKSUM: u64 = 1 << 52;
 const TX_UDP_CKSUM: u64 = 3 << 52;
 const TX_IP_CKSUM: u64 = 1 << 54;
@@ -58,7 +62,8 @@ impl Mbuf {
     /// True when the NIC checked a checksum of this packet on receipt and found it wrong.
     #[inline]
     pub fn rx_checksum_bad(&self) -> bool {
-        self.raw().ol_flags & (RX_IP_CKSUM_BAD | RX_L4_CKSUM_BAD) != 0
+        let f = self.raw().ol_flags;
+        f & RX_IP_CKSUM_MASK == RX_IP_CKSUM_BAD || f & RX_L4_CKSUM_MASK == RX_L4_CKSUM_BAD
     }
 
     /// Asks the NIC to fill the IPv4 header checksum and `l4` checksum on transmit. The L4

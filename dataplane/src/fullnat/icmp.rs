@@ -33,7 +33,11 @@ impl FullNat {
         let Some((id, dir)) = self.find(&key) else { return Step::Drop(DropReason::NoSession) };
         let s = self.sessions.get(id);
         let hops = self.hops[id.get() as usize];
-        // A per-datagram session has no one backend: the quoted packet names the one it went to.
+        // A per-datagram session has no one backend to tell about a client-side error.
+        if s.backend_index == ANY_BACKEND && dir == Direction::Forward {
+            return Step::Drop(DropReason::IcmpUnhandled);
+        }
+        // From the backend side of a per-datagram session, the quoted packet names its backend.
         let backend = if s.backend_index == ANY_BACKEND { key.src } else { s.backend };
         let (outer_src, outer_dst, quoted_src, quoted_dst, hop) = match dir {
             Direction::Reply => (s.vip.ip, s.client.ip, s.client, s.vip, hops[1]),

@@ -184,12 +184,14 @@ impl FullNat {
             if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {
                 return Step::Drop(DropReason::VipDown);
             }
-            if let Standing::Ended = standing(snap, self.sessions.get(id)) {
+            if let Standing::Ended = standing(snap, self.sessions.get(id), self.queue) {
                 let old = self.sessions.remove(id);
                 end(&mut self.pools, c, &old);
                 match (dir, t.proto) {
-                    // A datagram of a flow whose backend went away is scheduled afresh.
+                    // A datagram of a flow whose backend went away is scheduled afresh, and so
+                    // is a (retransmitted) SYN.
                     (Direction::Forward, protocol::UDP) => {}
+                    (Direction::Forward, _) if open::may_open(t.proto, seen.tcp_flags) => {}
                     // A connection whose backend went away: the client learns at once.
                     (Direction::Forward, _) => {
                         return match nat::tcp_reset(ip) {
@@ -267,7 +269,11 @@ impl FullNat {
             }
             Direction::Forward => (s.local, s.backend, hops[0], Some(s.backend_index)),
             Direction::Reply if s.backend_index == ANY_BACKEND => {
-                (s.vip, s.client, hops[1], member_at(snap, s.service, from, protocol_port(ip)))
+                // Only a backend of the service may answer a per-datagram flow.
+                match member_at(snap, s.service, from, protocol_port(ip)) {
+                    Some(id) => (s.vip, s.client, hops[1], Some(id)),
+                    None => return Step::Drop(DropReason::NoSession),
+                }
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
@@ -293,9 +299,13 @@ impl FullNat {
     }
 }
 
-/// Checks a session against the snapshot in force.
+/// Checks a session against the snapshot in force: its service, its backend, and its local
+/// IP (still this worker's: one removed by a reload ends its sessions).
 #[inline]
-fn standing(snap: &Snapshot, s: &Session) -> Standing {
+fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
+    if !snap.local_owners.is_empty() && snap.owner_of(s.local.ip) != Some(worker) {
+        return Standing::Ended;
+    }
     let Some(service) = snap.services.get(s.service as usize) else { return Standing::Ended };
     if !service.live || service.vip != s.vip || service.proto != s.proto {
         return Standing::Ended;

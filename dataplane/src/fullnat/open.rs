@@ -71,8 +71,11 @@ impl FullNat {
                 Ok(id)
             }
             Err(_) => {
-                if let Some(pool) = self.pools.iter_mut().find(|p| p.ip() == local.ip) {
-                    pool.give_back(local.port);
+                if let Some(at) = self.pools.iter().position(|p| p.ip() == local.ip) {
+                    self.pools[at].give_back(local.port);
+                    if let Some(slot) = c.local_ports.get(at) {
+                        slot.free.set(u64::from(self.pools[at].free()));
+                    }
                 }
                 Err(DropReason::SessionTableFull)
             }
@@ -83,7 +86,10 @@ impl FullNat {
     fn pick(&mut self, snap: &Snapshot, service: usize, client: Endpoint, c: &WorkerCounters) -> Option<u16> {
         let members = &snap.services[service].members;
         self.active.clear();
-        self.active.extend(members.iter().map(|&id| active_sessions(c, &self.peers, id)));
+        // Only least-connection looks at the load: reading other workers' gauges costs misses.
+        if snap.services[service].scheduler == crate::sched::SchedulerKind::Wlc {
+            self.active.extend(members.iter().map(|&id| active_sessions(c, &self.peers, id)));
+        }
         let flow = Flow { client: client.ip, hash: flow_hash(snap.services[service].proto, client.ip, client.port), active: &self.active };
         let at = self.services[service].scheduler.pick(&flow)?;
         members.get(at).copied()

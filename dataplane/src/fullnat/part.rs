@@ -48,6 +48,14 @@ impl PoolLayout {
 
     /// The worker's part for `snap`; extends the layout with any new local IP's pool.
     pub fn part(&mut self, snap: &Snapshot) -> WorkerPart {
+        let fresh;
+        let owners: &[(u32, u16)] = if snap.local_owners.is_empty() {
+            fresh = Snapshot::owners(&snap.services, self.workers, &[]);
+            &fresh
+        } else {
+            &snap.local_owners
+        };
+        let mine = |ip: Ipv4Addr| owners.iter().any(|&(a, w)| a == u32::from(ip) && w as usize == self.worker);
         let mut new_pools = Vec::new();
         let services = snap
             .services
@@ -55,7 +63,7 @@ impl PoolLayout {
             .map(|service| {
                 let mut pools = Vec::new();
                 if service.live {
-                    for ip in laddr::owned_by(&service.local_ips, self.worker, self.workers) {
+                    for ip in service.local_ips.iter().copied().filter(|&ip| mine(ip)) {
                         let at = self.ips.iter().position(|&p| p == ip).unwrap_or_else(|| {
                             let seed = u64::from(u32::from(ip)) ^ ((self.worker as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15;
                             new_pools.push(PortPool::new(ip, laddr::DEFAULT_PORTS, seed));

@@ -39,7 +39,7 @@ local_ips = ["198.18.1.100"]
 
 fn snapshot(model: &mut Model) -> Snapshot {
     let routes = Routes::new(&[(Ipv4Addr::new(198, 18, 1, 0), 24, 0)], &[]).unwrap();
-    model.snapshot(&[], routes, Timeouts::default(), 1)
+    model.snapshot(&[], routes, Timeouts::default(), 1, &[])
 }
 
 fn addr(s: &str) -> SocketAddrV4 {
@@ -146,16 +146,16 @@ fn below_min_active_the_service_loses_its_quorum_and_its_vip_goes_silent() {
     let ids: Vec<u16> = (2..5).map(|d| model.backend_id("dns", addr(&format!("198.18.1.{d}:53"))).unwrap()).collect();
 
     model.set_down(ids[0], true);
-    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1, &[]);
     assert!(snap.services[0].quorum, "2 of 3 healthy, min_active 2");
     assert!(!snap.links[0].owned.is_silent(vip));
 
     model.set_down(ids[1], true);
-    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1, &[]);
     assert!(!snap.services[0].quorum, "1 of 3 healthy");
     assert!(snap.links[0].owned.is_silent(vip) && snap.links[0].owned.contains(vip));
 
     model.set_down(ids[1], false);
-    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1);
+    let snap = model.snapshot(std::slice::from_ref(&link), routes(), Timeouts::default(), 1, &[]);
     assert!(snap.services[0].quorum && !snap.links[0].owned.is_silent(vip), "back with the quorum");
 }
