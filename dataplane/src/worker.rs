@@ -49,6 +49,10 @@ pub enum IdleMode {
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
 const MIN_IDLE_SLEEP: Duration = Duration::from_micros(16);
 const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
+/// The kernel side of the exception path is polled once every this many loops: reading a tap
+/// is a system call even when it is empty, and at full load a loop takes a few microseconds,
+/// so the kernel's packets wait some tens of microseconds at most.
+const KERNEL_POLL_EVERY: u32 = 16;
 /// Packets held per neighbour while ARP resolves it.
 const HELD_PER_NEIGHBOUR: usize = 64;
 /// Sessions looked at per expiry call, once per poll loop.
@@ -165,15 +169,20 @@ impl Worker {
         let mut rx = RxBurst::default();
         let mut empty_polls = 0u32;
         let mut sleep = MIN_IDLE_SLEEP;
+        let mut loops = 0u32;
         while !self.setup.stop.load(Ordering::Relaxed) {
             if let Some(update) = self.setup.mailbox.take() {
                 snap = self.adopt(snap, update);
             }
             let now = dpdk::tsc() / self.tsc_per_ms;
             let mut work = 0;
+            loops = loops.wrapping_add(1);
+            let kernel_turn = loops % KERNEL_POLL_EVERY == 0 || empty_polls > 0;
             for i in 0..self.queues.len() {
                 work += self.poll_port(&snap, i, &mut rx, now);
-                work += self.poll_kernel(i, &mut rx);
+                if kernel_turn {
+                    work += self.poll_kernel(i, &mut rx);
+                }
             }
             for r in 0..self.setup.rings_in.len() {
                 work += self.poll_ring(&snap, r, &mut rx, now);
