@@ -111,9 +111,11 @@ def memif(name, role):
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
 
 
-def sluice_config(ports, workers=(1,), capacity=1 << 20, local_ips=4, udp_timeout="30s"):
+def sluice_config(ports, workers=(1,), capacity=1 << 20, local_ips=4, short_timeouts=False):
     udp_locals = ", ".join(f'"198.18.{2 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
-    tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(4))
+    tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
+    # New-session runs: sessions must make way quickly, or the table and ports fill up.
+    timeouts = 'udp = "1s"\ntcp_syn = "1s"\ntcp_closing = "1s"\ntcp_established = "5s"' if short_timeouts else ""
     args = ", ".join(f'"{a}"' for a in ["--no-pci"] + [f"--vdev={p}" for p in ports])
     return f"""
 [dpdk]
@@ -130,7 +132,7 @@ metrics = "127.0.0.1:9274"
 [sessions]
 capacity = {capacity}
 [timeouts]
-udp = "{udp_timeout}"
+{timeouts}
 [[interface]]
 name = "wan"
 device = "{ports[0].split(',')[0]}"
@@ -253,16 +255,15 @@ def run_memif(results):
                     rate = int(maximum * share / 100)
                     lat[share] = gen("fullnat", client, backend, rate=str(rate), duration=min(SECONDS, 5))["latency_ns"]
                 results["sluice_latency"] = lat
-                log("TCP: handshake, request, response, close")
-                r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
-                results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "gen": r}
 
-    log("new sessions: every packet a new flow (1 s UDP timeout, 64 local IPs)")
-    with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, udp_timeout="1s") as s:
+    log("new sessions: every packet a new flow; TCP handshake, request, response, close (1 s timeouts, 64 local IPs)")
+    with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True) as s:
         r = gen("new-flows", client, backend)
         m = s.metrics()
         results["new_sessions"] = {"sessions_per_s": r.get("sessions_per_s") or r["rx_pps"],
                                    "created": metric(m, "sluice_sessions_created_total", service="udp"), "gen": r}
+        r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
+        results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
 
     log("ceiling latency at the same rates")
     with testpmd():
@@ -453,7 +454,7 @@ def plot(results, png):
     for name, label in (("sluice_af_xdp", "Sluice\\naf_xdp"), ("nftables", "nftables\\nFULLNAT"), ("nginx", "nginx\\nUDP")):
         if name in results.get("peers", {}):
             bars.append((label, results["peers"][name]["mpps_each_way"]))
-    data = RUN / "plot.dat"
+    data = Path(png).with_suffix(".dat")
     data.write_text("".join(f'{i} "{label}" {value}\n' for i, (label, value) in enumerate(bars)))
     script = f"""
 set terminal pngcairo size 900,500 font ",10"
@@ -467,9 +468,23 @@ set grid ytics
 plot "{data}" using 1:3:xtic(2) with boxes notitle, "" using 1:3:(sprintf("%.2f", $3)) with labels offset 0,1 notitle
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
+    data.unlink(missing_ok=True)
+
+
+def report(results):
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, OUT / "latest.png")
+    text = table(results)
+    (OUT / "latest.txt").write_text(text + "\n")
+    print(text)
 
 
 def main():
+    if "--report" in sys.argv:
+        # Table and plot again from the last run's JSON.
+        report(json.loads((OUT / "latest.json").read_text()))
+        return
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
     cleanup()
@@ -482,12 +497,7 @@ def main():
         run_memory(results)
     finally:
         cleanup()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, OUT / "latest.png")
-    text = table(results)
-    (OUT / "latest.txt").write_text(text + "\n")
-    print(text)
+    report(results)
 
 
 if __name__ == "__main__":

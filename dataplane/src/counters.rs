@@ -193,8 +193,12 @@ impl From<crate::nat::Refusal> for DropReason {
 #[repr(align(64))]
 pub struct WorkerCounters {
     pub polls: Counter,
-    /// Polls that found at least one packet: busy ratio = busy_polls / polls.
+    /// Polls that found at least one packet.
     pub busy_polls: Counter,
+    /// TSC cycles spent in polls, and in polls that found packets: the busy ratio is
+    /// busy_cycles / cycles (the share of the worker's time that went into packets).
+    pub cycles: Counter,
+    pub busy_cycles: Counter,
     pub rx_packets: Counter,
     pub arp_replies: Counter,
     pub to_kernel: Counter,
@@ -230,6 +234,8 @@ impl Default for WorkerCounters {
         WorkerCounters {
             polls: Counter::default(),
             busy_polls: Counter::default(),
+            cycles: Counter::default(),
+            busy_cycles: Counter::default(),
             rx_packets: Counter::default(),
             arp_replies: Counter::default(),
             to_kernel: Counter::default(),

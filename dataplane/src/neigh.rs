@@ -100,6 +100,9 @@ pub struct Neighbours<P> {
     free: Vec<u32>,
     held: Held<P>,
     timers: Timers,
+    /// Changes whenever a known MAC may have changed or gone: caches of `lookup` results are
+    /// valid while it stays the same.
+    generation: u64,
 }
 
 /// One u64 to hash on the per-packet path (link indices are far below 2^32).
@@ -126,6 +129,7 @@ impl<P> Neighbours<P> {
             free: (0..n as u32).rev().collect(),
             held: Held::new(n, config.hold_per_entry),
             timers: Timers::new(n),
+            generation: 0,
         }
     }
 
@@ -181,6 +185,12 @@ impl<P> Neighbours<P> {
         self.record(link, ip, mac, now_ms, false, events);
     }
 
+    /// See the field: compare it to tell whether a cached `lookup` still holds.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     fn record(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool, events: &mut impl FnMut(Event<P>)) {
         let i = match self.index.get(&key(link, ip)) {
             Some(&i) => i as usize,
@@ -190,6 +200,9 @@ impl<P> Neighbours<P> {
                 None => return,
             },
         };
+        if !matches!(self.slots[i].state, State::Reachable { mac: old } | State::Stale { mac: old, .. } if old == mac) {
+            self.generation = self.generation.wrapping_add(1);
+        }
         self.slots[i].state = State::Reachable { mac };
         self.timers.arm(i, Timer::Reachable, now_ms.saturating_add(self.config.reachable_ms));
         self.held.drain(i, |packet| events(Event::Release { mac, packet, link }));
@@ -261,6 +274,7 @@ impl<P> Neighbours<P> {
 
     /// Frees slot `i`; packets still held there are reported `Dropped`.
     fn forget(&mut self, i: usize, events: &mut impl FnMut(Event<P>)) {
+        self.generation = self.generation.wrapping_add(1);
         self.timers.disarm(i);
         self.held.drain(i, |packet| events(Event::Dropped { packet }));
         let Neighbour { link, ip, .. } = self.slots[i];

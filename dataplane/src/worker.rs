@@ -110,6 +110,29 @@ pub struct Worker {
     handoff: Vec<RingQueue>,
     /// ARP requests the neighbour timers asked for in one loop (room for every neighbour).
     requests: Vec<(usize, Ipv4Addr)>,
+    /// Recent next hops and their MACs, valid for one neighbour-table generation: most traffic
+    /// goes to a handful of next hops, and this spares the table's hash on every packet.
+    next_hops: NextHopCache,
+}
+
+const NEXT_HOP_CACHE: usize = 64;
+
+/// A direct-mapped cache of (link, gateway) -> MAC.
+struct NextHopCache {
+    generation: u64,
+    entries: [(u64, MacAddr); NEXT_HOP_CACHE],
+}
+
+impl NextHopCache {
+    #[inline]
+    fn key(hop: Hop) -> u64 {
+        (u64::from(hop.link) << 32) | u64::from(u32::from(hop.gateway)) | (1 << 63)
+    }
+
+    #[inline]
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % NEXT_HOP_CACHE
+    }
 }
 
 /// Allows `per_second` events a second, refilled whole each second.
@@ -157,7 +180,8 @@ impl Worker {
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
         let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
-        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff, requests }
+        let next_hops = NextHopCache { generation: u64::MAX, entries: [(0, MacAddr::default()); NEXT_HOP_CACHE] };
+        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff, requests, next_hops }
     }
 
     /// Polls until `stop` is set.
@@ -174,7 +198,8 @@ impl Worker {
             if let Some(update) = self.setup.mailbox.take() {
                 snap = self.adopt(snap, update);
             }
-            let now = dpdk::tsc() / self.tsc_per_ms;
+            let started = dpdk::tsc();
+            let now = started / self.tsc_per_ms;
             let mut work = 0;
             loops = loops.wrapping_add(1);
             let kernel_turn = loops % KERNEL_POLL_EVERY == 0 || empty_polls > 0;
@@ -193,9 +218,12 @@ impl Worker {
             self.neighbour_timers(&snap, now);
             self.flush();
             let c = &self.setup.counters;
+            let spent = dpdk::tsc().wrapping_sub(started);
             c.polls.add(1);
+            c.cycles.add(spent);
             if work > 0 {
                 c.busy_polls.add(1);
+                c.busy_cycles.add(spent);
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
             } else if self.setup.idle == IdleMode::Adaptive {
@@ -330,7 +358,23 @@ impl Worker {
     /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
     fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
         let link = hop.link as usize;
-        if let Some(mac) = self.neigh.lookup(link, hop.gateway) {
+        let cache = &mut self.next_hops;
+        if cache.generation != self.neigh.generation() {
+            cache.generation = self.neigh.generation();
+            cache.entries.iter_mut().for_each(|e| e.0 = 0);
+        }
+        let key = NextHopCache::key(hop);
+        let slot = NextHopCache::slot(key);
+        let known = if cache.entries[slot].0 == key {
+            Some(cache.entries[slot].1)
+        } else {
+            let found = self.neigh.lookup(link, hop.gateway);
+            if let Some(mac) = found {
+                cache.entries[slot] = (key, mac);
+            }
+            found
+        };
+        if let Some(mac) = known {
             address(m.data_mut(), mac, snap.links[link].mac);
             self.send(link, m);
             return;

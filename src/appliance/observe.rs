@@ -36,6 +36,7 @@ pub struct Observer {
     latest: Vec<Option<Dump>>,
     ports_before: Vec<PortStats>,
     port_rates: Vec<(f64, f64)>,
+    /// Per worker: (cycles, busy cycles) at the last period.
     polls_before: Vec<(u64, u64)>,
     busy: Vec<f64>,
     /// Per backend id: the address it has and its worker sums when it got that address, so
@@ -82,7 +83,7 @@ impl Observer {
             }
         }
         for (i, c) in counters.iter().enumerate() {
-            let (polls, busy) = (c.polls.get(), c.busy_polls.get());
+            let (polls, busy) = (c.cycles.get(), c.busy_cycles.get());
             let (p0, b0) = self.polls_before[i];
             self.busy[i] = if polls > p0 { (busy - b0) as f64 / (polls - p0) as f64 } else { 0.0 };
             self.polls_before[i] = (polls, busy);
