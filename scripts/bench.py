@@ -457,7 +457,8 @@ def plot(results, png):
     data = Path(png).with_suffix(".dat")
     data.write_text("".join(f'{i} "{label}" {value}\n' for i, (label, value) in enumerate(bars)))
     script = f"""
-set terminal pngcairo size 900,500 font ",10"
+set terminal pngcairo size 900,520 font ",10"
+set bmargin 5
 set output "{png}"
 set title "64-byte UDP, Mpps each way (one run, this machine)"
 set style fill solid 0.8
