@@ -459,6 +459,7 @@ def plot(results, png):
     script = f"""
 set terminal pngcairo size 900,520 font ",10"
 set bmargin 5
+set termoption noenhanced
 set output "{png}"
 set title "64-byte UDP, Mpps each way (one run, this machine)"
 set style fill solid 0.8
