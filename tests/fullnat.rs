@@ -55,14 +55,17 @@ fn udp_echo_through_the_vip() {
     let sluice = Sluice::start(&net, &config(SERVICES));
 
     // The first datagram also waits for ARP on both sides; retry it until the path is up.
-    let first = in_netns(&net.cli(), || {
+    // Every socket stays open to the end, so that no client port is reused by a later socket
+    // (which would find the earlier one's session instead of opening its own).
+    let (warm_socket, first) = in_netns(&net.cli(), || {
         let s = UdpSocket::bind("198.18.0.2:0").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-        (0..30).any(|_| {
+        let ok = (0..30).any(|_| {
             let mut buf = [0u8; 64];
             s.send_to(b"warm-up", "198.18.0.10:7").unwrap();
             matches!(s.recv_from(&mut buf), Ok((7, from)) if from.to_string() == "198.18.0.10:7")
-        })
+        });
+        (s, ok)
     });
     assert!(first, "no echo through the VIP:\n{}", sluice.log_text());
     let before = servers.counts();
@@ -71,8 +74,8 @@ fn udp_echo_through_the_vip() {
     let (sockets, per_socket) = (30, 20);
     let bad = in_netns(&net.cli(), move || {
         let mut bad = Vec::new();
-        for c in 0..sockets {
-            let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        let open: Vec<UdpSocket> = (0..sockets).map(|_| UdpSocket::bind("198.18.0.2:0").unwrap()).collect();
+        for (c, s) in open.iter().enumerate() {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             for i in 0..per_socket {
                 let payload = format!("client {c} datagram {i}");
@@ -89,6 +92,7 @@ fn udp_echo_through_the_vip() {
     assert!(bad.is_empty(), "{} bad or missing replies, first: {:?}", bad.len(), bad.first());
     let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(spread, [200, 200, 200], "rr over 30 sessions of 20 datagrams each");
+    drop(warm_socket);
 }
 
 #[test]

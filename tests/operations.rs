@@ -81,8 +81,9 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
 
     let answered = in_netns(&net.cli(), || {
         let mut answered = 0;
-        for flow in 0..10 {
-            let s = UdpSocket::bind("198.18.0.2:0").unwrap();
+        // All ten sockets stay open, so that no client port is reused (one session each).
+        let flows: Vec<UdpSocket> = (0..10).map(|_| UdpSocket::bind("198.18.0.2:0").unwrap()).collect();
+        for (flow, s) in flows.iter().enumerate() {
             s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             for i in 0..20 {
                 s.send_to(format!("flow {flow} datagram {i}").as_bytes(), "198.18.0.10:53").unwrap();
