@@ -29,6 +29,8 @@ pub struct Learned {
     pub link: u16,
     pub ip: Ipv4Addr,
     pub mac: MacAddr,
+    /// Record it even if unknown here (it answered us or asked us), or only refresh it.
+    pub create: bool,
 }
 
 /// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
@@ -264,7 +266,11 @@ impl Worker {
                     }
                 }
                 Verdict::Arp { sender_ip, sender_mac } => {
-                    self.learn(snap, i, sender_ip, sender_mac, now, false);
+                    // A reply (to us: the port only takes our MAC and broadcasts) answers one of
+                    // our requests, maybe another worker's: record it. Other requests only
+                    // refresh what is known, so that a busy segment cannot fill the table.
+                    let reply = m.data().get(ETH + 6..ETH + 8) == Some(&[0, 2]);
+                    self.learn(snap, i, sender_ip, sender_mac, now, reply);
                     self.to_kernel(i, m);
                 }
                 Verdict::Kernel => self.to_kernel(i, m),
@@ -394,7 +400,7 @@ impl Worker {
         }
         for (w, inbox) in self.setup.neighbours.iter().enumerate() {
             if w != self.setup.index {
-                let _ = inbox.push(Learned { link: link as u16, ip, mac });
+                let _ = inbox.push(Learned { link: link as u16, ip, mac, create });
             }
         }
         self.learn_here(snap, link, ip, mac, now, create);
@@ -404,7 +410,7 @@ impl Worker {
     fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
         let index = self.setup.index;
         while let Some(l) = self.setup.neighbours.get(index).and_then(|inbox| inbox.pop()) {
-            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, false);
+            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, l.create);
         }
     }
 
