@@ -12,6 +12,7 @@
 //! needs at least as many local IPs as there are workers; each IP brings ~64k ports per
 //! backend address and port.
 
+use crate::mix::splitmix64;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
@@ -130,14 +131,6 @@ pub fn owned_by(local_ips: &[Ipv4Addr], worker: usize, workers: usize) -> Vec<Ip
     local_ips.iter().enumerate().filter(|&(i, _)| i % workers == worker).map(|(_, &ip)| ip).collect()
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014), for the shuffle.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod dpdk;
 pub mod dump;
 pub mod fullnat;
 pub mod laddr;
+pub mod mix;
 pub mod nat;
 pub mod neigh;
 pub mod publish;

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use dataplane::wire::{arp, ethernet, MacAddr};
 
 /// Ethernet + ARP, padded to the minimum frame.
-pub const FRAME_LEN: usize = 60;
+pub const FRAME_LEN: usize = dataplane::classify::MIN_FRAME_LEN;
 
 /// What an ARP frame means to the side that received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,21 +23,8 @@ pub enum Seen {
 /// Writes a broadcast who-has `target` from `source` at `our_mac` into `frame`
 /// (at least `FRAME_LEN` bytes); returns the frame length.
 pub fn request(frame: &mut [u8], our_mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> usize {
-    let frame = &mut frame[..FRAME_LEN];
-    frame.fill(0);
-    let mut eth = ethernet::Frame::new_checked(&mut *frame).expect("60 bytes hold a header");
-    eth.set_destination(MacAddr::BROADCAST).set_source(our_mac).set_ethertype(ethernet::ethertype::ARP);
-    let body: &mut [u8; arp::PACKET_LEN] = (&mut frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN])
-        .try_into()
-        .expect("28 bytes");
-    arp::Repr {
-        operation: arp::Operation::Request,
-        sender_mac: our_mac,
-        sender_ip: source,
-        target_mac: MacAddr::default(),
-        target_ip: target,
-    }
-    .emit(body);
+    let frame: &mut [u8; FRAME_LEN] = (&mut frame[..FRAME_LEN]).try_into().expect("FRAME_LEN bytes");
+    dataplane::classify::arp_request(frame, our_mac, source, target);
     FRAME_LEN
 }
 

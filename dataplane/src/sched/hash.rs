@@ -13,6 +13,7 @@
 //! avalanche, so that distinct flows never share a hash and a one-bit change in the client
 //! port changes half the bits of the hash. A few multiplications: cheap on the packet path.
 
+pub(super) use crate::mix::mix;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Domains, so that the same bits hashed for different uses do not give related hashes.
@@ -52,16 +53,6 @@ pub(super) fn index_key(index: usize) -> u64 {
     mix(index as u64 ^ INDEX)
 }
 
-/// The splitmix64 output function (Steele, Lea, Flood: "Fast splittable pseudorandom number
-/// generators", 2014; constants from Stafford's "mix13"): an add, then three xor-shifts and
-/// two multiplications by odd constants, each a bijection.
-#[inline]
-pub(super) const fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 #[cfg(test)]
 mod tests {

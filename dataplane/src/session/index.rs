@@ -14,6 +14,7 @@
 //!   stored 32-bit hash skips almost all of those compares and gives each entry's home slot.
 //! - The hash is seeded per table at random, so clients cannot aim collisions at it.
 
+use crate::mix::splitmix64;
 use super::FlowKey;
 
 /// An index slot. `entry == EMPTY` marks a free slot.
@@ -175,14 +176,6 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): expands one seed into independent-looking words.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 #[cfg(test)]
 mod tests {
