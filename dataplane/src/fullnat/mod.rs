@@ -20,7 +20,7 @@ use crate::nat::{self, Inspected, Refusal};
 use crate::route::NextHop;
 use crate::session::{Direction, Endpoint, FlowKey, Session, SessionId, SessionTable, Touch};
 use crate::snapshot::{BackendState, Snapshot};
-use crate::wire::ipv4::{self, protocol};
+use crate::wire::ipv4::protocol;
 
 pub use part::{PoolLayout, ServiceState, WorkerPart};
 
@@ -178,7 +178,7 @@ impl FullNat {
         let t = seen.tuple;
         let key = FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
-        let len = ipv4::Packet::new_checked(&*ip).map_or(0, |p| u32::from(p.total_len()));
+        let len = u32::from(seen.total_len);
         if let Some((id, dir)) = self.find(&key) {
             let slot = self.sessions.get(id).service as usize;
             if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {

@@ -54,6 +54,7 @@ pub fn inspect(ip: &[u8]) -> Result<Inspected, Refusal> {
     Ok(Inspected {
         tuple: Tuple { proto, src, src_port, dst, dst_port },
         header_len: p.header_len(),
+        total_len: p.total_len(),
         ttl: p.ttl(),
         tcp_flags,
         icmp: icmp_kind,

@@ -67,6 +67,8 @@ pub struct Inspected {
     pub tuple: Tuple,
     /// IP header length in bytes, options included.
     pub header_len: usize,
+    /// The IP total length (the packet without any Ethernet padding after it).
+    pub total_len: u16,
     pub ttl: u8,
     /// TCP flags (`wire::tcp::Flags` bits); 0 for other protocols.
     pub tcp_flags: u8,
