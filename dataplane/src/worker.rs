@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dump::{DumpBox, Dumper};
-use crate::dpdk::{self, L4Checksum, Mbuf, MbufRing, PoolHandle, RingQueue, RxBurst, TxQueue};
+use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::publish::{Mailbox, Update};
 use crate::neigh::{Event, NeighbourConfig, Neighbours};
@@ -80,8 +80,8 @@ pub struct WorkerSetup {
     pub part: Option<WorkerPart>,
     /// Rings to the other workers, by their index (`None` at this worker's own index), and
     /// from them: replies for a local IP another worker owns are handed over (redirect).
-    pub rings_out: Vec<Option<Arc<MbufRing>>>,
-    pub rings_in: Vec<Arc<MbufRing>>,
+    pub rings_out: Vec<Option<RingProducer>>,
+    pub rings_in: Vec<RingConsumer>,
     /// Every worker's inbox of neighbours learned by the others (this one's at `index`): ARP
     /// replies arrive on whichever queue the NIC picks, and every worker needs them.
     pub neighbours: Vec<Arc<NeighbourInbox>>,

@@ -33,7 +33,7 @@ use control::Control;
 use dataplane::counters::{DropReason, WorkerCounters};
 use dataplane::dump::DumpBox;
 use dataplane::snapshot::Steering;
-use dataplane::dpdk::{self, Eal, FlowHandle, LcoreHandle, MbufRing, Mempool, Port};
+use dataplane::dpdk::{self, Eal, FlowHandle, LcoreHandle, Mempool, Port, RingConsumer, RingProducer};
 use dataplane::wire::MacAddr;
 use dataplane::worker::{IdleMode, NeighbourInbox, Worker, WorkerSetup, NEIGHBOUR_INBOX};
 
@@ -115,8 +115,6 @@ struct Appliance {
     counters: Vec<Arc<WorkerCounters>>,
     dumps: Vec<Arc<DumpBox>>,
     cpus: Vec<usize>,
-    /// Redirect rings between workers; they hold mbufs, so they go before the pool.
-    rings: Vec<Vec<Option<Arc<MbufRing>>>>,
     links: Vec<LinkPorts>,
     /// Dropped after the ports; workers allocate from it until they are joined.
     pool: Mempool,
@@ -130,7 +128,8 @@ impl Appliance {
         let eal = Eal::init(&eal_args::eal_args(config)).map_err(|e| e.to_string())?;
         info!("{} initialised", dpdk::version());
         pin_control_thread(config.cpu.control);
-        let pool = Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, eal.socket_id())
+        let socket = eal.socket_id();
+        let pool = Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, socket)
             .map_err(|e| e.to_string())?;
         let queues = config.cpu.workers.len() as u16;
 
@@ -184,21 +183,24 @@ impl Appliance {
             counters: config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect(),
             dumps: config.cpu.workers.iter().map(|_| Arc::new(DumpBox::default())).collect(),
             cpus: config.cpu.workers.clone(),
-            rings: redirect_rings(config.cpu.workers.len(), eal.socket_id())?,
             links,
             pool,
             _eal: eal,
         };
+        // Each worker gets the producing halves of its rings to the others and the consuming
+        // halves of theirs to it; a ring (and the mbufs left in it) goes with its last half, on
+        // a worker lcore before the pool is freed.
+        let (mut rings_out, mut rings_in) = redirect_rings(config.cpu.workers.len(), socket)?;
         let neighbours: Vec<Arc<NeighbourInbox>> =
             config.cpu.workers.iter().map(|_| Arc::new(NeighbourInbox::new(NEIGHBOUR_INBOX))).collect();
         for (i, (part, cpu)) in start.parts.into_iter().zip(&config.cpu.workers).enumerate() {
-            let worker = Worker::new(WorkerSetup {
+            let setup = WorkerSetup {
                 index: i,
                 queue: i as u16,
                 snapshot: start.snapshot.clone(),
                 part: Some(part),
-                rings_out: appliance.rings[i].clone(),
-                rings_in: appliance.rings.iter().filter_map(|from| from[i].clone()).collect(),
+                rings_out: std::mem::take(&mut rings_out[i]),
+                rings_in: std::mem::take(&mut rings_in[i]),
                 neighbours: neighbours.clone(),
                 mailbox: start.mailboxes[i].clone(),
                 dumps: appliance.dumps[i].clone(),
@@ -209,9 +211,11 @@ impl Appliance {
                 pool: appliance.pool.handle(),
                 session_capacity: config.sessions.capacity,
                 announce: i == 0,
-            });
+            };
             let lcore = eal_args::worker_lcore(i);
-            match dpdk::launch(lcore, move || worker.run()) {
+            // The worker allocates its tables on its own lcore, so that their pages are placed
+            // on its NUMA node by first touch.
+            match dpdk::launch(lcore, move || Worker::new(setup).run()) {
                 Ok(handle) => appliance.workers.push(handle),
                 Err(e) => {
                     appliance.shutdown();
@@ -267,20 +271,24 @@ fn reload(control: &mut Control) -> Result<Vec<String>, String> {
     }
 }
 
-/// `rings[from][to]`: a single-producer single-consumer ring for each ordered pair of workers.
-fn redirect_rings(workers: usize, socket: i32) -> Result<Vec<Vec<Option<Arc<MbufRing>>>>, String> {
-    (0..workers)
-        .map(|from| {
-            (0..workers)
-                .map(|to| {
-                    if from == to {
-                        return Ok(None);
-                    }
-                    MbufRing::new(&format!("sluice_redirect_{from}_{to}"), 1024, socket).map(|r| Some(Arc::new(r))).map_err(|e| e.to_string())
-                })
-                .collect()
-        })
-        .collect()
+/// A single-producer single-consumer ring for each ordered pair of workers: `out[from][to]`
+/// is the producing half (None for `from == to`), `into[to]` the consuming halves.
+#[allow(clippy::type_complexity)]
+fn redirect_rings(workers: usize, socket: i32) -> Result<(Vec<Vec<Option<RingProducer>>>, Vec<Vec<RingConsumer>>), String> {
+    let mut out: Vec<Vec<Option<RingProducer>>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut into: Vec<Vec<RingConsumer>> = (0..workers).map(|_| Vec::new()).collect();
+    for (from, producers) in out.iter_mut().enumerate() {
+        for (to, consumers) in into.iter_mut().enumerate() {
+            if from == to {
+                producers.push(None);
+                continue;
+            }
+            let (p, c) = dpdk::mbuf_ring(&format!("sluice_redirect_{from}_{to}"), 1024, socket).map_err(|e| e.to_string())?;
+            producers.push(Some(p));
+            consumers.push(c);
+        }
+    }
+    Ok((out, into))
 }
 
 fn pin_control_thread(cpu: usize) {

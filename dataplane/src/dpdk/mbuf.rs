@@ -171,7 +171,7 @@ impl RxBurst {
 
 impl RxBurst {
     /// Takes up to `BURST` packets out of `ring` instead of a port.
-    pub fn receive_ring(&mut self, ring: &super::MbufRing) -> usize {
+    pub fn receive_ring(&mut self, ring: &super::RingConsumer) -> usize {
         debug_assert_eq!(self.next, self.len, "previous burst not consumed");
         self.len = ring.dequeue(&mut self.pkts);
         self.next = 0;
@@ -235,7 +235,7 @@ impl RingQueue {
     /// Queues `m`; when the buffer is full it is flushed into `ring` first. Returns packets
     /// the ring refused (freed).
     #[inline]
-    pub fn push(&mut self, ring: &super::MbufRing, m: Mbuf) -> u32 {
+    pub fn push(&mut self, ring: &super::RingProducer, m: Mbuf) -> u32 {
         let dropped = if self.len == BURST { self.flush(ring) } else { 0 };
         self.pkts[self.len] = m.into_raw();
         self.len += 1;
@@ -243,7 +243,7 @@ impl RingQueue {
     }
 
     /// Sends what is buffered in one burst; returns how many the ring refused (freed here).
-    pub fn flush(&mut self, ring: &super::MbufRing) -> u32 {
+    pub fn flush(&mut self, ring: &super::RingProducer) -> u32 {
         let sent = ring.enqueue(&self.pkts[..self.len]);
         let refused = self.len - sent;
         if refused > 0 {

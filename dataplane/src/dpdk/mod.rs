@@ -21,7 +21,7 @@ pub use lcore::{launch, LcoreHandle, LcoreState};
 pub use mbuf::{L4Checksum, Mbuf, RingQueue, RxBurst, TxQueue, BURST};
 pub use mempool::{Mempool, PoolHandle};
 pub use port::{LinkStatus, Port, PortStats, RssConfig};
-pub use ring::MbufRing;
+pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
 /// TSC cycles since an arbitrary origin (a real call: use once per burst, not per packet).
 pub fn tsc() -> u64 {

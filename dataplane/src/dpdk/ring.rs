@@ -1,5 +1,8 @@
+use std::cell::Cell;
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use dpdk_sys::rte_mbuf;
 
@@ -10,27 +13,57 @@ use super::{DpdkError, Mbuf};
 const SINGLE_PRODUCER_SINGLE_CONSUMER: u32 = 0x0001 | 0x0002;
 
 /// A single-producer single-consumer ring of mbufs between two lcores (`rte_ring`), used in
-/// bursts. Whatever is left in it is freed with it.
-pub struct MbufRing {
+/// bursts. It exists only as its two halves, each owned by one lcore: the types make a second
+/// producer or consumer impossible. Whatever is left in it is freed with the last half.
+struct MbufRing {
     raw: NonNull<dpdk_sys::rte_ring>,
 }
 
-// One lcore enqueues, one dequeues: that is what the ring is for.
+// Shared by its two halves only; each calls just its own side of the ring.
 unsafe impl Send for MbufRing {}
 unsafe impl Sync for MbufRing {}
 
-impl MbufRing {
-    /// A ring of `size` slots (a power of two; one stays empty).
-    pub fn new(name: &str, size: u32, socket: i32) -> Result<MbufRing, DpdkError> {
-        let cname = CString::new(name).map_err(|_| DpdkError::other("rte_ring_create", "name contains NUL"))?;
-        let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), size, socket, SINGLE_PRODUCER_SINGLE_CONSUMER) };
-        NonNull::new(raw).map(|raw| MbufRing { raw }).ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name})")))
-    }
+/// The enqueueing half: `Send` (it moves to its lcore) but neither `Sync` nor `Clone`.
+pub struct RingProducer {
+    ring: Arc<MbufRing>,
+    _not_sync: PhantomData<Cell<()>>,
+}
 
+/// The dequeueing half: `Send` but neither `Sync` nor `Clone`.
+pub struct RingConsumer {
+    ring: Arc<MbufRing>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// A ring of `size` slots (a power of two; one stays empty), as its two halves.
+pub fn mbuf_ring(name: &str, size: u32, socket: i32) -> Result<(RingProducer, RingConsumer), DpdkError> {
+    let cname = CString::new(name).map_err(|_| DpdkError::other("rte_ring_create", "name contains NUL"))?;
+    let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), size, socket, SINGLE_PRODUCER_SINGLE_CONSUMER) };
+    let raw = NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name})")))?;
+    let ring = Arc::new(MbufRing { raw });
+    Ok((RingProducer { ring: ring.clone(), _not_sync: PhantomData }, RingConsumer { ring, _not_sync: PhantomData }))
+}
+
+impl RingProducer {
     /// Enqueues as many of `pkts` as fit, in one burst; returns how many (the caller keeps
     /// ownership of the rest).
     #[inline]
     pub fn enqueue(&self, pkts: &[*mut rte_mbuf]) -> usize {
+        self.ring.enqueue(pkts)
+    }
+}
+
+impl RingConsumer {
+    /// Dequeues up to `out.len()` mbufs in one burst; returns how many were written.
+    #[inline]
+    pub fn dequeue(&self, out: &mut [*mut rte_mbuf]) -> usize {
+        self.ring.dequeue(out)
+    }
+}
+
+impl MbufRing {
+    #[inline]
+    fn enqueue(&self, pkts: &[*mut rte_mbuf]) -> usize {
         if pkts.is_empty() {
             return 0;
         }
@@ -44,9 +77,8 @@ impl MbufRing {
         }
     }
 
-    /// Dequeues up to `out.len()` mbufs in one burst; returns how many were written.
     #[inline]
-    pub fn dequeue(&self, out: &mut [*mut rte_mbuf]) -> usize {
+    fn dequeue(&self, out: &mut [*mut rte_mbuf]) -> usize {
         unsafe {
             dpdk_sys::rte_ring_sc_dequeue_burst(
                 self.raw.as_ptr(),
