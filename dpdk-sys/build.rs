@@ -40,9 +40,7 @@ fn main() {
         builder = builder.clang_arg(format!("-I{}", dir.display()));
     }
     let bindings = builder.generate().expect("bindgen failed on DPDK headers");
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 
     // The wrappers include the headers by path relative to this crate.
     let mut cc = cc::Build::new();
@@ -73,13 +71,7 @@ fn main() {
 /// `-include rte_config.h` pair must stay together, so this is not the `pkg_config` crate's
 /// parsed view.
 fn pkg_config_output(args: &[&str]) -> Vec<String> {
-    let output = std::process::Command::new("pkg-config")
-        .args(args)
-        .output()
-        .expect("run pkg-config");
+    let output = std::process::Command::new("pkg-config").args(args).output().expect("run pkg-config");
     assert!(output.status.success(), "pkg-config {args:?} failed");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&output.stdout).split_whitespace().map(str::to_owned).collect()
 }

@@ -60,7 +60,8 @@ fn exception_path_arp_and_clean_shutdown() {
     let wan_mac = stdout(&run_in(&net.lb(), &["cat", "/sys/class/net/wan/address"])).trim().to_owned();
     assert_eq!(wan_mac, lb0_mac, "the kernel interface carries the port's MAC");
     let vip_mac = || {
-        let _ = in_netns(&net.cli(), || UdpSocket::bind("198.18.0.2:0").and_then(|s| s.send_to(b"?", "198.18.0.10:53")));
+        let _ =
+            in_netns(&net.cli(), || UdpSocket::bind("198.18.0.2:0").and_then(|s| s.send_to(b"?", "198.18.0.10:53")));
         let neigh = stdout(&run_in(&net.cli(), &["ip", "neigh", "show", "198.18.0.10", "dev", "cli0"]));
         neigh.contains(&format!("lladdr {lb0_mac}"))
     };
@@ -95,7 +96,8 @@ fn invalid_config_is_refused_with_its_position() {
 #[test]
 fn shipped_configs_are_valid() {
     for file in ["conf/demo.toml", "conf/example.toml"] {
-        let out = Command::new(sluice_bin()).args(["--check-config", repo().join(file).to_str().unwrap()]).output().unwrap();
+        let out =
+            Command::new(sluice_bin()).args(["--check-config", repo().join(file).to_str().unwrap()]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -104,8 +104,13 @@ fn http_through_the_vip_spreads_evenly_and_carries_100_mb_intact() {
     let servers = http(&net.srv(), &BACKENDS_HTTP, Some(big.clone()));
     let sluice = Sluice::start(&net, &config(SERVICES));
 
-    let curl = |path: &str| run_in(&net.cli(), &["curl", "-sS", "--max-time", "10", &format!("http://198.18.0.10{path}")]);
-    assert!(wait_until(Duration::from_secs(15), || curl("/").status.success()), "no HTTP through the VIP:\n{}", sluice.log_text());
+    let curl =
+        |path: &str| run_in(&net.cli(), &["curl", "-sS", "--max-time", "10", &format!("http://198.18.0.10{path}")]);
+    assert!(
+        wait_until(Duration::from_secs(15), || curl("/").status.success()),
+        "no HTTP through the VIP:\n{}",
+        sluice.log_text()
+    );
     let before = servers.counts();
 
     let mut bodies: HashMap<String, u32> = HashMap::new();
@@ -125,7 +130,9 @@ fn http_through_the_vip_spreads_evenly_and_carries_100_mb_intact() {
         &["curl", "-sS", "--max-time", "300", "-o", download.to_str().unwrap(), "http://198.18.0.10/big"],
     );
     assert!(out.status.success(), "download failed: {}\n{}", String::from_utf8_lossy(&out.stderr), sluice.log_text());
-    let sha = |p: &std::path::Path| stdout(&run("sha256sum", &[p.to_str().unwrap()])).split_whitespace().next().map(str::to_owned);
+    let sha = |p: &std::path::Path| {
+        stdout(&run("sha256sum", &[p.to_str().unwrap()])).split_whitespace().next().map(str::to_owned)
+    };
     assert_eq!(sha(&download), sha(&big), "100 MB through the VIP arrives intact");
     let _ = std::fs::remove_file(&download);
     let _ = std::fs::remove_file(&big);
@@ -144,11 +151,12 @@ fn vip_answers_ping_and_drops_unknown_ports_counted() {
     let answered = in_netns(&net.cli(), || {
         let s = UdpSocket::bind("198.18.0.2:0").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        (0..5).filter(|_| {
-            s.send_to(b"anyone?", "198.18.0.10:9999").unwrap();
-            s.recv_from(&mut [0u8; 64]).is_ok()
-        })
-        .count()
+        (0..5)
+            .filter(|_| {
+                s.send_to(b"anyone?", "198.18.0.10:9999").unwrap();
+                s.recv_from(&mut [0u8; 64]).is_ok()
+            })
+            .count()
     });
     assert_eq!(answered, 0, "a port without a service must not answer");
     assert_eq!(sluice.stop(Duration::from_secs(15)), Some(0));

@@ -60,11 +60,13 @@ address = "198.18.1.3:53"
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "sluice-gen failed: {stderr}\n{}", sluice.log_text());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
-    let (sent, received, bad) = (report["sent"].as_u64().unwrap(), report["received"].as_u64().unwrap(), report["bad"].as_u64().unwrap());
+    let (sent, received, bad) =
+        (report["sent"].as_u64().unwrap(), report["received"].as_u64().unwrap(), report["bad"].as_u64().unwrap());
     assert!(sent >= 50_000, "about 2 s at 50k pps: {report}");
     assert_eq!(bad, 0, "every reply from VIP:53 to its own flow: {report}");
     assert!(received * 100 >= sent * 99, "at most 1 % lost at a modest rate: {report}");
     let status = sluice.ctl_json(&["services"]);
-    let forwarded: u64 = status[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).sum();
+    let forwarded: u64 =
+        status[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).sum();
     assert!(forwarded >= received, "Sluice counted what it forwarded ({forwarded}) >= replies ({received})");
 }

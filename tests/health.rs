@@ -43,7 +43,11 @@ fn states(sluice: &Sluice, service: &str) -> Vec<(String, String)> {
     let s = services.as_array().unwrap().iter().find(|s| s["name"] == service).cloned().unwrap_or(Value::Null);
     s["backends"]
         .as_array()
-        .map(|b| b.iter().map(|b| (b["address"].as_str().unwrap().to_owned(), b["state"].as_str().unwrap().to_owned())).collect())
+        .map(|b| {
+            b.iter()
+                .map(|b| (b["address"].as_str().unwrap().to_owned(), b["state"].as_str().unwrap().to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -148,12 +152,19 @@ fn http_and_tcp_checks_judge_backends_and_a_stuck_one_slows_nobody() {
     for _ in 0..12 {
         let out = run_in(&net.cli(), &["curl", "-sS", "--max-time", "3", "http://198.18.0.10/"]);
         let body = stdout(&out);
-        assert!(body == "backend 198.18.1.2:80\n" || body == "backend 198.18.1.3:80\n", "only healthy backends answer: {body:?}");
+        assert!(
+            body == "backend 198.18.1.2:80\n" || body == "backend 198.18.1.3:80\n",
+            "only healthy backends answer: {body:?}"
+        );
     }
     let scrape = || stdout(&run_in(&net.lb(), &["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9273/metrics"]));
     let checks_of = |text: &str, backend: &str, result: &str| -> u64 {
         text.lines()
-            .filter(|l| l.starts_with("sluice_health_checks_total") && l.contains(&format!("backend=\"{backend}\"")) && l.contains(&format!("result=\"{result}\"")))
+            .filter(|l| {
+                l.starts_with("sluice_health_checks_total")
+                    && l.contains(&format!("backend=\"{backend}\""))
+                    && l.contains(&format!("result=\"{result}\""))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     };
@@ -172,9 +183,19 @@ fn http_and_tcp_checks_judge_backends_and_a_stuck_one_slows_nobody() {
     // TCP check: a closed listener goes down, and comes back up when it listens again.
     wait_states(&sluice, "raw", &[("198.18.1.2:9000", "up"), ("198.18.1.3:9000", "up")], Duration::from_secs(5));
     drop(raw3);
-    wait_states(&sluice, "raw", &[("198.18.1.3:9000", "down")], Duration::from_millis(FALL * INTERVAL_MS + TIMEOUT_MS + SLACK_MS));
+    wait_states(
+        &sluice,
+        "raw",
+        &[("198.18.1.3:9000", "down")],
+        Duration::from_millis(FALL * INTERVAL_MS + TIMEOUT_MS + SLACK_MS),
+    );
     let _raw3 = TcpBackend::start(&net.srv(), "198.18.1.3:9000", 0);
-    wait_states(&sluice, "raw", &[("198.18.1.3:9000", "up")], Duration::from_millis(RISE * INTERVAL_MS + TIMEOUT_MS + SLACK_MS));
+    wait_states(
+        &sluice,
+        "raw",
+        &[("198.18.1.3:9000", "up")],
+        Duration::from_millis(RISE * INTERVAL_MS + TIMEOUT_MS + SLACK_MS),
+    );
 }
 
 #[test]
@@ -188,7 +209,12 @@ fn below_min_active_the_vip_goes_silent_and_comes_back() {
     let mut servers: Vec<Option<UdpBackend>> =
         [2, 3, 4].iter().map(|h| Some(UdpBackend::start(&net.srv(), &format!("198.18.1.{h}:53")))).collect();
     let sluice = Sluice::start(&net, &config(&service));
-    wait_states(&sluice, "dns", &[("198.18.1.2:53", "up"), ("198.18.1.3:53", "up"), ("198.18.1.4:53", "up")], Duration::from_secs(10));
+    wait_states(
+        &sluice,
+        "dns",
+        &[("198.18.1.2:53", "up"), ("198.18.1.3:53", "up"), ("198.18.1.4:53", "up")],
+        Duration::from_secs(10),
+    );
     let socket = client(&net, Duration::from_millis(300));
     assert!(wait_until(Duration::from_secs(10), || lost(&socket, 3) == 0));
 

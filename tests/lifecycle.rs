@@ -74,8 +74,14 @@ fn reload_under_traffic_loses_nothing_that_stays() {
     let net = TestNet::up("slr", 4);
     let udp = udp_echo(&net.srv(), &["198.18.1.2:53", "198.18.1.3:53", "198.18.1.4:53"]);
     let tcp = tcp_echo(&net.srv(), &["198.18.1.2:9000", "198.18.1.3:9000", "198.18.1.4:9000"]);
-    let before = [udp_service("dns", 53, false, &["198.18.1.2", "198.18.1.3"], "198.18.1.100"), tcp_service(9000, &["198.18.1.2", "198.18.1.3"], "198.18.1.101")];
-    let after = [udp_service("dns", 53, false, &["198.18.1.3", "198.18.1.4"], "198.18.1.100"), tcp_service(9000, &["198.18.1.3", "198.18.1.4"], "198.18.1.101")];
+    let before = [
+        udp_service("dns", 53, false, &["198.18.1.2", "198.18.1.3"], "198.18.1.100"),
+        tcp_service(9000, &["198.18.1.2", "198.18.1.3"], "198.18.1.101"),
+    ];
+    let after = [
+        udp_service("dns", 53, false, &["198.18.1.3", "198.18.1.4"], "198.18.1.100"),
+        tcp_service(9000, &["198.18.1.3", "198.18.1.4"], "198.18.1.101"),
+    ];
     let sluice = Sluice::start(&net, &config(&before.concat()));
 
     // Steady traffic: 8 UDP flows and 8 TCP connections, each exchanging a message every 5 ms.
@@ -91,7 +97,8 @@ fn reload_under_traffic_loses_nothing_that_stays() {
         assert!(warm, "UDP through the VIP");
         let conns: Vec<TcpStream> = (0..8)
             .map(|_| {
-                let c = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).expect("connect");
+                let c = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5))
+                    .expect("connect");
                 c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
                 c
             })
@@ -105,7 +112,10 @@ fn reload_under_traffic_loses_nothing_that_stays() {
             (c, backend)
         })
         .collect();
-    assert!(conns.iter().any(|(_, b)| b.starts_with("198.18.1.2")) && conns.iter().any(|(_, b)| b.starts_with("198.18.1.3")));
+    assert!(
+        conns.iter().any(|(_, b)| b.starts_with("198.18.1.2"))
+            && conns.iter().any(|(_, b)| b.starts_with("198.18.1.3"))
+    );
 
     let mut lost = 0;
     let mut reset_staying = Vec::new();
@@ -114,7 +124,10 @@ fn reload_under_traffic_loses_nothing_that_stays() {
     for round in 0..300 {
         if round == 100 {
             let log = sluice.reload(&config(&after.concat()));
-            assert!(log.contains("backend 198.18.1.2:53 removed") && log.contains("backend 198.18.1.4:9000 added"), "{log}");
+            assert!(
+                log.contains("backend 198.18.1.2:53 removed") && log.contains("backend 198.18.1.4:9000 added"),
+                "{log}"
+            );
             reloaded = true;
         }
         for s in &flows {
@@ -143,13 +156,17 @@ fn reload_under_traffic_loses_nothing_that_stays() {
     let new_conn = in_netns(&net.cli(), || {
         (0..6)
             .map(|_| {
-                let mut c = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).unwrap();
+                let mut c =
+                    TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).unwrap();
                 c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
                 exchange(&mut c, "new").unwrap()
             })
             .collect::<Vec<_>>()
     });
-    assert!(new_conn.iter().all(|b| !b.starts_with("198.18.1.2")), "no new connection to the removed backend: {new_conn:?}");
+    assert!(
+        new_conn.iter().all(|b| !b.starts_with("198.18.1.2")),
+        "no new connection to the removed backend: {new_conn:?}"
+    );
     assert!(new_conn.iter().any(|b| b.starts_with("198.18.1.4")), "the added backend takes connections: {new_conn:?}");
     assert!(udp.count(2) > 0, "the added UDP backend took the removed one's flows");
     drop(tcp);

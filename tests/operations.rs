@@ -93,7 +93,8 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
             }
         }
         for c in 0..6 {
-            let mut conn = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).unwrap();
+            let mut conn =
+                TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             for i in 0..10 {
@@ -113,7 +114,10 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
         let now = kernel_counts(&net.srv());
         let settled = now == last;
         last = now;
-        settled && { std::thread::sleep(Duration::from_millis(300)); kernel_counts(&net.srv()) == now }
+        settled && {
+            std::thread::sleep(Duration::from_millis(300));
+            kernel_counts(&net.srv()) == now
+        }
     }));
     let (in1, out1) = kernel_counts(&net.srv());
     let (received, sent) = (in1 - in0, out1 - out0);
@@ -123,10 +127,16 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
 
     // sluicectl: per backend, summed.
     let services = sluice.ctl_json(&["services"]);
-    let backends: Vec<&Value> = services.as_array().unwrap().iter().flat_map(|s| s["backends"].as_array().unwrap()).collect();
+    let backends: Vec<&Value> =
+        services.as_array().unwrap().iter().flat_map(|s| s["backends"].as_array().unwrap()).collect();
     let sum = |key: &str| backends.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
-    assert_eq!((sum("packets_to_backend"), sum("packets_from_backend")), (received, sent), "sluicectl vs the backends' kernel");
-    let dns: Vec<u64> = services[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).collect();
+    assert_eq!(
+        (sum("packets_to_backend"), sum("packets_from_backend")),
+        (received, sent),
+        "sluicectl vs the backends' kernel"
+    );
+    let dns: Vec<u64> =
+        services[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).collect();
     assert_eq!(dns, [udp.count(0), udp.count(1)], "UDP datagrams per backend");
 
     // /metrics: the same figures.
@@ -136,9 +146,17 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
     assert_eq!(metric(&text, "sluice_sessions_created_total", &[("service", "dns")]), 10);
     assert_eq!(metric(&text, "sluice_sessions_created_total", &[("service", "echo")]), 6);
     assert_eq!(metric(&text, "sluice_backend_up", &[("backend", "198.18.1.2:53")]), 1);
-    assert!(text.contains("# HELP sluice_packets_dropped_total") && text.contains("# TYPE sluice_port_packets_total counter"));
+    assert!(
+        text.contains("# HELP sluice_packets_dropped_total")
+            && text.contains("# TYPE sluice_port_packets_total counter")
+    );
     let path = write_temp("sluice-metrics.txt", &text);
-    let check = Command::new("promtool").arg("check").arg("metrics").stdin(std::fs::File::open(&path).unwrap()).output().expect("promtool");
+    let check = Command::new("promtool")
+        .arg("check")
+        .arg("metrics")
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .expect("promtool");
     assert!(check.status.success(), "promtool: {}{}", stdout(&check), String::from_utf8_lossy(&check.stderr));
 
     // A real Prometheus server in the balancer's namespace scrapes it.
@@ -184,7 +202,19 @@ impl Prometheus {
 
     /// The value of an instant query returning one sample.
     fn query(&self, q: &str) -> Option<u64> {
-        let out = run_in(&self.net, &["curl", "-sS", "--max-time", "2", "-G", "http://127.0.0.1:9090/api/v1/query", "--data-urlencode", &format!("query={q}")]);
+        let out = run_in(
+            &self.net,
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "2",
+                "-G",
+                "http://127.0.0.1:9090/api/v1/query",
+                "--data-urlencode",
+                &format!("query={q}"),
+            ],
+        );
         let v: Value = serde_json::from_str(&stdout(&out)).ok()?;
         v["data"]["result"][0]["value"][1].as_str()?.parse::<f64>().ok().map(|f| f as u64)
     }
@@ -225,7 +255,10 @@ fn drain_takes_effect_on_the_next_connection_and_spares_the_running_one() {
     let (code, out, err) = sluice.ctl(&["backend", "echo", &format!("{drained}:9000"), "drain"]);
     assert_eq!(code, 0, "{out}{err}");
     let services = sluice.ctl_json(&["services"]);
-    let state = services[1]["backends"].as_array().unwrap().iter().find(|b| b["address"] == format!("{drained}:9000")).unwrap()["state"].clone();
+    let state =
+        services[1]["backends"].as_array().unwrap().iter().find(|b| b["address"] == format!("{drained}:9000")).unwrap()
+            ["state"]
+            .clone();
     assert_eq!(state, "draining");
 
     for i in 0..10 {

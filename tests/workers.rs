@@ -105,7 +105,9 @@ fn hundreds_of_flows_over_two_workers_all_get_their_replies() {
             for (i, s) in sockets.iter().enumerate() {
                 let mut buf = [0u8; 64];
                 match s.recv_from(&mut buf) {
-                    Ok((n, from)) if from.to_string() == "198.18.0.10:53" && buf[..n] == *format!("flow {i} round {round}").as_bytes() => {}
+                    Ok((n, from))
+                        if from.to_string() == "198.18.0.10:53"
+                            && buf[..n] == *format!("flow {i} round {round}").as_bytes() => {}
                     other => bad.push(format!("flow {i} round {round}: {other:?}")),
                 }
             }
@@ -119,7 +121,8 @@ fn hundreds_of_flows_over_two_workers_all_get_their_replies() {
     let bad = in_netns(&net.cli(), || {
         let mut conns: Vec<TcpStream> = (0..200)
             .map(|_| {
-                let c = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5)).expect("connect");
+                let c = TcpStream::connect_timeout(&"198.18.0.10:9000".parse().unwrap(), Duration::from_secs(5))
+                    .expect("connect");
                 c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
                 c
             })

@@ -13,7 +13,7 @@ use dataplane::fullnat::{FullNat, Step};
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Steering, Link, ServiceSpec, Snapshot};
+use dataplane::snapshot::{Link, ServiceSpec, Snapshot, Steering};
 use dataplane::wire::{checksum, MacAddr};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -101,7 +101,10 @@ fn rig(flows: u32) -> Rig {
 }
 
 fn endpoint(p: &[u8], ip_at: usize, port_at: usize) -> Endpoint {
-    Endpoint::new(Ipv4Addr::new(p[ip_at], p[ip_at + 1], p[ip_at + 2], p[ip_at + 3]), u16::from_be_bytes([p[port_at], p[port_at + 1]]))
+    Endpoint::new(
+        Ipv4Addr::new(p[ip_at], p[ip_at + 1], p[ip_at + 2], p[ip_at + 3]),
+        u16::from_be_bytes([p[port_at], p[port_at + 1]]),
+    )
 }
 
 /// ns per packet over `rounds` passes through `packets` in a shuffled order.

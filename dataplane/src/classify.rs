@@ -51,9 +51,15 @@ impl OwnedAddrs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// An ARP request for an owned address: learn the sender, turn it into the reply, send it back.
-    ArpRequestForUs { sender_ip: Ipv4Addr, sender_mac: MacAddr },
+    ArpRequestForUs {
+        sender_ip: Ipv4Addr,
+        sender_mac: MacAddr,
+    },
     /// Any other ARP: learn the sender, and let the kernel see it too (its own neighbours).
-    Arp { sender_ip: Ipv4Addr, sender_mac: MacAddr },
+    Arp {
+        sender_ip: Ipv4Addr,
+        sender_mac: MacAddr,
+    },
     /// IPv4 to an owned address: FULLNAT's business (`fullnat::FullNat::process`).
     Local,
     /// Not the data path's business: hand it to the kernel interface of this port.
@@ -123,9 +129,8 @@ pub fn arp_request(frame: &mut [u8; MIN_FRAME_LEN], our_mac: MacAddr, our_ip: Ip
     frame.fill(0);
     let mut eth = ethernet::Frame::new_checked(&mut frame[..]).expect("60 bytes hold a header");
     eth.set_destination(MacAddr::BROADCAST).set_source(our_mac).set_ethertype(ethernet::ethertype::ARP);
-    let body: &mut [u8; arp::PACKET_LEN] = (&mut frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN])
-        .try_into()
-        .expect("ARP body length");
+    let body: &mut [u8; arp::PACKET_LEN] =
+        (&mut frame[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN]).try_into().expect("ARP body length");
     arp::Repr {
         operation: arp::Operation::Request,
         sender_mac: our_mac,
@@ -193,7 +198,11 @@ mod tests {
         let quiet = owned().with_silent([Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 18, 0, 99)]);
         let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 0, 10));
         assert_eq!(classify(&f, &quiet), Verdict::Drop(DropReason::VipDown));
-        assert_eq!(classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &quiet), Verdict::Local, "dropped by FULLNAT, counted");
+        assert_eq!(
+            classify(&ipv4_frame(Ipv4Addr::new(198, 18, 0, 10)), &quiet),
+            Verdict::Local,
+            "dropped by FULLNAT, counted"
+        );
         assert!(!quiet.is_silent(Ipv4Addr::new(198, 18, 0, 99)), "only owned addresses can be silent");
         let f = arp_frame(arp::Operation::Request, Ipv4Addr::new(198, 18, 1, 100));
         assert!(matches!(classify(&f, &quiet), Verdict::ArpRequestForUs { .. }));

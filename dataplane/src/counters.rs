@@ -279,7 +279,10 @@ mod tests {
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
         assert_eq!(std::mem::size_of::<WorkerCounters>() % 64, 0);
         let c = WorkerCounters::default();
-        assert_eq!((c.backends.len(), c.services.len(), c.local_ports.len()), (MAX_BACKENDS, MAX_SERVICES, MAX_LOCAL_IPS));
+        assert_eq!(
+            (c.backends.len(), c.services.len(), c.local_ports.len()),
+            (MAX_BACKENDS, MAX_SERVICES, MAX_LOCAL_IPS)
+        );
     }
 
     #[test]

@@ -131,7 +131,6 @@ pub fn owned_by(local_ips: &[Ipv4Addr], worker: usize, workers: usize) -> Vec<Ip
     local_ips.iter().enumerate().filter(|&(i, _)| i % workers == worker).map(|(_, &ip)| ip).collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,10 +78,17 @@ pub enum Event<P> {
 enum State {
     Free,
     /// `requests`: sent so far, the caller's first one included.
-    Pending { requests: u32 },
-    Reachable { mac: MacAddr },
+    Pending {
+        requests: u32,
+    },
+    Reachable {
+        mac: MacAddr,
+    },
     /// `requests`: refresh requests sent since it went stale.
-    Stale { mac: MacAddr, requests: u32 },
+    Stale {
+        mac: MacAddr,
+        requests: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -191,7 +198,15 @@ impl<P> Neighbours<P> {
         self.generation
     }
 
-    fn record(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, create: bool, events: &mut impl FnMut(Event<P>)) {
+    fn record(
+        &mut self,
+        link: usize,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now_ms: u64,
+        create: bool,
+        events: &mut impl FnMut(Event<P>),
+    ) {
         let i = match self.index.get(&key(link, ip)) {
             Some(&i) => i as usize,
             None if !create => return,
@@ -428,7 +443,8 @@ mod tests {
 
     #[test]
     fn churn_allocates_nothing_after_new() {
-        let config = NeighbourConfig { reachable_ms: 200, retry_ms: 50, max_retries: 1, hold_per_entry: 2, capacity: 56 };
+        let config =
+            NeighbourConfig { reachable_ms: 200, retry_ms: 50, max_retries: 1, hold_per_entry: 2, capacity: 56 };
         let mut t = Neighbours::new(config);
         let vecs = |t: &Neighbours<u32>| (t.free.capacity(), t.held.capacity(), t.slots.capacity());
         let (before, index_before, mut created) = (vecs(&t), t.index.capacity(), 0);

@@ -97,10 +97,7 @@ impl Routes {
                 Some(Target::Connected { .. }) => {} // the connected prefix wins
                 Some(Target::Via(existing)) if existing == hop => {}
                 Some(Target::Via(existing)) => {
-                    return Err(format!(
-                        "route {net}/{len}: given via both {} and {}",
-                        existing.gateway, hop.gateway
-                    ));
+                    return Err(format!("route {net}/{len}: given via both {} and {}", existing.gateway, hop.gateway));
                 }
             }
         }

@@ -159,7 +159,8 @@ fn vip_key(proto: u8, ip: Ipv4Addr, port: u16) -> u64 {
 impl VipIndex {
     pub fn new(services: &[Service]) -> VipIndex {
         let live = || services.iter().enumerate().filter(|(_, s)| s.live);
-        let mut index: Vec<(u64, u16)> = live().map(|(i, s)| (vip_key(s.proto, s.vip.ip, s.vip.port), i as u16)).collect();
+        let mut index: Vec<(u64, u16)> =
+            live().map(|(i, s)| (vip_key(s.proto, s.vip.ip, s.vip.port), i as u16)).collect();
         index.sort_unstable();
         let mut addresses: Vec<u32> = live().map(|(_, s)| u32::from(s.vip.ip)).collect();
         addresses.sort_unstable();
@@ -182,8 +183,11 @@ impl VipIndex {
 /// VIP addresses none of whose live services has its quorum: they answer nothing.
 pub fn silent_vips(services: &[Service]) -> Vec<Ipv4Addr> {
     let live = || services.iter().filter(|s| s.live);
-    let mut silent: Vec<Ipv4Addr> =
-        live().filter(|s| !s.quorum).map(|s| s.vip.ip).filter(|&ip| !live().any(|o| o.vip.ip == ip && o.quorum)).collect();
+    let mut silent: Vec<Ipv4Addr> = live()
+        .filter(|s| !s.quorum)
+        .map(|s| s.vip.ip)
+        .filter(|&ip| !live().any(|o| o.vip.ip == ip && o.quorum))
+        .collect();
     silent.sort_unstable();
     silent.dedup();
     silent
@@ -233,15 +237,16 @@ impl Snapshot {
                 }
                 let has = |w: u16| s.local_ips.iter().any(|&l| owner(&owners, u32::from(l)) == Some(w));
                 let load = |w: u16| owners.iter().filter(|&&(_, o)| o == w).count();
-                let w = (0..workers as u16).find(|&w| !has(w)).unwrap_or_else(|| {
-                    (0..workers as u16).min_by_key(|&w| (load(w), w)).unwrap_or(0)
-                });
+                let w = (0..workers as u16)
+                    .find(|&w| !has(w))
+                    .unwrap_or_else(|| (0..workers as u16).min_by_key(|&w| (load(w), w)).unwrap_or(0));
                 owners.push((ip, w));
             }
         }
         owners.sort_unstable();
         owners
-    }}
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -266,8 +271,12 @@ mod tests {
     fn vip_index_finds_services_by_protocol_address_and_port() {
         let mut gone = service(6, [198, 18, 0, 12], 80);
         gone.live = false;
-        let services =
-            [service(17, [198, 18, 0, 10], 53), service(6, [198, 18, 0, 10], 80), service(6, [198, 18, 0, 11], 80), gone];
+        let services = [
+            service(17, [198, 18, 0, 10], 53),
+            service(6, [198, 18, 0, 10], 80),
+            service(6, [198, 18, 0, 11], 80),
+            gone,
+        ];
         let vips = VipIndex::new(&services);
         assert_eq!(vips.service(6, Ipv4Addr::new(198, 18, 0, 12), 80), None, "a removed slot is no service");
         let ip = |d| Ipv4Addr::new(198, 18, 0, d);
@@ -289,7 +298,11 @@ mod tests {
         };
         let first = Snapshot::owners(&with(&[100, 101, 102, 103]), 2, &[]);
         let of = |o: &[(u32, u16)], d| o.iter().find(|&&(a, _)| a == u32::from(ip(d))).map(|&(_, w)| w);
-        assert_eq!([100, 101, 102, 103].map(|d| of(&first, d)), [Some(0), Some(1), Some(0), Some(1)], "index modulo workers");
+        assert_eq!(
+            [100, 101, 102, 103].map(|d| of(&first, d)),
+            [Some(0), Some(1), Some(0), Some(1)],
+            "index modulo workers"
+        );
         // 100 leaves: nothing moves (by position every IP would have changed hands).
         let second = Snapshot::owners(&with(&[101, 102, 103]), 2, &first);
         assert_eq!([101, 102, 103].map(|d| of(&second, d)), [Some(1), Some(0), Some(1)]);
@@ -373,11 +386,5 @@ impl Snapshot {
             timeouts,
             local_owners: Vec::new(),
         }
-    }
-
-    /// The same snapshot with its local IPs assigned afresh to `workers` workers.
-    pub fn with_workers(mut self, workers: usize) -> Snapshot {
-        self.local_owners = Snapshot::owners(&self.services, workers, &[]);
-        self
     }
 }

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
 use crate::counters::{DropReason, WorkerCounters};
-use crate::dump::{DumpBox, Dumper};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
+use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
-use crate::publish::{Mailbox, Update};
 use crate::neigh::{Event, NeighbourConfig, Neighbours};
+use crate::publish::{Mailbox, Update};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
@@ -177,13 +177,25 @@ impl Worker {
         nat.publish_ports(&setup.counters);
         // A burst of new flows to a neighbour not yet resolved is held, not dropped: Linux
         // holds about a hundred packets per unresolved neighbour; 64 here.
-        let neigh = Neighbours::new(NeighbourConfig { hold_per_entry: HELD_PER_NEIGHBOUR, ..NeighbourConfig::default() });
+        let neigh =
+            Neighbours::new(NeighbourConfig { hold_per_entry: HELD_PER_NEIGHBOUR, ..NeighbourConfig::default() });
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
         let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
         let next_hops = NextHopCache { generation: u64::MAX, entries: [(0, MacAddr::default()); NEXT_HOP_CACHE] };
-        Worker { setup, queues, nat, neigh, tsc_per_ms, icmp_budget, dumper: Dumper::default(), handoff, requests, next_hops }
+        Worker {
+            setup,
+            queues,
+            nat,
+            neigh,
+            tsc_per_ms,
+            icmp_budget,
+            dumper: Dumper::default(),
+            handoff,
+            requests,
+            next_hops,
+        }
     }
 
     /// Polls until `stop` is set.

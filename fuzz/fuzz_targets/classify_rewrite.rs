@@ -15,7 +15,7 @@ use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Steering, Link, ServiceSpec, Snapshot};
+use dataplane::snapshot::{Link, ServiceSpec, Snapshot, Steering};
 use dataplane::wire::{checksum, MacAddr};
 use libfuzzer_sys::fuzz_target;
 

@@ -141,7 +141,13 @@ impl Control {
             return Ok(());
         }
         let workers = self.config.cpu.workers.len();
-        let snapshot = Arc::new(self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), workers, &self.owners));
+        let snapshot = Arc::new(self.model.snapshot(
+            &self.links,
+            routes(&self.config)?,
+            timeouts(&self.config),
+            workers,
+            &self.owners,
+        ));
         self.owners = snapshot.local_owners.clone();
         // Every part is built before any is posted; a post can only fail if the protocol is
         // broken (a worker took an update it was not acknowledged for), which is fatal.

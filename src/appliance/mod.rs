@@ -14,11 +14,11 @@
 //! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
 
 mod control;
-mod observe;
-mod serve;
 pub mod eal_args;
 pub mod kernel;
 pub mod model;
+mod observe;
+mod serve;
 mod signals;
 pub mod snapshot;
 mod steering;
@@ -31,9 +31,9 @@ use ctrlplane::config::{self, Config, Host, IdleMode as ConfigIdle};
 
 use control::Control;
 use dataplane::counters::{DropReason, WorkerCounters};
+use dataplane::dpdk::{self, Eal, FlowHandle, LcoreHandle, Mempool, Port, RingConsumer, RingProducer};
 use dataplane::dump::DumpBox;
 use dataplane::snapshot::Steering;
-use dataplane::dpdk::{self, Eal, FlowHandle, LcoreHandle, Mempool, Port, RingConsumer, RingProducer};
 use dataplane::wire::MacAddr;
 use dataplane::worker::{IdleMode, NeighbourInbox, Worker, WorkerSetup, NEIGHBOUR_INBOX};
 
@@ -129,8 +129,8 @@ impl Appliance {
         info!("{} initialised", dpdk::version());
         pin_control_thread(config.cpu.control);
         let socket = eal.socket_id();
-        let pool = Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, socket)
-            .map_err(|e| e.to_string())?;
+        let pool =
+            Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, socket).map_err(|e| e.to_string())?;
         let queues = config.cpu.workers.len() as u16;
 
         let rules = steering::flow_rules(config)?;
@@ -162,7 +162,14 @@ impl Appliance {
                 steering: choice.steering,
                 rss: choice.rss,
             });
-            links.push(LinkPorts { name: iface.name.clone(), device: iface.device.clone(), steering, _flows: choice.flows, port, tap });
+            links.push(LinkPorts {
+                name: iface.name.clone(),
+                device: iface.device.clone(),
+                steering,
+                _flows: choice.flows,
+                port,
+                tap,
+            });
         }
 
         // The first snapshot is complete before any port passes a packet.
@@ -234,7 +241,10 @@ impl Appliance {
         }
         for link in &self.links {
             if let Ok(s) = link.port.stats() {
-                info!("interface {}: rx {} tx {} packets, {} missed", link.name, s.rx_packets, s.tx_packets, s.rx_missed);
+                info!(
+                    "interface {}: rx {} tx {} packets, {} missed",
+                    link.name, s.rx_packets, s.tx_packets, s.rx_missed
+                );
             }
         }
         let drops: Vec<String> = DropReason::ALL
@@ -274,7 +284,10 @@ fn reload(control: &mut Control) -> Result<Vec<String>, String> {
 /// A single-producer single-consumer ring for each ordered pair of workers: `out[from][to]`
 /// is the producing half (None for `from == to`), `into[to]` the consuming halves.
 #[allow(clippy::type_complexity)]
-fn redirect_rings(workers: usize, socket: i32) -> Result<(Vec<Vec<Option<RingProducer>>>, Vec<Vec<RingConsumer>>), String> {
+fn redirect_rings(
+    workers: usize,
+    socket: i32,
+) -> Result<(Vec<Vec<Option<RingProducer>>>, Vec<Vec<RingConsumer>>), String> {
     let mut out: Vec<Vec<Option<RingProducer>>> = (0..workers).map(|_| Vec::new()).collect();
     let mut into: Vec<Vec<RingConsumer>> = (0..workers).map(|_| Vec::new()).collect();
     for (from, producers) in out.iter_mut().enumerate() {
@@ -283,7 +296,8 @@ fn redirect_rings(workers: usize, socket: i32) -> Result<(Vec<Vec<Option<RingPro
                 producers.push(None);
                 continue;
             }
-            let (p, c) = dpdk::mbuf_ring(&format!("sluice_redirect_{from}_{to}"), 1024, socket).map_err(|e| e.to_string())?;
+            let (p, c) =
+                dpdk::mbuf_ring(&format!("sluice_redirect_{from}_{to}"), 1024, socket).map_err(|e| e.to_string())?;
             producers.push(Some(p));
             consumers.push(c);
         }

@@ -75,14 +75,18 @@ impl Model {
             let mut members = Vec::with_capacity(service.backends.len());
             let old_members: Vec<u16> = old.as_ref().map(|o| o.members.clone()).unwrap_or_default();
             for b in &service.backends {
-                let existing = old_members.iter().copied().find(|&id| {
-                    next.backends[id as usize].as_ref().is_some_and(|s| s.address == b.address)
-                });
+                let existing = old_members
+                    .iter()
+                    .copied()
+                    .find(|&id| next.backends[id as usize].as_ref().is_some_and(|s| s.address == b.address));
                 let id = match existing {
                     Some(id) => {
                         let slot = next.backends[id as usize].as_mut().expect("member id is live");
                         if slot.weight != b.weight {
-                            changes.push(format!("service {}: backend {} weight {} -> {}", service.name, b.address, slot.weight, b.weight));
+                            changes.push(format!(
+                                "service {}: backend {} weight {} -> {}",
+                                service.name, b.address, slot.weight, b.weight
+                            ));
                             slot.weight = b.weight;
                         }
                         id
@@ -92,7 +96,8 @@ impl Model {
                             changes.push(format!("service {}: backend {} added", service.name, b.address));
                         }
                         let id = next.free_id()?;
-                        next.backends[id as usize] = Some(BackendSlot { service: slot as u16, address: b.address, weight: b.weight });
+                        next.backends[id as usize] =
+                            Some(BackendSlot { service: slot as u16, address: b.address, weight: b.weight });
                         id
                     }
                 };
@@ -165,7 +170,11 @@ impl Model {
     pub fn backend_id(&self, name: &str, address: SocketAddrV4) -> Option<u16> {
         let slot = self.slot_of(name)?;
         let service = self.services[slot].as_ref()?;
-        service.members.iter().copied().find(|&id| self.backends[id as usize].as_ref().is_some_and(|b| b.address == address))
+        service
+            .members
+            .iter()
+            .copied()
+            .find(|&id| self.backends[id as usize].as_ref().is_some_and(|b| b.address == address))
     }
 
     /// Changes one backend at run time (until the next reload).
@@ -213,13 +222,22 @@ impl Model {
     /// The next snapshot: services and backends as modelled, the links and routes given.
     /// `owners` is the previous snapshot's local IP assignment (empty at start): local IPs that
     /// stay keep their worker.
-    pub fn snapshot(&mut self, links: &[Link], routes: Routes, timeouts: Timeouts, workers: usize, owners: &[(u32, u16)]) -> Snapshot {
+    pub fn snapshot(
+        &mut self,
+        links: &[Link],
+        routes: Routes,
+        timeouts: Timeouts,
+        workers: usize,
+        owners: &[(u32, u16)],
+    ) -> Snapshot {
         self.generation += 1;
         let services: Vec<snapshot::Service> =
             self.services.iter().map(|s| service(s.as_ref(), |members| self.healthy(members))).collect();
         let silent = snapshot::silent_vips(&services);
-        let links: Vec<Link> =
-            links.iter().map(|l| Link { owned: l.owned.clone().with_silent(silent.iter().copied()), ..l.clone() }).collect();
+        let links: Vec<Link> = links
+            .iter()
+            .map(|l| Link { owned: l.owned.clone().with_silent(silent.iter().copied()), ..l.clone() })
+            .collect();
         let backends = self
             .backends
             .iter()

@@ -77,8 +77,10 @@ impl Observer {
         for (i, p) in ports.iter().enumerate() {
             if let Ok(now) = p.port.stats() {
                 let before = self.ports_before[i];
-                self.port_rates[i] =
-                    ((now.rx_packets - before.rx_packets.min(now.rx_packets)) as f64 / secs, (now.tx_packets - before.tx_packets.min(now.tx_packets)) as f64 / secs);
+                self.port_rates[i] = (
+                    (now.rx_packets - before.rx_packets.min(now.rx_packets)) as f64 / secs,
+                    (now.tx_packets - before.tx_packets.min(now.tx_packets)) as f64 / secs,
+                );
                 self.ports_before[i] = now;
             }
         }
@@ -97,7 +99,11 @@ impl Observer {
         Status {
             version: crate::version(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            workers: cpus.iter().enumerate().map(|(id, &cpu)| WorkerStatus { id, cpu, busy_ratio: self.busy[id] }).collect(),
+            workers: cpus
+                .iter()
+                .enumerate()
+                .map(|(id, &cpu)| WorkerStatus { id, cpu, busy_ratio: self.busy[id] })
+                .collect(),
             ports: ports
                 .iter()
                 .enumerate()
@@ -147,7 +153,13 @@ impl Observer {
             Some((known, base)) if *known == address => *base,
             _ => [0; 5],
         };
-        [sums[0], sums[1] - base[1].min(sums[1]), sums[2] - base[2].min(sums[2]), sums[3] - base[3].min(sums[3]), sums[4] - base[4].min(sums[4])]
+        [
+            sums[0],
+            sums[1] - base[1].min(sums[1]),
+            sums[2] - base[2].min(sums[2]),
+            sums[3] - base[3].min(sums[3]),
+            sums[4] - base[4].min(sums[4]),
+        ]
     }
 
     pub fn services(&mut self, model: &Model, counters: &[Arc<WorkerCounters>]) -> Vec<ServiceStatus> {
@@ -213,7 +225,13 @@ impl Observer {
         Ok(rows)
     }
 
-    pub fn sample(&mut self, ports: &[PortView], counters: &[Arc<WorkerCounters>], model: &Model, checks: &[(String, SocketAddrV4, u64, u64)]) -> Sample {
+    pub fn sample(
+        &mut self,
+        ports: &[PortView],
+        counters: &[Arc<WorkerCounters>],
+        model: &Model,
+        checks: &[(String, SocketAddrV4, u64, u64)],
+    ) -> Sample {
         let mut s = Sample { version: crate::version(), ..Sample::default() };
         for p in ports {
             let st = p.port.stats().unwrap_or_default();
@@ -224,14 +242,23 @@ impl Observer {
                 s.port_packets.push(metrics::PortCount { interface: name.clone(), direction, value: packets });
                 s.port_bytes.push(metrics::PortCount { interface: name.clone(), direction, value: bytes });
             }
-            for (reason, value) in [("imissed", st.rx_missed), ("nombuf", st.rx_nombuf), ("rx_errors", st.rx_errors), ("tx_errors", st.tx_errors)] {
+            for (reason, value) in [
+                ("imissed", st.rx_missed),
+                ("nombuf", st.rx_nombuf),
+                ("rx_errors", st.rx_errors),
+                ("tx_errors", st.tx_errors),
+            ] {
                 s.port_dropped.push(metrics::PortDrops { interface: name.clone(), reason: reason.to_owned(), value });
             }
             s.port_steering.push(metrics::PortSteering { interface: name, mode: p.steering.to_owned() });
         }
         for (worker, c) in counters.iter().enumerate() {
             for reason in DropReason::ALL {
-                s.packets_dropped.push(metrics::WorkerDrops { worker, reason: reason.name().to_owned(), value: c.dropped(reason) });
+                s.packets_dropped.push(metrics::WorkerDrops {
+                    worker,
+                    reason: reason.name().to_owned(),
+                    value: c.dropped(reason),
+                });
             }
             s.worker_busy.push(metrics::WorkerBusy { worker, ratio: self.busy[worker] });
             for (direction, value) in [("out", c.redirected_out.get()), ("in", c.redirected_in.get())] {
@@ -256,19 +283,42 @@ impl Observer {
                 let Some((address, weight, state)) = model.backend(id) else { continue };
                 let (service, backend) = (svc.name.clone(), address.to_string());
                 let sums = self.backend_sums(id, address, counters);
-                s.backend_up.push(metrics::BackendUp { service: service.clone(), backend: backend.clone(), up: state != BackendState::Down });
-                s.backend_weight.push(metrics::BackendWeight { service: service.clone(), backend: backend.clone(), weight });
+                s.backend_up.push(metrics::BackendUp {
+                    service: service.clone(),
+                    backend: backend.clone(),
+                    up: state != BackendState::Down,
+                });
+                s.backend_weight.push(metrics::BackendWeight {
+                    service: service.clone(),
+                    backend: backend.clone(),
+                    weight,
+                });
                 for (direction, packets, bytes) in
                     [(BackendDirection::ToBackend, sums[1], sums[3]), (BackendDirection::FromBackend, sums[2], sums[4])]
                 {
-                    s.backend_packets.push(metrics::BackendCount { service: service.clone(), backend: backend.clone(), direction, value: packets });
-                    s.backend_bytes.push(metrics::BackendCount { service: service.clone(), backend: backend.clone(), direction, value: bytes });
+                    s.backend_packets.push(metrics::BackendCount {
+                        service: service.clone(),
+                        backend: backend.clone(),
+                        direction,
+                        value: packets,
+                    });
+                    s.backend_bytes.push(metrics::BackendCount {
+                        service: service.clone(),
+                        backend: backend.clone(),
+                        direction,
+                        value: bytes,
+                    });
                 }
             }
         }
         for (service, backend, ok, fail) in checks {
             for (result, value) in [(metrics::CheckResult::Ok, *ok), (metrics::CheckResult::Fail, *fail)] {
-                s.health_checks.push(metrics::HealthChecks { service: service.clone(), backend: backend.to_string(), result, value });
+                s.health_checks.push(metrics::HealthChecks {
+                    service: service.clone(),
+                    backend: backend.to_string(),
+                    result,
+                    value,
+                });
             }
         }
         s

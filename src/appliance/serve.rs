@@ -33,8 +33,11 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let ports: Vec<PortView> =
-        app.links.iter().map(|l| PortView { name: &l.name, device: &l.device, port: &l.port, steering: l.steering.name() }).collect();
+    let ports: Vec<PortView> = app
+        .links
+        .iter()
+        .map(|l| PortView { name: &l.name, device: &l.device, port: &l.port, steering: l.steering.name() })
+        .collect();
     let mut observer = Observer::new(app.dumps.clone(), ports.len());
     observer.track(control.model(), &app.counters);
     info!(

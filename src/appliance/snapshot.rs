@@ -132,8 +132,22 @@ local_ips = ["198.18.1.101"]
 
     fn opened() -> [OpenedLink; 2] {
         [
-            OpenedLink { port: 0, kernel_port: 2, mac: MacAddr([2, 0, 0, 0, 0, 1]), checksum_offload: false, steering: Steering::Single, rss: None },
-            OpenedLink { port: 1, kernel_port: 3, mac: MacAddr([2, 0, 0, 0, 1, 1]), checksum_offload: true, steering: Steering::Single, rss: None },
+            OpenedLink {
+                port: 0,
+                kernel_port: 2,
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                checksum_offload: false,
+                steering: Steering::Single,
+                rss: None,
+            },
+            OpenedLink {
+                port: 1,
+                kernel_port: 3,
+                mac: MacAddr([2, 0, 0, 0, 1, 1]),
+                checksum_offload: true,
+                steering: Steering::Single,
+                rss: None,
+            },
         ]
     }
 

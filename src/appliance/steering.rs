@@ -43,14 +43,21 @@ pub fn choose(config: &Config, interface: &str, port: &Port, rules: &[FlowRule])
         return Ok(single);
     }
     let redirect = || Choice { steering: Steering::Redirect, rss: None, flows: Vec::new() };
-    let flow = || dpdk::install_flows(port.id(), rules).map(|flows| Choice { steering: Steering::Flow, rss: None, flows });
+    let flow =
+        || dpdk::install_flows(port.id(), rules).map(|flows| Choice { steering: Steering::Flow, rss: None, flows });
     let rss = || {
-        port.rss().map(|c| Choice { steering: Steering::Rss, rss: Some(Arc::new(RssSteering::new(&c.key, c.reta))), flows: Vec::new() })
+        port.rss().map(|c| Choice {
+            steering: Steering::Rss,
+            rss: Some(Arc::new(RssSteering::new(&c.key, c.reta))),
+            flows: Vec::new(),
+        })
     };
     match config.steering.mode {
         SteeringMode::Redirect => Ok(redirect()),
         SteeringMode::Flow => flow().map_err(|e| format!("interface {interface}: steering \"flow\" refused: {e}")),
-        SteeringMode::Rss => rss().ok_or_else(|| format!("interface {interface}: steering \"rss\": the port has no readable RSS key and table")),
+        SteeringMode::Rss => rss().ok_or_else(|| {
+            format!("interface {interface}: steering \"rss\": the port has no readable RSS key and table")
+        }),
         SteeringMode::Auto => match flow() {
             Ok(choice) => Ok(choice),
             Err(e) => {

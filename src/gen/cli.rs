@@ -145,7 +145,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let space = ClientSpace::new(base, client_ips.unwrap_or(default_ips), *vip.ip())?;
     let flows = if mode.fresh_tuples() { space.capacity() } else { flows.unwrap_or(256) };
     if flows == 0 || flows > space.capacity() {
-        return Err(format!("--flows {flows}: between 1 and {} ({} addresses x 64512 ports)", space.capacity(), space.addresses()));
+        return Err(format!(
+            "--flows {flows}: between 1 and {} ({} addresses x 64512 ports)",
+            space.capacity(),
+            space.addresses()
+        ));
     }
     let size = size.unwrap_or(64);
     if !(MIN_FRAME + 4..=MAX_FRAME + 4).contains(&size) {

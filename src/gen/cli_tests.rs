@@ -4,7 +4,8 @@ const CLIENT: &str = "net_memif0,role=client,socket=/tmp/sg/a.sock";
 const BACKEND: &str = "net_memif1,role=client,socket=/tmp/sg/b.sock";
 
 fn args(extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["--client-vdev", CLIENT, "--backend-vdev", BACKEND].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> =
+        ["--client-vdev", CLIENT, "--backend-vdev", BACKEND].iter().map(|s| s.to_string()).collect();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }

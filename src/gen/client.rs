@@ -73,7 +73,14 @@ pub struct Client {
 
 impl Client {
     /// `backend_mac` is the Ethernet destination in ceiling mode unless `--client-peer-mac`.
-    pub fn new(o: &Options, port: u16, mac: MacAddr, backend_mac: MacAddr, pool: PoolHandle, hz: u64) -> Result<Client, String> {
+    pub fn new(
+        o: &Options,
+        port: u16,
+        mac: MacAddr,
+        backend_mac: MacAddr,
+        pool: PoolHandle,
+        hz: u64,
+    ) -> Result<Client, String> {
         let peer = match (o.mode, o.client_peer_mac) {
             (_, Some(m)) => Some(m),
             (Mode::Ceiling, None) => Some(backend_mac),
@@ -200,7 +207,10 @@ impl Client {
             if now >= started + WARM_UP_S * self.hz {
                 let c = &self.counts;
                 let bad = bad_summary(c);
-                return Err(format!("no round trip within {WARM_UP_S} s: {} sent, {} good, bad: [{bad}]", c.sent, c.received));
+                return Err(format!(
+                    "no round trip within {WARM_UP_S} s: {} sent, {} good, bad: [{bad}]",
+                    c.sent, c.received
+                ));
             }
             if stop.load(Ordering::Relaxed) {
                 return Err("interrupted during the warm-up".into());
@@ -258,7 +268,9 @@ impl Client {
                 self.next_flow = 0;
                 if self.mode.fresh_tuples() && !self.wrapped {
                     self.wrapped = true;
-                    eprintln!("sluice-gen: warning: all client tuples used; from now on they repeat (raise --client-ips)");
+                    eprintln!(
+                        "sluice-gen: warning: all client tuples used; from now on they repeat (raise --client-ips)"
+                    );
                 }
             }
             let written = if self.mode == Mode::Tcp {

@@ -4,12 +4,12 @@
 
 use dataplane::dpdk::{Mbuf, RxBurst};
 
+use super::Client;
 use crate::gen::arp::{self, Seen};
 use crate::gen::cli::Mode;
 use crate::gen::reply::{any_stamp, check_udp, kind, BadReason, Kind};
 use crate::gen::tcp::{self, ClientStep};
 use crate::gen::udp::Stamp;
-use super::Client;
 
 impl Client {
     /// Receives one burst and handles it; returns how many frames arrived.

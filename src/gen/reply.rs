@@ -145,9 +145,9 @@ fn udp_parts(frame: &[u8]) -> Result<UdpParts<'_>, BadReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
     use crate::gen::udp::tests::{request_frame, BACKEND_MAC, VIP};
     use crate::gen::udp::{reflect, HEADERS_LEN};
+    use std::net::Ipv4Addr;
 
     fn expect(flows: u64) -> Expect {
         let space = ClientSpace::new(Ipv4Addr::new(198, 18, 0, 2), 8, *VIP.ip()).unwrap();

@@ -79,7 +79,16 @@ impl BackendCounts {
 
     fn from_array(a: [u64; BACKEND_FIELDS]) -> BackendCounts {
         let [received, reflected, tcp_answered, arp_answered, bad_checksum, ignored, tx_refused, busy_cycles] = a;
-        BackendCounts { received, reflected, tcp_answered, arp_answered, bad_checksum, ignored, tx_refused, busy_cycles }
+        BackendCounts {
+            received,
+            reflected,
+            tcp_answered,
+            arp_answered,
+            bad_checksum,
+            ignored,
+            tx_refused,
+            busy_cycles,
+        }
     }
 
     /// What was counted since `base` was read (the warm-up is left out this way).
@@ -108,7 +117,13 @@ impl SharedBackend {
 }
 
 /// One progress line: totals so far and the rates over the last interval.
-pub fn progress(elapsed_s: f64, interval_s: f64, c: &ClientCounts, b: &BackendCounts, last: &(ClientCounts, BackendCounts)) -> String {
+pub fn progress(
+    elapsed_s: f64,
+    interval_s: f64,
+    c: &ClientCounts,
+    b: &BackendCounts,
+    last: &(ClientCounts, BackendCounts),
+) -> String {
     let rate = |now: u64, before: u64| (now - before) as f64 / interval_s.max(1e-9);
     let mut line = format!(
         "sluice-gen: t={elapsed_s:.1}s sent={} received={} bad={} reflected={} tx_pps={:.0} rx_pps={:.0} reflect_pps={:.0}",
@@ -121,10 +136,7 @@ pub fn progress(elapsed_s: f64, interval_s: f64, c: &ClientCounts, b: &BackendCo
         rate(b.reflected + b.tcp_answered, last.1.reflected + last.1.tcp_answered),
     );
     if c.connections_opened > 0 {
-        line.push_str(&format!(
-            " conn_per_s={:.0}",
-            rate(c.connections_completed, last.0.connections_completed)
-        ));
+        line.push_str(&format!(" conn_per_s={:.0}", rate(c.connections_completed, last.0.connections_completed)));
     }
     line
 }
@@ -250,7 +262,10 @@ mod tests {
         let backend = BackendCounts { reflected: 1_995, busy_cycles: 100_000, ..Default::default() };
         let v = json(&Outcome { options: &o, send_s: 2.0, client, backend, latency: &h });
         assert_eq!(v["mode"], "fullnat");
-        assert_eq!((v["sent"].as_u64(), v["received"].as_u64(), v["bad"].as_u64()), (Some(2_000), Some(1_990), Some(1)));
+        assert_eq!(
+            (v["sent"].as_u64(), v["received"].as_u64(), v["bad"].as_u64()),
+            (Some(2_000), Some(1_990), Some(1))
+        );
         assert_eq!((v["reflected"].as_u64(), v["lost"].as_u64()), (Some(1_995), Some(10)));
         assert_eq!((v["tx_pps"].as_f64(), v["rx_pps"].as_f64()), (Some(1_000.0), Some(995.0)));
         assert_eq!(v["cycles_per_packet_generator"].as_f64(), Some(200.0));
@@ -267,7 +282,13 @@ mod tests {
     fn mode_specific_rates() {
         let o = options("tcp");
         let h = Histogram::default();
-        let client = ClientCounts { sent: 600, received: 500, connections_opened: 200, connections_completed: 150, ..Default::default() };
+        let client = ClientCounts {
+            sent: 600,
+            received: 500,
+            connections_opened: 200,
+            connections_completed: 150,
+            ..Default::default()
+        };
         let v = json(&Outcome { options: &o, send_s: 0.5, client, backend: BackendCounts::default(), latency: &h });
         assert_eq!((v["connections_per_s"].as_f64(), v["lost"].as_u64()), (Some(300.0), Some(50)));
         assert!(v["config"]["size"].is_null());
@@ -309,6 +330,9 @@ mod tests {
         bad.count_bad(BadReason::Reset);
         assert_eq!(bad_summary(&bad), "2 wrong_source, 1 reset");
         let line = progress(2.0, 1.0, &c, &b, &last);
-        assert!(line.contains("tx_pps=2000") && line.contains("rx_pps=2000") && line.contains("reflect_pps=2500"), "{line}");
+        assert!(
+            line.contains("tx_pps=2000") && line.contains("rx_pps=2000") && line.contains("reflect_pps=2500"),
+            "{line}"
+        );
     }
 }

@@ -104,7 +104,16 @@ struct Answer<'a> {
 /// Writes Ethernet + IPv4 + TCP from `src`:`sport` to `dst`:`dport` into `frame` (at least
 /// `FRAME_ROOM` bytes), zero-padded to 60 bytes; returns the frame length.
 #[allow(clippy::too_many_arguments)]
-fn write(frame: &mut [u8], to: MacAddr, from: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, a: Answer) -> usize {
+fn write(
+    frame: &mut [u8],
+    to: MacAddr,
+    from: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    a: Answer,
+) -> usize {
     let segment = TcpRepr {
         src_port: sport,
         dst_port: dport,
@@ -127,7 +136,15 @@ fn write(frame: &mut [u8], to: MacAddr, from: MacAddr, src: Ipv4Addr, dst: Ipv4A
 }
 
 /// Writes the SYN of client `src`:`sport` to the VIP, sent at TSC `tsc`; returns the length.
-pub fn syn(frame: &mut [u8], client_mac: MacAddr, peer_mac: MacAddr, src: Ipv4Addr, sport: u16, vip: SocketAddrV4, tsc: u64) -> usize {
+pub fn syn(
+    frame: &mut [u8],
+    client_mac: MacAddr,
+    peer_mac: MacAddr,
+    src: Ipv4Addr,
+    sport: u16,
+    vip: SocketAddrV4,
+    tsc: u64,
+) -> usize {
     let a = Answer { flags: Flags::SYN, seq: isn(tsc), ack: 0, options: &MSS_OPTION, payload: &[] };
     write(frame, peer_mac, client_mac, src, *vip.ip(), sport, vip.port(), a)
 }
@@ -145,7 +162,13 @@ pub enum ClientStep {
 
 /// Handles a segment received by the client side at TSC `now`, rewriting `frame` (its first
 /// `len` bytes received, at least `FRAME_ROOM` bytes of room) into the answer if there is one.
-pub fn client_step(frame: &mut [u8], len: usize, our_mac: MacAddr, expect: &Expect, now: u64) -> Result<ClientStep, BadReason> {
+pub fn client_step(
+    frame: &mut [u8],
+    len: usize,
+    our_mac: MacAddr,
+    expect: &Expect,
+    now: u64,
+) -> Result<ClientStep, BadReason> {
     let s = parse(&frame[..len])?;
     if s.src != *expect.vip.ip() || s.sport != expect.vip.port() {
         return Err(BadReason::WrongSource);
@@ -159,11 +182,23 @@ pub fn client_step(frame: &mut [u8], len: usize, our_mac: MacAddr, expect: &Expe
     if f.contains(Flags::RST) {
         Err(BadReason::Reset)
     } else if f == Flags::SYN | Flags::ACK {
-        let a = Answer { flags: Flags::ACK | Flags::PSH, seq: s.ack, ack: s.seq.wrapping_add(1), options: &[], payload: REQUEST };
+        let a = Answer {
+            flags: Flags::ACK | Flags::PSH,
+            seq: s.ack,
+            ack: s.seq.wrapping_add(1),
+            options: &[],
+            payload: REQUEST,
+        };
         Ok(ClientStep::Request(answer(frame, a)))
     } else if f.contains(Flags::FIN | Flags::ACK) && !f.contains(Flags::SYN) && s.is_response {
         let sent = s.ack.wrapping_sub(1 + REQUEST.len() as u32);
-        let a = Answer { flags: Flags::FIN | Flags::ACK, seq: s.ack, ack: s.seq.wrapping_add(s.payload_len + 1), options: &[], payload: &[] };
+        let a = Answer {
+            flags: Flags::FIN | Flags::ACK,
+            seq: s.ack,
+            ack: s.seq.wrapping_add(s.payload_len + 1),
+            options: &[],
+            payload: &[],
+        };
         let len = answer(frame, a);
         Ok(ClientStep::Completed { len, cycles: elapsed_cycles(sent, now) })
     } else if f == Flags::ACK && s.payload_len == 0 {
@@ -184,10 +219,22 @@ pub fn serve(frame: &mut [u8], len: usize, our_mac: MacAddr) -> Result<usize, Ba
         Err(BadReason::Reset)
     } else if f.contains(Flags::SYN) && !f.contains(Flags::ACK) {
         let seq = server_isn(s.src, s.sport);
-        let a = Answer { flags: Flags::SYN | Flags::ACK, seq, ack: s.seq.wrapping_add(1), options: &MSS_OPTION, payload: &[] };
+        let a = Answer {
+            flags: Flags::SYN | Flags::ACK,
+            seq,
+            ack: s.seq.wrapping_add(1),
+            options: &MSS_OPTION,
+            payload: &[],
+        };
         Ok(answer(frame, a))
     } else if f.contains(Flags::FIN) {
-        let a = Answer { flags: Flags::ACK, seq: s.ack, ack: s.seq.wrapping_add(s.payload_len + 1), options: &[], payload: &[] };
+        let a = Answer {
+            flags: Flags::ACK,
+            seq: s.ack,
+            ack: s.seq.wrapping_add(s.payload_len + 1),
+            options: &[],
+            payload: &[],
+        };
         Ok(answer(frame, a))
     } else if s.payload_len > 0 && f.contains(Flags::ACK) {
         let flags = Flags::ACK | Flags::PSH | Flags::FIN;

@@ -76,7 +76,10 @@ fn a_connection_opens_carries_data_and_closes() {
     to_backend(&mut b[..len]);
     let len = serve(&mut b, len, BACKEND_MAC).unwrap();
     let (flags, seq, ack, payload) = check(&b[..len], BACKEND, LOCAL);
-    assert_eq!((flags, seq, ack), (Flags::ACK | Flags::PSH | Flags::FIN, server_isn.wrapping_add(1), client_isn + 1 + REQUEST.len() as u32));
+    assert_eq!(
+        (flags, seq, ack),
+        (Flags::ACK | Flags::PSH | Flags::FIN, server_isn.wrapping_add(1), client_isn + 1 + REQUEST.len() as u32)
+    );
     assert_eq!(payload, RESPONSE);
 
     to_client(&mut b[..len]);

@@ -101,8 +101,10 @@ impl Request {
         out[STAMP_AT + 8..STAMP_AT + 16].copy_from_slice(&stamp.seq.to_le_bytes());
         let src_sum = checksum::sum(&src_octets);
         let ip_check = !checksum::add(self.ip_sum, src_sum);
-        out[IP_AT + ipv4::offset::CHECKSUM..IP_AT + ipv4::offset::CHECKSUM + 2].copy_from_slice(&ip_check.to_be_bytes());
-        let varying = checksum::add(checksum::add(src_sum, src_port), checksum::sum(&out[STAMP_AT..STAMP_AT + STAMP_LEN]));
+        out[IP_AT + ipv4::offset::CHECKSUM..IP_AT + ipv4::offset::CHECKSUM + 2]
+            .copy_from_slice(&ip_check.to_be_bytes());
+        let varying =
+            checksum::add(checksum::add(src_sum, src_port), checksum::sum(&out[STAMP_AT..STAMP_AT + STAMP_LEN]));
         let udp_check = checksum::udp_on_wire(!checksum::add(self.udp_sum, varying));
         let at = UDP_AT + udp::offset::CHECKSUM;
         out[at..at + 2].copy_from_slice(&udp_check.to_be_bytes());

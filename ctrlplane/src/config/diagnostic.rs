@@ -71,9 +71,7 @@ struct LineIndex {
 impl LineIndex {
     fn new(text: &str) -> Self {
         let breaks = text.match_indices('\n').map(|(at, _)| at + 1);
-        LineIndex {
-            starts: std::iter::once(0).chain(breaks).collect(),
-        }
+        LineIndex { starts: std::iter::once(0).chain(breaks).collect() }
     }
 
     /// 1-based line and character column of a byte offset.
@@ -98,12 +96,7 @@ pub struct Report<'a> {
 
 impl<'a> Report<'a> {
     pub fn new(file: &'a str, text: &'a str) -> Self {
-        Report {
-            file,
-            text,
-            lines: LineIndex::new(text),
-            found: Vec::new(),
-        }
+        Report { file, text, lines: LineIndex::new(text), found: Vec::new() }
     }
 
     /// An error at byte offset `at`.
@@ -142,13 +135,7 @@ impl<'a> Report<'a> {
     fn push(&mut self, at: usize, message: String, severity: Severity) {
         let (line, col) = self.lines.position(self.text, at);
         let file = self.file.to_owned();
-        self.found.push(Diagnostic {
-            file,
-            line,
-            col,
-            message,
-            severity,
-        });
+        self.found.push(Diagnostic { file, line, col, message, severity });
     }
 }
 
@@ -177,13 +164,8 @@ mod tests {
         let mut report = Report::new("sluice.toml", "x = 1\ny = 2\n");
         report.error(6, "second");
         report.warning(0, "first");
-        let Err(diagnostics) = report.finish() else {
-            panic!("an error was reported")
-        };
-        assert_eq!(
-            diagnostics.to_string(),
-            "sluice.toml:1:1: warning: first\nsluice.toml:2:1: second"
-        );
+        let Err(diagnostics) = report.finish() else { panic!("an error was reported") };
+        assert_eq!(diagnostics.to_string(), "sluice.toml:1:1: warning: first\nsluice.toml:2:1: second");
         assert_eq!(diagnostics.errors().count(), 1);
     }
 

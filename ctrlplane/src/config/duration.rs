@@ -28,20 +28,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         return Err(DurationError::Malformed);
     }
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let letters = rest[digits..]
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .map_or(rest.len(), |end| digits + end);
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let letters = rest[digits..].find(|c: char| !c.is_ascii_alphabetic()).map_or(rest.len(), |end| digits + end);
         let (number, unit) = (&rest[..digits], &rest[digits..letters]);
         let count: u32 = number.parse().map_err(|_| DurationError::Malformed)?;
         let place = allowed.iter().position(|(name, _)| *name == unit);
         let place = place.ok_or(DurationError::Malformed)?;
-        let part = allowed[place]
-            .1
-            .checked_mul(count)
-            .ok_or(DurationError::Malformed)?;
+        let part = allowed[place].1.checked_mul(count).ok_or(DurationError::Malformed)?;
         total = total.checked_add(part).ok_or(DurationError::Malformed)?;
         allowed = &allowed[place + 1..];
         rest = &rest[letters..];
@@ -67,10 +60,7 @@ mod tests {
     #[test]
     fn compound_from_the_largest_unit_down() {
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("1h0m5s250ms"),
-            Ok(Duration::from_millis(3_605_250))
-        );
+        assert_eq!(parse_duration("1h0m5s250ms"), Ok(Duration::from_millis(3_605_250)));
     }
 
     #[test]
@@ -93,11 +83,7 @@ mod tests {
             "1m30",
             "4294967296s",
         ] {
-            assert_eq!(
-                parse_duration(bad),
-                Err(DurationError::Malformed),
-                "{bad:?}"
-            );
+            assert_eq!(parse_duration(bad), Err(DurationError::Malformed), "{bad:?}");
         }
     }
 

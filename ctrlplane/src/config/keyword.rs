@@ -5,9 +5,7 @@
 
 use std::fmt;
 
-use super::model::{
-    CheckKind, ClientAddress, IdleMode, OnFailure, Protocol, Scheduler, SteeringMode,
-};
+use super::model::{CheckKind, ClientAddress, IdleMode, OnFailure, Protocol, Scheduler, SteeringMode};
 
 /// An enum written in the config file as one of a fixed set of strings.
 pub trait Keyword: Copy + PartialEq + 'static {
@@ -17,17 +15,11 @@ pub trait Keyword: Copy + PartialEq + 'static {
     const NAMES: &'static [(&'static str, Self)];
 
     fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
     fn name(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, v)| *v == self)
-            .map_or("?", |(n, _)| n)
+        Self::NAMES.iter().find(|(_, v)| *v == self).map_or("?", |(n, _)| n)
     }
 
     /// The accepted spellings as a phrase: `"busy" or "adaptive"`.
@@ -103,9 +95,6 @@ mod tests {
     fn choices_read_as_a_phrase() {
         assert_eq!(IdleMode::choices(), r#""busy" or "adaptive""#);
         assert_eq!(Protocol::choices(), r#""udp" or "tcp""#);
-        assert_eq!(
-            Scheduler::choices(),
-            r#""rr", "wrr", "wlc", "sh" or "maglev""#
-        );
+        assert_eq!(Scheduler::choices(), r#""rr", "wrr", "wlc", "sh" or "maglev""#);
     }
 }

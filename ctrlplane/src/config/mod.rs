@@ -39,8 +39,8 @@ pub use health::{HTTP_DEFAULT_PATH, HTTP_DEFAULT_STATUS};
 pub use ipv4net::{InvalidIpv4Net, Ipv4Net};
 pub use keyword::Keyword;
 pub use model::{
-    Api, Backend, CheckKind, ClientAddress, Config, Cpu, Dpdk, Health, IdleMode, Interface,
-    OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
+    Api, Backend, CheckKind, ClientAddress, Config, Cpu, Dpdk, Health, IdleMode, Interface, OnFailure, Protocol, Route,
+    Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
 };
 pub use system::MIN_MBUFS;
 
@@ -78,11 +78,7 @@ pub fn parse(text: &str, file: &str, host: &Host) -> Result<Config, Diagnostics>
     resolve(report, &document, host)
 }
 
-fn resolve(
-    mut report: Report,
-    document: &raw::Document,
-    host: &Host,
-) -> Result<Config, Diagnostics> {
+fn resolve(mut report: Report, document: &raw::Document, host: &Host) -> Result<Config, Diagnostics> {
     let dpdk = system::dpdk(&mut report, document.dpdk.as_ref());
     let cpu = system::cpu(&mut report, document.cpu.as_ref(), host);
     let api = system::api(&mut report, document.api.as_ref());
@@ -91,34 +87,14 @@ fn resolve(
     let timeouts = system::timeouts(&mut report, document.timeouts.as_ref());
     let interfaces = network::interfaces(&mut report, &document.interface);
     let routes = network::routes(&mut report, &document.route, &interfaces);
-    let services = service::services(
-        &mut report,
-        &document.service,
-        cpu.workers.len(),
-        &interfaces,
-    );
+    let services = service::services(&mut report, &document.service, cpu.workers.len(), &interfaces);
 
     let warnings = report.finish()?;
-    Ok(Config {
-        dpdk,
-        cpu,
-        api,
-        sessions,
-        steering,
-        timeouts,
-        interfaces,
-        routes,
-        services,
-        warnings,
-    })
+    Ok(Config { dpdk, cpu, api, sessions, steering, timeouts, interfaces, routes, services, warnings })
 }
 
 /// TOML's messages may span lines; a diagnostic is one line.
 fn one_line(message: &str) -> String {
-    let parts: Vec<&str> = message
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect();
+    let parts: Vec<&str> = message.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
     parts.join(": ")
 }

@@ -39,11 +39,7 @@ pub struct Dpdk {
 
 impl Default for Dpdk {
     fn default() -> Self {
-        Dpdk {
-            args: Vec::new(),
-            hugepages: true,
-            mbufs: 16383,
-        }
+        Dpdk { args: Vec::new(), hugepages: true, mbufs: 16383 }
     }
 }
 
@@ -59,11 +55,7 @@ pub struct Cpu {
 
 impl Default for Cpu {
     fn default() -> Self {
-        Cpu {
-            control: 0,
-            workers: vec![1],
-            idle: IdleMode::Busy,
-        }
+        Cpu { control: 0, workers: vec![1], idle: IdleMode::Busy }
     }
 }
 
@@ -87,10 +79,7 @@ pub struct Api {
 
 impl Default for Api {
     fn default() -> Self {
-        Api {
-            socket: PathBuf::from("/run/sluice/sluice.sock"),
-            metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 9273)),
-        }
+        Api { socket: PathBuf::from("/run/sluice/sluice.sock"), metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 9273)) }
     }
 }
 

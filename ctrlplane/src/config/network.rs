@@ -29,17 +29,10 @@ pub fn interfaces(report: &mut Report, tables: &[Spanned<raw::Interface>]) -> Ve
         report.error(0, "no [[interface]] defined: at least one is needed");
     }
     let mut taken = Taken::default();
-    tables
-        .iter()
-        .filter_map(|table| interface(report, table, &mut taken))
-        .collect()
+    tables.iter().filter_map(|table| interface(report, table, &mut taken)).collect()
 }
 
-fn interface(
-    report: &mut Report,
-    table: &Spanned<raw::Interface>,
-    taken: &mut Taken,
-) -> Option<Interface> {
+fn interface(report: &mut Report, table: &Spanned<raw::Interface>, taken: &mut Taken) -> Option<Interface> {
     let written = table.get_ref();
     let name = require(report, &written.name, "name", table, "[[interface]]")
         .and_then(|text| interface_name(report, text))
@@ -52,20 +45,11 @@ fn interface(
         let Some(net) = ipv4_net(report, text, "interface address") else {
             continue;
         };
-        if taken.addresses.claim(
-            report,
-            net.addr,
-            at(text),
-            format_args!("interface address {}", net.addr),
-        ) {
+        if taken.addresses.claim(report, net.addr, at(text), format_args!("interface address {}", net.addr)) {
             addresses.push(net);
         }
     }
-    Some(Interface {
-        name: name?.get_ref().clone(),
-        device: device?.get_ref().clone(),
-        addresses,
-    })
+    Some(Interface { name: name?.get_ref().clone(), device: device?.get_ref().clone(), addresses })
 }
 
 /// A name the kernel accepts for a network device (see `dev_valid_name`).
@@ -78,9 +62,7 @@ fn interface_name<'t>(report: &mut Report, name: &'t raw::Text) -> Option<&'t ra
     let valid = text.len() <= IFNAME_MAX
         && text != "."
         && text != ".."
-        && !text
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+        && !text.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
     if !valid {
         let message = format!(
             "invalid interface name {text:?}: a Linux interface name has at most {IFNAME_MAX} bytes, no '/', ':' or whitespace, and is not \".\" or \"..\""
@@ -93,32 +75,23 @@ fn interface_name<'t>(report: &mut Report, name: &'t raw::Text) -> Option<&'t ra
 
 fn device_name<'t>(report: &mut Report, device: &'t raw::Text) -> Option<&'t raw::Text> {
     if device.get_ref().is_empty() {
-        report.error(
-            at(device),
-            "interface device is empty: expected a DPDK device name or a PCI address",
-        );
+        report.error(at(device), "interface device is empty: expected a DPDK device name or a PCI address");
         return None;
     }
     Some(device)
 }
 
 /// The valid routes; `interfaces` give the connected prefixes a gateway must be on.
-pub fn routes(
-    report: &mut Report,
-    tables: &[Spanned<raw::Route>],
-    interfaces: &[Interface],
-) -> Vec<Route> {
+pub fn routes(report: &mut Report, tables: &[Spanned<raw::Route>], interfaces: &[Interface]) -> Vec<Route> {
     let mut prefixes = FirstSeen::default();
     let mut routes = Vec::new();
     for table in tables {
         let written = table.get_ref();
         let prefix = require(report, &written.prefix, "prefix", table, "[[route]]")
             .and_then(|text| route_prefix(report, text).map(|net| (net, at(text))))
-            .filter(|&(net, place)| {
-                prefixes.claim(report, net, place, format_args!("route prefix {net}"))
-            });
-        let via = require(report, &written.via, "via", table, "[[route]]")
-            .and_then(|text| gateway(report, text, interfaces));
+            .filter(|&(net, place)| prefixes.claim(report, net, place, format_args!("route prefix {net}")));
+        let via =
+            require(report, &written.via, "via", table, "[[route]]").and_then(|text| gateway(report, text, interfaces));
         if let (Some((prefix, _)), Some(via)) = (prefix, via) {
             routes.push(Route { prefix, via });
         }
@@ -129,14 +102,8 @@ pub fn routes(
 fn route_prefix(report: &mut Report, text: &raw::Text) -> Option<Ipv4Net> {
     let net = ipv4_net(report, text, "route prefix")?;
     if !net.is_network() {
-        let network = Ipv4Net {
-            addr: net.network(),
-            ..net
-        };
-        report.error(
-            at(text),
-            format!("route prefix {net} has host bits set: the network is {network}"),
-        );
+        let network = Ipv4Net { addr: net.network(), ..net };
+        report.error(at(text), format!("route prefix {net} has host bits set: the network is {network}"));
         return None;
     }
     Some(net)
@@ -145,25 +112,18 @@ fn route_prefix(report: &mut Report, text: &raw::Text) -> Option<Ipv4Net> {
 /// A next hop on a connected prefix, other than one of the host's own addresses.
 fn gateway(report: &mut Report, text: &raw::Text, interfaces: &[Interface]) -> Option<Ipv4Addr> {
     let via = ipv4(report, text, "route via")?;
-    let connected = interfaces
-        .iter()
-        .flat_map(|i| i.addresses.iter().map(move |net| (i, net)));
+    let connected = interfaces.iter().flat_map(|i| i.addresses.iter().map(move |net| (i, net)));
     let mut on_link = false;
     for (interface, net) in connected {
         if net.addr == via {
-            let message = format!(
-                "route via {via} is the address of interface {} itself",
-                interface.name
-            );
+            let message = format!("route via {via} is the address of interface {} itself", interface.name);
             report.error(at(text), message);
             return None;
         }
         on_link |= net.contains(via);
     }
     if !on_link {
-        let message = format!(
-            "route via {via} is not on a connected network: no interface address covers it"
-        );
+        let message = format!("route via {via} is not on a connected network: no interface address covers it");
         report.error(at(text), message);
         return None;
     }

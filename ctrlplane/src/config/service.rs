@@ -47,16 +47,10 @@ pub fn services(
         vips: HashMap::new(),
         local_ips: Vec::new(),
     };
-    let services: Vec<Service> = tables
-        .iter()
-        .filter_map(|t| service(report, t, &mut context))
-        .collect();
+    let services: Vec<Service> = tables.iter().filter_map(|t| service(report, t, &mut context)).collect();
     for (local_ip, place, _, _) in &context.local_ips {
         if let Some(owner) = context.vips.get(local_ip) {
-            report.error(
-                *place,
-                format!("local IP {local_ip} is the VIP of service {owner}"),
-            );
+            report.error(*place, format!("local IP {local_ip} is the VIP of service {owner}"));
         }
     }
     // A local IP belongs to one worker (its port space is that worker's alone): a local IP that
@@ -83,47 +77,30 @@ pub fn services(
     services
 }
 
-fn service(
-    report: &mut Report,
-    table: &Spanned<raw::Service>,
-    context: &mut Context,
-) -> Option<Service> {
+fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Context) -> Option<Service> {
     let written = table.get_ref();
     // How messages about this service name it, even when its name is invalid.
-    let label = written
-        .name
-        .as_ref()
-        .map_or("(unnamed)", |text| text.get_ref().as_str());
-    let name = require(report, &written.name, "name", table, SERVICE)
-        .and_then(|text| service_name(report, text, context));
+    let label = written.name.as_ref().map_or("(unnamed)", |text| text.get_ref().as_str());
+    let name =
+        require(report, &written.name, "name", table, SERVICE).and_then(|text| service_name(report, text, context));
     let vip_text = require(report, &written.vip, "vip", table, SERVICE);
     let vip = vip_text.and_then(|text| endpoint(report, text, "vip"));
-    let protocol = require(report, &written.protocol, "protocol", table, SERVICE)
-        .and_then(|text| keyword(report, text));
+    let protocol =
+        require(report, &written.protocol, "protocol", table, SERVICE).and_then(|text| keyword(report, text));
     if let (Some(text), Some(vip)) = (vip_text, vip) {
-        context
-            .vips
-            .entry(*vip.ip())
-            .or_insert_with(|| label.to_owned());
+        context.vips.entry(*vip.ip()).or_insert_with(|| label.to_owned());
         if let Some(protocol) = protocol {
             let what = format_args!("vip {vip} ({protocol})");
-            context
-                .listeners
-                .claim(report, (vip, protocol), at(text), what);
+            context.listeners.claim(report, (vip, protocol), at(text), what);
         }
     }
-    let scheduler = written
-        .scheduler
-        .as_ref()
-        .map_or(Some(Scheduler::Rr), |text| keyword(report, text));
+    let scheduler = written.scheduler.as_ref().map_or(Some(Scheduler::Rr), |text| keyword(report, text));
     let per_packet = per_packet(report, written.per_packet.as_ref(), protocol);
     let local_ips = require(report, &written.local_ips, "local_ips", table, SERVICE)
         .map(|list| local_ips(report, list, label, context))
         .unwrap_or_default();
-    let client_address = written
-        .client_address
-        .as_ref()
-        .map_or(Some(ClientAddress::None), |text| keyword(report, text));
+    let client_address =
+        written.client_address.as_ref().map_or(Some(ClientAddress::None), |text| keyword(report, text));
     let health = health(report, written.health.as_ref());
     let backends = backends(report, &written.backend);
     let min_active = written.min_active.as_ref().map_or(Some(1), |value| {
@@ -151,8 +128,7 @@ fn per_packet(report: &mut Report, flag: Option<&raw::Flag>, protocol: Option<Pr
         return false;
     };
     if protocol == Some(Protocol::Tcp) {
-        let message =
-            "per_packet is for udp services only: a tcp connection stays with one backend";
+        let message = "per_packet is for udp services only: a tcp connection stays with one backend";
         report.error(at(flag), message);
     }
     true
@@ -163,19 +139,11 @@ fn service_name(report: &mut Report, text: &raw::Text, context: &mut Context) ->
         report.error(at(text), "service name is empty");
         return None;
     }
-    context
-        .names
-        .claim_text(report, text, "service name")
-        .then(|| text.get_ref().clone())
+    context.names.claim_text(report, text, "service name").then(|| text.get_ref().clone())
 }
 
 /// At least one per worker, none twice, none the host's own.
-fn local_ips(
-    report: &mut Report,
-    list: &raw::List<String>,
-    service: &str,
-    context: &mut Context,
-) -> Vec<Ipv4Addr> {
+fn local_ips(report: &mut Report, list: &raw::List<String>, service: &str, context: &mut Context) -> Vec<Ipv4Addr> {
     let written = list.get_ref();
     if written.len() < context.workers {
         let message = format!(
@@ -194,18 +162,9 @@ fn local_ips(
         if !seen.claim(report, addr, at(text), format_args!("local IP {addr}")) {
             continue;
         }
-        let owner = context
-            .interfaces
-            .iter()
-            .find(|i| i.addresses.iter().any(|net| net.addr == addr));
+        let owner = context.interfaces.iter().find(|i| i.addresses.iter().any(|net| net.addr == addr));
         if let Some(interface) = owner {
-            report.error(
-                at(text),
-                format!(
-                    "local IP {addr} is the address of interface {}",
-                    interface.name
-                ),
-            );
+            report.error(at(text), format!("local IP {addr} is the address of interface {}", interface.name));
             continue;
         }
         context.local_ips.push((addr, at(text), service.to_owned(), index));
@@ -238,18 +197,11 @@ fn backends(report: &mut Report, tables: &[Spanned<raw::Backend>]) -> Vec<Backen
     let mut backends = Vec::new();
     for table in tables {
         let written = table.get_ref();
-        let address = require(
-            report,
-            &written.address,
-            "address",
-            table,
-            "[[service.backend]]",
-        )
-        .and_then(|text| endpoint(report, text, "backend address").map(|addr| (addr, at(text))))
-        .filter(|&(addr, place)| seen.claim(report, addr, place, format_args!("backend {addr}")));
-        let weight = written.weight.as_ref().map_or(Some(1), |value| {
-            bounded(report, value, "backend weight", 0, 65535)
-        });
+        let address = require(report, &written.address, "address", table, "[[service.backend]]")
+            .and_then(|text| endpoint(report, text, "backend address").map(|addr| (addr, at(text))))
+            .filter(|&(addr, place)| seen.claim(report, addr, place, format_args!("backend {addr}")));
+        let weight =
+            written.weight.as_ref().map_or(Some(1), |value| bounded(report, value, "backend weight", 0, 65535));
         if let (Some((address, _)), Some(weight)) = (address, weight) {
             backends.push(Backend { address, weight });
         }

@@ -74,15 +74,11 @@ pub fn cpu(report: &mut Report, table: Option<&Spanned<raw::Cpu>>, host: &Host) 
     };
     for &(worker, place) in &workers {
         if Some(worker) == control {
-            let message = format!(
-                "worker {worker} shares the control core; fine for tests, not for production"
-            );
+            let message = format!("worker {worker} shares the control core; fine for tests, not for production");
             report.warning(place, message);
         }
     }
-    let idle = table
-        .and_then(|t| t.idle.as_ref())
-        .and_then(|idle| keyword(report, idle));
+    let idle = table.and_then(|t| t.idle.as_ref()).and_then(|idle| keyword(report, idle));
     Cpu {
         control: control.unwrap_or(defaults.control),
         workers: workers.into_iter().map(|(worker, _)| worker).collect(),
@@ -93,10 +89,7 @@ pub fn cpu(report: &mut Report, table: Option<&Spanned<raw::Cpu>>, host: &Host) 
 /// The valid worker cores, each with its place in the file.
 fn workers(report: &mut Report, list: &raw::List<i64>, host: &Host) -> Vec<(usize, usize)> {
     if list.get_ref().is_empty() {
-        report.error(
-            at(list),
-            "cpu.workers is empty: at least one worker core is needed",
-        );
+        report.error(at(list), "cpu.workers is empty: at least one worker core is needed");
     }
     let mut seen = FirstSeen::default();
     let mut workers = Vec::new();
@@ -109,21 +102,13 @@ fn workers(report: &mut Report, list: &raw::List<i64>, host: &Host) -> Vec<(usiz
     workers
 }
 
-fn default_workers(
-    report: &mut Report,
-    cores: &[usize],
-    header: usize,
-    host: &Host,
-) -> Vec<(usize, usize)> {
+fn default_workers(report: &mut Report, cores: &[usize], header: usize, host: &Host) -> Vec<(usize, usize)> {
     let mut workers = Vec::new();
     for &core in cores {
         if core < host.cpus {
             workers.push((core, header));
         } else {
-            let message = format!(
-                "{} (cpu.workers defaults to {cores:?})",
-                missing_core(core, host)
-            );
+            let message = format!("{} (cpu.workers defaults to {cores:?})", missing_core(core, host));
             report.error(header, message);
         }
     }
@@ -133,10 +118,7 @@ fn default_workers(
 /// A core number that exists on this host.
 fn core(report: &mut Report, n: i64, place: usize, host: &Host) -> Option<usize> {
     let Ok(core) = usize::try_from(n) else {
-        report.error(
-            place,
-            format!("core {n} is not a CPU number: cores count from 0"),
-        );
+        report.error(place, format!("core {n} is not a CPU number: cores count from 0"));
         return None;
     };
     if core >= host.cpus {
@@ -147,10 +129,7 @@ fn core(report: &mut Report, n: i64, place: usize, host: &Host) -> Option<usize>
 }
 
 fn missing_core(core: usize, host: &Host) -> String {
-    format!(
-        "core {core} does not exist: this machine has {}",
-        plural(host.cpus, "CPU")
-    )
+    format!("core {core} does not exist: this machine has {}", plural(host.cpus, "CPU"))
 }
 
 pub fn api(report: &mut Report, table: Option<&Spanned<raw::Api>>) -> Api {
@@ -163,10 +142,7 @@ pub fn api(report: &mut Report, table: Option<&Spanned<raw::Api>>) -> Api {
         if path.is_absolute() {
             api.socket = path.to_path_buf();
         } else {
-            let message = format!(
-                "api.socket must be an absolute path, got {:?}",
-                socket.get_ref()
-            );
+            let message = format!("api.socket must be an absolute path, got {:?}", socket.get_ref());
             report.error(at(socket), message);
         }
     }

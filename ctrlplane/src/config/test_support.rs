@@ -56,10 +56,6 @@ pub fn errors_on(snippet: &str, host: &Host) -> String {
 
 /// The warnings of an accepted snippet, rendered one a line.
 pub fn warnings(snippet: &str) -> String {
-    let rendered: Vec<String> = config(snippet)
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let rendered: Vec<String> = config(snippet).warnings.iter().map(ToString::to_string).collect();
     rendered.join("\n")
 }

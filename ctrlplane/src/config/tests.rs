@@ -84,44 +84,27 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
 }
 
 fn interface(name: &str, device: &str, address: &str) -> Interface {
-    Interface {
-        name: name.into(),
-        device: device.into(),
-        addresses: vec![net(address)],
-    }
+    Interface { name: name.into(), device: device.into(), addresses: vec![net(address)] }
 }
 
 #[test]
 fn the_interface_md_example_means_what_it_says() {
-    let parsed =
-        parse(INTERFACE_MD_EXAMPLE, "sluice.toml", &HOST).expect("the contract's example is valid");
+    let parsed = parse(INTERFACE_MD_EXAMPLE, "sluice.toml", &HOST).expect("the contract's example is valid");
     let expected = Config {
         dpdk: Dpdk {
-            args: [
-                "--no-pci",
-                "--vdev=net_af_packet0,iface=lb0",
-                "--vdev=net_af_packet1,iface=lb1",
-            ]
-            .map(String::from)
-            .to_vec(),
+            args: ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]
+                .map(String::from)
+                .to_vec(),
             hugepages: true,
             mbufs: 16383,
         },
-        cpu: Cpu {
-            control: 0,
-            workers: vec![1],
-            idle: IdleMode::Busy,
-        },
+        cpu: Cpu { control: 0, workers: vec![1], idle: IdleMode::Busy },
         api: Api {
             socket: PathBuf::from("/run/sluice/sluice.sock"),
             metrics: SocketAddr::from((v4(127, 0, 0, 1), 9273)),
         },
-        sessions: Sessions {
-            capacity: 1_048_576,
-        },
-        steering: Steering {
-            mode: SteeringMode::Auto,
-        },
+        sessions: Sessions { capacity: 1_048_576 },
+        steering: Steering { mode: SteeringMode::Auto },
         timeouts: Timeouts {
             tcp_syn: Duration::from_secs(30),
             tcp_established: Duration::from_secs(900),
@@ -132,10 +115,7 @@ fn the_interface_md_example_means_what_it_says() {
             interface("wan", "net_af_packet0", "198.18.0.1/24"),
             interface("lan", "net_af_packet1", "198.18.1.1/24"),
         ],
-        routes: vec![Route {
-            prefix: net("0.0.0.0/0"),
-            via: v4(198, 18, 0, 254),
-        }],
+        routes: vec![Route { prefix: net("0.0.0.0/0"), via: v4(198, 18, 0, 254) }],
         services: vec![Service {
             name: "dns".into(),
             vip: SocketAddrV4::new(v4(198, 18, 0, 10), 53),
@@ -155,10 +135,7 @@ fn the_interface_md_example_means_what_it_says() {
                 expect: "pong".into(),
                 on_failure: OnFailure::Inhibit,
             },
-            backends: vec![Backend {
-                address: SocketAddrV4::new(v4(198, 18, 1, 2), 5353),
-                weight: 1,
-            }],
+            backends: vec![Backend { address: SocketAddrV4::new(v4(198, 18, 1, 2), 5353), weight: 1 }],
         }],
         warnings: vec![],
     };
@@ -168,54 +145,25 @@ fn the_interface_md_example_means_what_it_says() {
 #[test]
 fn omitted_sections_take_the_documented_defaults() {
     let config = config("");
-    assert_eq!(
-        config.dpdk,
-        Dpdk {
-            args: vec![],
-            hugepages: true,
-            mbufs: 16383
-        }
-    );
-    assert_eq!(
-        config.cpu,
-        Cpu {
-            control: 0,
-            workers: vec![1],
-            idle: IdleMode::Busy
-        }
-    );
+    assert_eq!(config.dpdk, Dpdk { args: vec![], hugepages: true, mbufs: 16383 });
+    assert_eq!(config.cpu, Cpu { control: 0, workers: vec![1], idle: IdleMode::Busy });
     assert_eq!(config.api.socket, Path::new("/run/sluice/sluice.sock"));
     assert_eq!(config.api.metrics.to_string(), "127.0.0.1:9273");
     assert_eq!(config.sessions.capacity, 1 << 20);
     assert_eq!(config.steering.mode, SteeringMode::Auto);
-    let timeouts = [
-        config.timeouts.tcp_syn,
-        config.timeouts.tcp_established,
-        config.timeouts.tcp_closing,
-        config.timeouts.udp,
-    ];
+    let timeouts =
+        [config.timeouts.tcp_syn, config.timeouts.tcp_established, config.timeouts.tcp_closing, config.timeouts.udp];
     assert_eq!(timeouts.map(|t| t.as_secs()), [30, 900, 10, 30]);
     assert!(config.routes.is_empty() && config.services.is_empty() && config.warnings.is_empty());
     // Empty sections too.
-    let empty =
-        super::test_support::config("[dpdk]\n[cpu]\n[api]\n[sessions]\n[steering]\n[timeouts]\n");
-    assert_eq!(
-        Config {
-            warnings: vec![],
-            ..empty
-        },
-        Config {
-            warnings: vec![],
-            ..config
-        }
-    );
+    let empty = super::test_support::config("[dpdk]\n[cpu]\n[api]\n[sessions]\n[steering]\n[timeouts]\n");
+    assert_eq!(Config { warnings: vec![], ..empty }, Config { warnings: vec![], ..config });
 }
 
 #[test]
 fn the_reference_config_parses_cleanly() {
     let text = include_str!("../../../conf/example.toml");
-    let config =
-        parse(text, "conf/example.toml", &HOST).unwrap_or_else(|d| panic!("refused:\n{d}"));
+    let config = parse(text, "conf/example.toml", &HOST).unwrap_or_else(|d| panic!("refused:\n{d}"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(config.services.len(), 2);
     assert_eq!(config.services[1].health.check, CheckKind::Http);
@@ -228,26 +176,14 @@ fn load_reads_the_file_and_names_it() {
     assert_eq!(config.interfaces.len(), 2);
 
     let missing = Path::new("/nonexistent/sluice.toml");
-    let refused = load(missing, &HOST)
-        .err()
-        .map(|d| d.to_string())
-        .unwrap_or_default();
-    assert!(
-        refused.starts_with("/nonexistent/sluice.toml:1:1: cannot read config file: "),
-        "{refused}"
-    );
+    let refused = load(missing, &HOST).err().map(|d| d.to_string()).unwrap_or_default();
+    assert!(refused.starts_with("/nonexistent/sluice.toml:1:1: cannot read config file: "), "{refused}");
 }
 
 #[test]
 fn toml_syntax_errors_are_one_line_with_a_place() {
-    assert_eq!(
-        errors("[dpdk]\nargs = [\"a\",\nmbufs = 5\n"),
-        "t.toml:3:1: invalid array: expected `]`"
-    );
-    assert_eq!(
-        errors("[dpdk]\n[dpdk]\n"),
-        "t.toml:2:1: invalid table header: duplicate key `dpdk` in document root"
-    );
+    assert_eq!(errors("[dpdk]\nargs = [\"a\",\nmbufs = 5\n"), "t.toml:3:1: invalid array: expected `]`");
+    assert_eq!(errors("[dpdk]\n[dpdk]\n"), "t.toml:2:1: invalid table header: duplicate key `dpdk` in document root");
 }
 
 #[test]
@@ -268,7 +204,8 @@ fn unknown_keys_are_errors_at_the_key() {
         errors("\n[timeout]\n"),
         "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`"
     );
-    let nested = "[[service]]\nname = \"a\"\n[service.health]\n  intervall = \"1s\"\n[[service.backend]]\naddr = \"x\"\n";
+    let nested =
+        "[[service]]\nname = \"a\"\n[service.health]\n  intervall = \"1s\"\n[[service.backend]]\naddr = \"x\"\n";
     assert_eq!(
         errors(nested),
         "t.toml:4:3: unknown field `intervall`, expected one of `check`, `interval`, `timeout`, `rise`, `fall`, `send`, `expect`, `on_failure`"
@@ -278,23 +215,8 @@ fn unknown_keys_are_errors_at_the_key() {
 #[test]
 fn diagnostics_render_as_file_line_col() {
     let diagnostics = Diagnostics(vec![
-        Diagnostic {
-            file: "a.toml".into(),
-            line: 3,
-            col: 7,
-            message: "bad".into(),
-            severity: Severity::Error,
-        },
-        Diagnostic {
-            file: "a.toml".into(),
-            line: 9,
-            col: 1,
-            message: "hmm".into(),
-            severity: Severity::Warning,
-        },
+        Diagnostic { file: "a.toml".into(), line: 3, col: 7, message: "bad".into(), severity: Severity::Error },
+        Diagnostic { file: "a.toml".into(), line: 9, col: 1, message: "hmm".into(), severity: Severity::Warning },
     ]);
-    assert_eq!(
-        diagnostics.to_string(),
-        "a.toml:3:7: bad\na.toml:9:1: warning: hmm"
-    );
+    assert_eq!(diagnostics.to_string(), "a.toml:3:7: bad\na.toml:9:1: warning: hmm");
 }

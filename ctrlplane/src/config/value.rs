@@ -38,22 +38,13 @@ pub fn keyword<K: Keyword>(report: &mut Report, text: &raw::Text) -> Option<K> {
     let value = K::from_name(text.get_ref());
     if value.is_none() {
         let (what, choices) = (K::WHAT, K::choices());
-        report.error(
-            at(text),
-            format!("invalid {what} {:?}: expected {choices}", text.get_ref()),
-        );
+        report.error(at(text), format!("invalid {what} {:?}: expected {choices}", text.get_ref()));
     }
     value
 }
 
 /// An integer in `min..=max`; `key` names it in the message.
-pub fn bounded(
-    report: &mut Report,
-    value: &raw::Integer,
-    key: &str,
-    min: u32,
-    max: u32,
-) -> Option<u32> {
+pub fn bounded(report: &mut Report, value: &raw::Integer, key: &str, min: u32, max: u32) -> Option<u32> {
     let n = *value.get_ref();
     if n < i64::from(min) {
         report.error(at(value), format!("{key} must be at least {min}, got {n}"));
@@ -68,10 +59,7 @@ pub fn duration(report: &mut Report, value: &raw::DurationValue) -> Option<Durat
         Value::String(text) => match parse_duration(text) {
             Ok(duration) => return Some(duration),
             Err(DurationError::Zero) => {
-                report.error(
-                    at(value),
-                    format!("invalid duration {text:?}: must be more than zero"),
-                );
+                report.error(at(value), format!("invalid duration {text:?}: must be more than zero"));
                 return None;
             }
             Err(DurationError::Malformed) => format!("{text:?}"),
@@ -85,9 +73,7 @@ pub fn duration(report: &mut Report, value: &raw::DurationValue) -> Option<Durat
     };
     report.error(
         at(value),
-        format!(
-            r#"invalid duration {shown}: expected a number with a unit, e.g. "500ms", "2s", "5m""#
-        ),
+        format!(r#"invalid duration {shown}: expected a number with a unit, e.g. "500ms", "2s", "5m""#),
     );
     None
 }
@@ -95,10 +81,7 @@ pub fn duration(report: &mut Report, value: &raw::DurationValue) -> Option<Durat
 pub fn ipv4(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv4Addr> {
     let addr = text.get_ref().parse().ok();
     if addr.is_none() {
-        let message = format!(
-            "invalid {what} {:?}: expected an IPv4 address a.b.c.d",
-            text.get_ref()
-        );
+        let message = format!("invalid {what} {:?}: expected an IPv4 address a.b.c.d", text.get_ref());
         report.error(at(text), message);
     }
     addr
@@ -108,10 +91,7 @@ pub fn ipv4_net(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv
     match text.get_ref().parse::<Ipv4Net>() {
         Ok(net) => Some(net),
         Err(why) => {
-            report.error(
-                at(text),
-                format!("invalid {what} {:?}: {why}", text.get_ref()),
-            );
+            report.error(at(text), format!("invalid {what} {:?}: {why}", text.get_ref()));
             None
         }
     }
@@ -120,18 +100,12 @@ pub fn ipv4_net(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv
 /// An IPv4 address and a port other than 0.
 pub fn endpoint(report: &mut Report, text: &raw::Text, what: &str) -> Option<SocketAddrV4> {
     let Ok(addr) = text.get_ref().parse::<SocketAddrV4>() else {
-        let message = format!(
-            "invalid {what} {:?}: expected an IPv4 address and a port, a.b.c.d:port",
-            text.get_ref()
-        );
+        let message = format!("invalid {what} {:?}: expected an IPv4 address and a port, a.b.c.d:port", text.get_ref());
         report.error(at(text), message);
         return None;
     };
     if addr.port() == 0 {
-        report.error(
-            at(text),
-            format!("{what} {addr} has port 0: expected a port 1..=65535"),
-        );
+        report.error(at(text), format!("{what} {addr} has port 0: expected a port 1..=65535"));
         return None;
     }
     Some(addr)
@@ -144,9 +118,7 @@ pub struct FirstSeen<K> {
 
 impl<K> Default for FirstSeen<K> {
     fn default() -> Self {
-        FirstSeen {
-            places: HashMap::new(),
-        }
+        FirstSeen { places: HashMap::new() }
     }
 }
 
@@ -157,10 +129,7 @@ impl<K: Eq + Hash> FirstSeen<K> {
         match self.places.get(&key) {
             Some(&earlier) => {
                 let (line, col) = report.position_of(earlier);
-                report.error(
-                    place,
-                    format!("duplicate {what} (first at line {line}, column {col})"),
-                );
+                report.error(place, format!("duplicate {what} (first at line {line}, column {col})"));
                 false
             }
             None => {
@@ -175,12 +144,7 @@ impl FirstSeen<String> {
     /// `claim` for a string value at its own place: `duplicate {what} "text"`.
     pub fn claim_text(&mut self, report: &mut Report, text: &raw::Text, what: &str) -> bool {
         let value = text.get_ref();
-        self.claim(
-            report,
-            value.clone(),
-            at(text),
-            format_args!("{what} {value:?}"),
-        )
+        self.claim(report, value.clone(), at(text), format_args!("{what} {value:?}"))
     }
 }
 

@@ -55,12 +55,7 @@ impl Default for Checker {
 
 impl Checker {
     pub fn new() -> Checker {
-        Checker {
-            watched: Vec::new(),
-            pending: Vec::new(),
-            fds: Vec::new(),
-            owners: Vec::new(),
-        }
+        Checker { watched: Vec::new(), pending: Vec::new(), fds: Vec::new(), owners: Vec::new() }
     }
 
     /// Replaces the set of targets (on start and on every reload). A target that stays (same
@@ -75,12 +70,7 @@ impl Checker {
         let mut old: HashMap<(String, SocketAddrV4), Watched> = self
             .watched
             .drain(..)
-            .map(|watched| {
-                (
-                    (watched.target.service.clone(), watched.target.backend),
-                    watched,
-                )
-            })
+            .map(|watched| ((watched.target.service.clone(), watched.target.backend), watched))
             .collect();
         let mut seen = HashMap::with_capacity(targets.len());
         for target in targets {
@@ -100,12 +90,7 @@ impl Checker {
                         });
                     }
                     let due = now + jitter(&target);
-                    self.watched.push(Watched {
-                        target,
-                        tally: Tally::default(),
-                        due,
-                        probe: None,
-                    });
+                    self.watched.push(Watched { target, tally: Tally::default(), due, probe: None });
                 }
             }
         }
@@ -137,13 +122,7 @@ impl Checker {
     pub fn states(&self) -> impl Iterator<Item = (&str, SocketAddrV4, bool, u64, u64)> + '_ {
         self.watched.iter().map(|watched| {
             let Watched { target, tally, .. } = watched;
-            (
-                target.service.as_str(),
-                target.backend,
-                tally.up,
-                tally.ok,
-                tally.failed,
-            )
+            (target.service.as_str(), target.backend, tally.up, tally.ok, tally.failed)
         })
     }
 
@@ -160,11 +139,7 @@ impl Checker {
     fn expire(&mut self, now: Instant, changes: &mut Vec<Transition>) {
         for index in 0..self.watched.len() {
             let watched = &mut self.watched[index];
-            if watched
-                .probe
-                .as_ref()
-                .is_some_and(|probe| probe.deadline <= now)
-            {
+            if watched.probe.as_ref().is_some_and(|probe| probe.deadline <= now) {
                 watched.probe = None;
                 let reason = format!("timeout after {:?}", watched.target.spec.timeout);
                 self.finish(index, Err(reason), changes);
@@ -195,12 +170,7 @@ impl Checker {
     fn next_event(&self, end: Instant) -> Instant {
         self.watched
             .iter()
-            .map(|watched| {
-                watched
-                    .probe
-                    .as_ref()
-                    .map_or(watched.due, |probe| probe.deadline)
-            })
+            .map(|watched| watched.probe.as_ref().map_or(watched.due, |probe| probe.deadline))
             .fold(end, Instant::min)
     }
 
@@ -264,14 +234,7 @@ fn jitter(target: &Target) -> Duration {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let address = target.backend.ip().octets();
     let port = target.backend.port().to_be_bytes();
-    for &byte in target
-        .service
-        .as_bytes()
-        .iter()
-        .chain(&[0])
-        .chain(&address)
-        .chain(&port)
-    {
+    for &byte in target.service.as_bytes().iter().chain(&[0]).chain(&address).chain(&port) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

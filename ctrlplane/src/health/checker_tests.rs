@@ -17,9 +17,7 @@ fn tcp_rises_against_a_listener_and_falls_when_it_closes() {
     let started = Instant::now();
     checker.set_targets(vec![target("web", backend, &check)]);
 
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     let rose = started.elapsed();
     assert!(done, "no transition within 3s");
     assert_eq!(seen.len(), 1);
@@ -31,15 +29,10 @@ fn tcp_rises_against_a_listener_and_falls_when_it_closes() {
 
     drop(listening);
     let closed = Instant::now();
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     let fell = closed.elapsed();
     assert!(done, "no transition within 3s of closing");
-    assert_eq!(
-        seen[0].to_string(),
-        format!("service=web backend={backend} up -> down reason=\"connection refused\"")
-    );
+    assert_eq!(seen[0].to_string(), format!("service=web backend={backend} up -> down reason=\"connection refused\""));
     let (up, _, failed) = state(&checker, backend);
     assert!(!up);
     assert_eq!(failed, 2);
@@ -52,22 +45,12 @@ fn first_check_runs_at_once_not_after_an_interval() {
     let (_listening, backend) = listener();
     let mut checker = Checker::new();
     let started = Instant::now();
-    checker.set_targets(vec![target(
-        "web",
-        backend,
-        &spec(CheckKind::Tcp, 10_000, 1_000, 1, 1),
-    )]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| {
-        !seen.is_empty()
-    });
+    checker.set_targets(vec![target("web", backend, &spec(CheckKind::Tcp, 10_000, 1_000, 1, 1))]);
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| !seen.is_empty());
     assert!(done && seen[0].up, "{seen:?}");
     assert_eq!(seen[0].reason, "1 check ok");
     // The jitter is at most 100ms for a 10s interval.
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "first check after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(500), "first check after {:?}", started.elapsed());
 }
 
 #[test]
@@ -77,9 +60,7 @@ fn set_targets_keeps_targets_that_stay_and_starts_new_ones_down() {
     let check = spec(CheckKind::Tcp, 30, 30, 2, 2);
     let mut checker = Checker::new();
     checker.set_targets(vec![target("web", first, &check)]);
-    let (_, done) = run_until(&mut checker, Duration::from_secs(3), |c, _| {
-        state(c, first).0
-    });
+    let (_, done) = run_until(&mut checker, Duration::from_secs(3), |c, _| state(c, first).0);
     assert!(done, "first target never came up");
     let before = state(&checker, first);
 
@@ -87,20 +68,10 @@ fn set_targets_keeps_targets_that_stay_and_starts_new_ones_down() {
     let kept = target("web", first, &check);
     checker.set_targets(vec![kept.clone(), target("web", second, &check), kept]);
     assert_eq!(checker.len(), 2, "a target listed twice is checked once");
-    assert_eq!(
-        state(&checker, first),
-        before,
-        "the target that stays keeps its state"
-    );
-    assert_eq!(
-        state(&checker, second),
-        (false, 0, 0),
-        "the new target starts down"
-    );
+    assert_eq!(state(&checker, first), before, "the target that stays keeps its state");
+    assert_eq!(state(&checker, second), (false, 0, 0), "the new target starts down");
 
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |c, _| {
-        state(c, second).0
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |c, _| state(c, second).0);
     assert!(done, "second target never came up");
     assert_eq!(seen.len(), 1, "only the new target changes: {seen:?}");
     assert_eq!(seen[0].backend, second);
@@ -110,10 +81,7 @@ fn set_targets_keeps_targets_that_stay_and_starts_new_ones_down() {
     // The same backend with another check starts over, and the caller hears it went down.
     let mut slower = check.clone();
     slower.interval = Duration::from_millis(60);
-    checker.set_targets(vec![
-        target("web", first, &slower),
-        target("web", second, &check),
-    ]);
+    checker.set_targets(vec![target("web", first, &slower), target("web", second, &check)]);
     assert_eq!(state(&checker, first), (false, 0, 0));
     assert!(state(&checker, second).0);
     let changes = checker.poll(Duration::ZERO);
@@ -137,15 +105,8 @@ fn hundreds_of_targets_settle_within_two_intervals_and_a_timeout() {
     let closing: Vec<_> = (0..CLOSED).map(|_| listener()).collect();
     let closed: Vec<_> = closing.iter().map(|(_, backend)| *backend).collect();
     drop(closing);
-    let mut targets: Vec<_> = listeners
-        .iter()
-        .map(|(_, backend)| target("many", *backend, &check))
-        .collect();
-    targets.extend(
-        closed
-            .iter()
-            .map(|backend| target("many", *backend, &check)),
-    );
+    let mut targets: Vec<_> = listeners.iter().map(|(_, backend)| target("many", *backend, &check)).collect();
+    targets.extend(closed.iter().map(|backend| target("many", *backend, &check)));
 
     let mut checker = Checker::new();
     let started = Instant::now();
@@ -165,14 +126,8 @@ fn hundreds_of_targets_settle_within_two_intervals_and_a_timeout() {
     let (seen, done) = run_until(&mut checker, Duration::from_secs(5), settled);
     let took = started.elapsed();
     assert!(done, "300 targets not settled within 5s");
-    assert_eq!(
-        seen.len(),
-        OPEN,
-        "one transition per listener, none for closed ports"
-    );
-    assert!(seen
-        .iter()
-        .all(|t| t.up && listeners.iter().any(|(_, b)| *b == t.backend)));
+    assert_eq!(seen.len(), OPEN, "one transition per listener, none for closed ports");
+    assert!(seen.iter().all(|t| t.up && listeners.iter().any(|(_, b)| *b == t.backend)));
     let bound = Duration::from_millis(2 * interval + timeout);
     eprintln!("300 tcp targets ({OPEN} up, {CLOSED} refused, rise 2, interval {interval}ms): settled in {took:?}");
     assert!(took <= bound, "settled in {took:?}, more than {bound:?}");
@@ -186,49 +141,20 @@ fn transition_renders_one_structured_line() {
         up: true,
         reason: "3 checks ok".to_owned(),
     };
-    assert_eq!(
-        up.to_string(),
-        r#"service=dns backend=198.18.1.2:53 down -> up reason="3 checks ok""#
-    );
-    let down = Transition {
-        up: false,
-        reason: "say \"hi\"\n\\".to_owned(),
-        ..up
-    };
-    assert_eq!(
-        down.to_string(),
-        r#"service=dns backend=198.18.1.2:53 up -> down reason="say \"hi\"\u{a}\\""#
-    );
+    assert_eq!(up.to_string(), r#"service=dns backend=198.18.1.2:53 down -> up reason="3 checks ok""#);
+    let down = Transition { up: false, reason: "say \"hi\"\n\\".to_owned(), ..up };
+    assert_eq!(down.to_string(), r#"service=dns backend=198.18.1.2:53 up -> down reason="say \"hi\"\u{a}\\""#);
 }
 
 #[test]
 fn check_spec_from_config() {
     assert_eq!(CheckSpec::from_config(&Health::default()), None);
-    let http = Health {
-        check: CheckKind::Http,
-        ..Health::default()
-    };
+    let http = Health { check: CheckKind::Http, ..Health::default() };
     let spec = CheckSpec::from_config(&http).unwrap();
     assert_eq!((spec.send.as_str(), spec.expect.as_str()), ("/", "200"));
-    assert_eq!(
-        (spec.interval, spec.timeout, spec.rise, spec.fall),
-        (http.interval, http.timeout, 2, 2)
-    );
-    let udp = Health {
-        check: CheckKind::Udp,
-        send: "ping".into(),
-        expect: "pong".into(),
-        rise: 3,
-        ..Health::default()
-    };
+    assert_eq!((spec.interval, spec.timeout, spec.rise, spec.fall), (http.interval, http.timeout, 2, 2));
+    let udp =
+        Health { check: CheckKind::Udp, send: "ping".into(), expect: "pong".into(), rise: 3, ..Health::default() };
     let spec = CheckSpec::from_config(&udp).unwrap();
-    assert_eq!(
-        (
-            spec.kind,
-            spec.send.as_str(),
-            spec.expect.as_str(),
-            spec.rise
-        ),
-        (CheckKind::Udp, "ping", "pong", 3)
-    );
+    assert_eq!((spec.kind, spec.send.as_str(), spec.expect.as_str(), spec.rise), (CheckKind::Udp, "ping", "pong", 3));
 }

@@ -86,40 +86,21 @@ mod tests {
     #[test]
     fn request_line_cannot_be_split_by_the_path() {
         let text = String::from_utf8(request("/a b\r\nX: y\u{e9}", backend())).unwrap();
-        assert!(
-            text.starts_with("GET /a%20b%0D%0AX:%20y%C3%A9 HTTP/1.0\r\n"),
-            "{text}"
-        );
+        assert!(text.starts_with("GET /a%20b%0D%0AX:%20y%C3%A9 HTTP/1.0\r\n"), "{text}");
     }
 
     #[test]
     fn status_codes_are_read_from_well_formed_lines() {
-        assert_eq!(
-            status_line(b"HTTP/1.1 200 OK\r\nServer: x\r\n", false),
-            StatusLine::Status(*b"200")
-        );
-        assert_eq!(
-            status_line(b"HTTP/1.0 503\r\n", false),
-            StatusLine::Status(*b"503")
-        );
-        assert_eq!(
-            status_line(b"HTTP/1.0 404 Not Found\n", false),
-            StatusLine::Status(*b"404")
-        );
-        assert_eq!(
-            status_line(b"HTTP/1.0 204 No Content", true),
-            StatusLine::Status(*b"204")
-        );
+        assert_eq!(status_line(b"HTTP/1.1 200 OK\r\nServer: x\r\n", false), StatusLine::Status(*b"200"));
+        assert_eq!(status_line(b"HTTP/1.0 503\r\n", false), StatusLine::Status(*b"503"));
+        assert_eq!(status_line(b"HTTP/1.0 404 Not Found\n", false), StatusLine::Status(*b"404"));
+        assert_eq!(status_line(b"HTTP/1.0 204 No Content", true), StatusLine::Status(*b"204"));
     }
 
     #[test]
     fn partial_lines_ask_for_more() {
         for partial in [&b""[..], b"H", b"HTTP/1.1 2", b"HTTP/1.1 200 OK\r"] {
-            assert_eq!(
-                status_line(partial, false),
-                StatusLine::Incomplete,
-                "{partial:?}"
-            );
+            assert_eq!(status_line(partial, false), StatusLine::Incomplete, "{partial:?}");
         }
     }
 

@@ -24,9 +24,7 @@ fn http_rises_on_200_and_falls_on_500() {
     let mut checker = Checker::new();
     let started = Instant::now();
     checker.set_targets(vec![target("web", backend, &http("/healthz", 50, 50))]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     let rose = started.elapsed();
     assert!(done && seen[0].up, "{seen:?}");
     let request = String::from_utf8(responder.last.lock().unwrap().clone()).unwrap();
@@ -37,15 +35,10 @@ fn http_rises_on_200_and_falls_on_500() {
 
     responder.set_mode(HttpMode::Status(500));
     let changed = Instant::now();
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     assert!(done && !seen[0].up, "{seen:?}");
     assert_eq!(seen[0].reason, "status 500");
-    eprintln!(
-        "http: up after {rose:?} (rise 2, interval 50ms), down on 500 after {:?}",
-        changed.elapsed()
-    );
+    eprintln!("http: up after {rose:?} (rise 2, interval 50ms), down on 500 after {:?}", changed.elapsed());
 }
 
 #[test]
@@ -54,15 +47,11 @@ fn a_reply_that_is_not_http_fails_without_harm() {
     let backend = responder.address;
     let mut checker = Checker::new();
     checker.set_targets(vec![target("web", backend, &http("/", 30, 30))]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).2 >= 2
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).2 >= 2);
     assert!(done && seen.is_empty(), "{seen:?}");
 
     responder.set_mode(HttpMode::Status(200));
-    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).0
-    });
+    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).0);
     assert!(done, "never came up");
     for (junk, reason) in [
         (vec![0xffu8; 10_000], "malformed status line"),
@@ -70,15 +59,11 @@ fn a_reply_that_is_not_http_fails_without_harm() {
         (Vec::new(), "connection closed without reply"),
     ] {
         responder.set_mode(HttpMode::Raw(junk));
-        let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| {
-            !seen.is_empty()
-        });
+        let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| !seen.is_empty());
         assert!(done && !seen[0].up, "{seen:?}");
         assert_eq!(seen[0].reason, reason);
         responder.set_mode(HttpMode::Status(200));
-        let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-            state(c, backend).0
-        });
+        let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).0);
         assert!(done, "never came back up");
     }
 }
@@ -105,25 +90,16 @@ fn a_server_that_never_answers_times_out_without_delaying_others() {
     let (seen, _) = run_until(&mut checker, window, |_, _| false);
     let fast_checks = state(&checker, fast.address).1 - fast_before;
 
-    assert!(
-        stuck.accepted.load(Ordering::Relaxed) > accepted,
-        "the stuck server was never reached"
-    );
+    assert!(stuck.accepted.load(Ordering::Relaxed) > accepted, "the stuck server was never reached");
     let stuck_down: Vec<_> = seen.iter().filter(|t| t.backend == stuck.address).collect();
     assert_eq!(stuck_down.len(), 1, "{seen:?}");
     assert!(!stuck_down[0].up);
     assert_eq!(stuck_down[0].reason, "timeout after 250ms");
-    assert!(
-        seen.iter().all(|t| t.backend != fast.address),
-        "the fast target flapped: {seen:?}"
-    );
+    assert!(seen.iter().all(|t| t.backend != fast.address), "the fast target flapped: {seen:?}");
     assert_eq!(state(&checker, fast.address).2, 0);
     eprintln!(
         "http: while a server hung ({:?}), the other target passed {fast_checks} checks at a 100ms interval",
         started.elapsed()
     );
-    assert!(
-        fast_checks >= 8,
-        "only {fast_checks} checks in 1s at a 100ms interval"
-    );
+    assert!(fast_checks >= 8, "only {fast_checks} checks in 1s at a 100ms interval");
 }

@@ -119,16 +119,8 @@ pub struct Transition {
 /// One structured log line: `service=dns backend=198.18.1.2:53 down -> up reason="3 checks ok"`.
 impl fmt::Display for Transition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (old, new) = if self.up {
-            ("down", "up")
-        } else {
-            ("up", "down")
-        };
-        write!(
-            f,
-            "service={} backend={} {old} -> {new} reason=\"",
-            self.service, self.backend
-        )?;
+        let (old, new) = if self.up { ("down", "up") } else { ("up", "down") };
+        write!(f, "service={} backend={} {old} -> {new} reason=\"", self.service, self.backend)?;
         for c in self.reason.chars() {
             match c {
                 '"' => f.write_str("\\\"")?,

@@ -30,11 +30,7 @@ enum Stage {
     /// tcp and http: the handshake is under way; the socket turns writable when it ends.
     Connecting(TcpStream),
     /// http: the request, of which `sent` bytes are written.
-    Sending {
-        stream: TcpStream,
-        request: Vec<u8>,
-        sent: usize,
-    },
+    Sending { stream: TcpStream, request: Vec<u8>, sent: usize },
     /// http: the reply read so far, until its first line ends.
     Receiving { stream: TcpStream, reply: Vec<u8> },
     /// udp: the datagram is out; waiting for the answer.
@@ -56,33 +52,25 @@ impl Probe {
                 Ok((socket, _)) => {
                     let socket = UdpSocket::from(socket);
                     match poller::send(&socket, spec.send.as_bytes()) {
-                        Ok(_) => Step::Pending(Probe {
-                            deadline,
-                            stage: Stage::Awaiting(socket),
-                        }),
+                        Ok(_) => Step::Pending(Probe { deadline, stage: Stage::Awaiting(socket) }),
                         Err(error) => Step::Done(Err(describe_udp(&error))),
                     }
                 }
                 Err(error) => Step::Done(Err(describe_udp(&error))),
             },
             // `None` never becomes a target; checking it as tcp is the harmless reading.
-            CheckKind::Tcp | CheckKind::Http | CheckKind::None => {
-                match open(libc::SOCK_STREAM, backend) {
-                    Ok((socket, connected)) => {
-                        abort_on_close(socket.as_raw_fd());
-                        let probe = Probe {
-                            deadline,
-                            stage: Stage::Connecting(TcpStream::from(socket)),
-                        };
-                        if connected {
-                            probe.connected(spec, backend)
-                        } else {
-                            Step::Pending(probe)
-                        }
+            CheckKind::Tcp | CheckKind::Http | CheckKind::None => match open(libc::SOCK_STREAM, backend) {
+                Ok((socket, connected)) => {
+                    abort_on_close(socket.as_raw_fd());
+                    let probe = Probe { deadline, stage: Stage::Connecting(TcpStream::from(socket)) };
+                    if connected {
+                        probe.connected(spec, backend)
+                    } else {
+                        Step::Pending(probe)
                     }
-                    Err(error) => Step::Done(Err(describe(&error))),
                 }
-            }
+                Err(error) => Step::Done(Err(describe(&error))),
+            },
         }
     }
 
@@ -104,11 +92,7 @@ impl Probe {
                 Ok(None) => self.connected(spec, backend),
                 Ok(Some(error)) | Err(error) => Step::Done(Err(describe(&error))),
             },
-            Stage::Sending {
-                stream,
-                request,
-                sent,
-            } => send(self.deadline, stream, request, sent),
+            Stage::Sending { stream, request, sent } => send(self.deadline, stream, request, sent),
             Stage::Receiving { stream, reply } => receive(self.deadline, stream, reply, spec),
             Stage::Awaiting(socket) => answer(self.deadline, socket, spec),
         }
@@ -132,21 +116,14 @@ fn send(deadline: Instant, stream: TcpStream, request: Vec<u8>, mut sent: usize)
             Ok(0) => return Step::Done(Err("connection closed".to_owned())),
             Ok(n) => sent += n,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let stage = Stage::Sending {
-                    stream,
-                    request,
-                    sent,
-                };
+                let stage = Stage::Sending { stream, request, sent };
                 return Step::Pending(Probe { deadline, stage });
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Step::Done(Err(describe(&error))),
         }
     }
-    let stage = Stage::Receiving {
-        stream,
-        reply: Vec::new(),
-    };
+    let stage = Stage::Receiving { stream, reply: Vec::new() };
     Step::Pending(Probe { deadline, stage })
 }
 
@@ -176,12 +153,8 @@ fn receive(deadline: Instant, mut stream: TcpStream, mut reply: Vec<u8>, spec: &
         match http::status_line(&reply, finished) {
             StatusLine::Incomplete => {}
             StatusLine::Malformed => return Step::Done(Err("malformed status line".to_owned())),
-            StatusLine::Status(code) if code[..] == *spec.expect.trim().as_bytes() => {
-                return Step::Done(Ok(()))
-            }
-            StatusLine::Status(code) => {
-                return Step::Done(Err(format!("status {}", String::from_utf8_lossy(&code))))
-            }
+            StatusLine::Status(code) if code[..] == *spec.expect.trim().as_bytes() => return Step::Done(Ok(())),
+            StatusLine::Status(code) => return Step::Done(Err(format!("status {}", String::from_utf8_lossy(&code)))),
         }
     }
 }
@@ -193,10 +166,9 @@ fn answer(deadline: Instant, socket: UdpSocket, spec: &CheckSpec) -> Step {
         return match socket.recv(&mut reply) {
             Ok(n) if reply[..n].starts_with(spec.expect.as_bytes()) => Step::Done(Ok(())),
             Ok(_) => Step::Done(Err("unexpected reply".to_owned())),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Step::Pending(Probe {
-                deadline,
-                stage: Stage::Awaiting(socket),
-            }),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                Step::Pending(Probe { deadline, stage: Stage::Awaiting(socket) })
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => Step::Done(Err(describe_udp(&error))),
         };
@@ -208,13 +180,7 @@ fn answer(deadline: Instant, socket: UdpSocket, spec: &CheckSpec) -> Step {
 /// source address and port, as routing to the backend says.
 fn open(kind: libc::c_int, backend: SocketAddrV4) -> io::Result<(OwnedFd, bool)> {
     // SAFETY: a plain system call; it returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -224,9 +190,7 @@ fn open(kind: libc::c_int, backend: SocketAddrV4) -> io::Result<(OwnedFd, bool)>
     let mut address: libc::sockaddr_in = unsafe { mem::zeroed() };
     address.sin_family = libc::AF_INET as libc::sa_family_t;
     address.sin_port = backend.port().to_be();
-    address.sin_addr = libc::in_addr {
-        s_addr: u32::from(*backend.ip()).to_be(),
-    };
+    address.sin_addr = libc::in_addr { s_addr: u32::from(*backend.ip()).to_be() };
     // SAFETY: `address` is a valid `sockaddr_in` of the length given, alive for the call.
     let rc = unsafe {
         libc::connect(
@@ -249,10 +213,7 @@ fn open(kind: libc::c_int, backend: SocketAddrV4) -> io::Result<(OwnedFd, bool)>
 /// Close with a reset rather than a FIN (see the module comment). Best effort: a socket
 /// that refuses merely leaves a `TIME_WAIT` behind.
 fn abort_on_close(fd: RawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: `linger` is valid for the length given; `fd` is an open socket.
     unsafe {
         libc::setsockopt(

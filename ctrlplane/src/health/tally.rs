@@ -55,20 +55,12 @@ mod tests {
     fn rises_after_rise_successes_in_a_row() {
         let mut tally = Tally::default();
         assert_eq!(tally.record(Ok(()), 3, 2), None);
-        assert_eq!(
-            tally.record(fail(), 3, 2),
-            None,
-            "already down: no transition"
-        );
+        assert_eq!(tally.record(fail(), 3, 2), None, "already down: no transition");
         assert_eq!(tally.record(Ok(()), 3, 2), None);
         assert_eq!(tally.record(Ok(()), 3, 2), None);
         assert_eq!(tally.record(Ok(()), 3, 2).as_deref(), Some("3 checks ok"));
         assert!(tally.up);
-        assert_eq!(
-            tally.record(Ok(()), 3, 2),
-            None,
-            "already up: no transition"
-        );
+        assert_eq!(tally.record(Ok(()), 3, 2), None, "already up: no transition");
         assert_eq!((tally.ok, tally.failed), (5, 1));
     }
 
@@ -77,11 +69,7 @@ mod tests {
         let mut tally = Tally::default();
         assert_eq!(tally.record(Ok(()), 1, 2).as_deref(), Some("1 check ok"));
         assert_eq!(tally.record(fail(), 1, 2), None);
-        assert_eq!(
-            tally.record(Ok(()), 1, 2),
-            None,
-            "a success resets the failures"
-        );
+        assert_eq!(tally.record(Ok(()), 1, 2), None, "a success resets the failures");
         assert_eq!(tally.record(fail(), 1, 2), None);
         let reason = tally.record(Err("timeout after 500ms".to_owned()), 1, 2);
         assert_eq!(reason.as_deref(), Some("timeout after 500ms"));

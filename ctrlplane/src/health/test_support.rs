@@ -15,13 +15,7 @@ use crate::config::CheckKind;
 /// How long each poll of the test loops waits at most.
 const STEP: Duration = Duration::from_millis(10);
 
-pub(super) fn spec(
-    kind: CheckKind,
-    interval_ms: u64,
-    timeout_ms: u64,
-    rise: u32,
-    fall: u32,
-) -> CheckSpec {
+pub(super) fn spec(kind: CheckKind, interval_ms: u64, timeout_ms: u64, rise: u32, fall: u32) -> CheckSpec {
     CheckSpec {
         kind,
         interval: Duration::from_millis(interval_ms),
@@ -34,11 +28,7 @@ pub(super) fn spec(
 }
 
 pub(super) fn target(service: &str, backend: SocketAddrV4, spec: &CheckSpec) -> Target {
-    Target {
-        service: service.to_owned(),
-        backend,
-        spec: spec.clone(),
-    }
+    Target { service: service.to_owned(), backend, spec: spec.clone() }
 }
 
 /// Polls `checker` until `done` holds or `within` has passed; returns every transition seen
@@ -86,10 +76,7 @@ pub(super) fn listener() -> (TcpListener, SocketAddrV4) {
 
 /// A loopback udp port that nothing is bound to: datagrams to it draw a port unreachable.
 pub(super) fn closed_udp_port() -> SocketAddrV4 {
-    v4(UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap())
+    v4(UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
 }
 
 /// Answers each datagram with `reply`, or stays silent while `reply` is `None`.
@@ -124,13 +111,7 @@ impl UdpResponder {
                 }
             }
         });
-        UdpResponder {
-            address,
-            reply,
-            last,
-            stop,
-            thread: Some(thread),
-        }
+        UdpResponder { address, reply, last, stop, thread: Some(thread) }
     }
 
     pub(super) fn set_reply(&self, reply: Option<&[u8]>) {
@@ -189,22 +170,14 @@ impl HttpResponder {
                 match mode {
                     HttpMode::Silent => held.push(stream),
                     HttpMode::Status(code) => {
-                        let answer =
-                            format!("HTTP/1.0 {code} Whatever\r\nContent-Length: 0\r\n\r\n");
+                        let answer = format!("HTTP/1.0 {code} Whatever\r\nContent-Length: 0\r\n\r\n");
                         serve(stream, answer.as_bytes(), &seen);
                     }
                     HttpMode::Raw(bytes) => serve(stream, &bytes, &seen),
                 }
             }
         });
-        HttpResponder {
-            address,
-            mode,
-            last,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
+        HttpResponder { address, mode, last, accepted, stop, thread: Some(thread) }
     }
 
     pub(super) fn set_mode(&self, mode: HttpMode) {

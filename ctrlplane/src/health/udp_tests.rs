@@ -23,9 +23,7 @@ fn udp_rises_on_pong_and_falls_on_port_unreachable() {
     let mut checker = Checker::new();
     let started = Instant::now();
     checker.set_targets(vec![target("dns", backend, &ping_pong(50, 50))]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     let rose = started.elapsed();
     assert!(done && seen[0].up, "{seen:?}");
     assert_eq!(seen[0].reason, "2 checks ok");
@@ -33,16 +31,11 @@ fn udp_rises_on_pong_and_falls_on_port_unreachable() {
 
     drop(responder);
     let closed = Instant::now();
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
     assert!(done, "no transition after the responder went");
     assert!(!seen[0].up);
     assert_eq!(seen[0].reason, "port unreachable");
-    eprintln!(
-        "udp: up after {rose:?} (rise 2, interval 50ms), down after {:?} (fall 2)",
-        closed.elapsed()
-    );
+    eprintln!("udp: up after {rose:?} (rise 2, interval 50ms), down after {:?} (fall 2)", closed.elapsed());
 }
 
 #[test]
@@ -52,20 +45,11 @@ fn port_unreachable_fails_at_once_not_at_the_timeout() {
     // A timeout of 5s: failures seen sooner can only come from the ICMP error.
     checker.set_targets(vec![target("dns", backend, &ping_pong(50, 5_000))]);
     let started = Instant::now();
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).2 >= 3
-    });
-    assert!(
-        done,
-        "three failures not within 2s: {:?}",
-        state(&checker, backend)
-    );
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).2 >= 3);
+    assert!(done, "three failures not within 2s: {:?}", state(&checker, backend));
     assert!(seen.is_empty(), "a new target is already down: {seen:?}");
     assert_eq!(state(&checker, backend).1, 0);
-    eprintln!(
-        "udp: 3 port-unreachable failures in {:?} (interval 50ms)",
-        started.elapsed()
-    );
+    eprintln!("udp: 3 port-unreachable failures in {:?} (interval 50ms)", started.elapsed());
 }
 
 #[test]
@@ -74,22 +58,16 @@ fn a_wrong_reply_fails() {
     let backend = responder.address;
     let mut checker = Checker::new();
     checker.set_targets(vec![target("dns", backend, &ping_pong(30, 30))]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).2 >= 3
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).2 >= 3);
     assert!(done && seen.is_empty(), "{seen:?}");
     assert_eq!(state(&checker, backend).1, 0, "no check passed");
 
     // The same backend, once up, goes down on a wrong reply with that reason.
     responder.set_reply(Some(b"pong"));
-    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).0
-    });
+    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).0);
     assert!(done, "never came up on pong");
     responder.set_reply(Some(b"PONG"));
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| !seen.is_empty());
     assert!(done && !seen[0].up, "{seen:?}");
     assert_eq!(seen[0].reason, "unexpected reply");
 }
@@ -100,14 +78,10 @@ fn silence_is_a_timeout() {
     let backend = responder.address;
     let mut checker = Checker::new();
     checker.set_targets(vec![target("dns", backend, &ping_pong(40, 25))]);
-    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| {
-        state(c, backend).0
-    });
+    let (_, done) = run_until(&mut checker, Duration::from_secs(2), |c, _| state(c, backend).0);
     assert!(done, "never came up");
     responder.set_reply(None);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| {
-        !seen.is_empty()
-    });
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| !seen.is_empty());
     assert!(done && !seen[0].up, "{seen:?}");
     assert_eq!(seen[0].reason, "timeout after 25ms");
 }

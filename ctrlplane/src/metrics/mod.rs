@@ -20,5 +20,6 @@ pub use http::{MetricsServer, MAX_CONNECTIONS, MAX_REQUEST, READ_DEADLINE, WRITE
 pub use render::{render, CONTENT_TYPE};
 pub use sample::{
     BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, HealthChecks, LocalPortsFree, PortCount,
-    PortDirection, PortDrops, PortSteering, Sample, ServiceCount, ServiceSessions, WorkerBusy, WorkerRedirected, WorkerDrops,
+    PortDirection, PortDrops, PortSteering, Sample, ServiceCount, ServiceSessions, WorkerBusy, WorkerDrops,
+    WorkerRedirected,
 };

@@ -21,9 +21,7 @@ impl DpdkError {
 
     pub fn from_errno(operation: impl Into<String>, errno: i32) -> Self {
         // SAFETY: rte_strerror returns a static or thread-local NUL-terminated string.
-        let message = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_strerror(errno)) }
-            .to_string_lossy()
-            .into_owned();
+        let message = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_strerror(errno)) }.to_string_lossy().into_owned();
         DpdkError { operation: operation.into(), errno, message }
     }
 

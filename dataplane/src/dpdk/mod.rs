@@ -36,7 +36,5 @@ pub fn tsc_hz() -> u64 {
 /// The DPDK version string, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
     // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }.to_string_lossy().into_owned()
 }

@@ -68,7 +68,9 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_vdev_init(cname.as_ptr(), cargs.as_ptr()) };
         check(ret, || format!("rte_vdev_init({name}, {args})"))?;
         match port_by_name(name) {
-            Ok(id) => Ok(Port { id, name: name.to_owned(), vdev: Some(cname), started: false, checksum_offload: false }),
+            Ok(id) => {
+                Ok(Port { id, name: name.to_owned(), vdev: Some(cname), started: false, checksum_offload: false })
+            }
             Err(e) => {
                 unsafe { dpdk_sys::rte_vdev_uninit(cname.as_ptr()) };
                 Err(e)
@@ -98,7 +100,8 @@ impl Port {
             ));
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
-        let rss = (RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP) & info.flow_type_rss_offloads;
+        let rss =
+            (RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP) & info.flow_type_rss_offloads;
         if queues > 1 && rss != 0 {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
@@ -189,7 +192,8 @@ impl Port {
             return None;
         }
         let mut key = vec![0u8; info.hash_key_size as usize];
-        let mut conf = dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: info.hash_key_size, rss_hf: 0 };
+        let mut conf =
+            dpdk_sys::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: info.hash_key_size, rss_hf: 0 };
         if unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) } != 0 || conf.rss_hf == 0 {
             return None;
         }

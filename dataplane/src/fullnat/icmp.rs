@@ -29,7 +29,8 @@ impl FullNat {
             return Step::Drop(DropReason::IcmpUnhandled);
         }
         // The quoted packet went out from us; the packet of the same flow coming in is its reverse.
-        let key = FlowKey { proto: q.proto, src: Endpoint::new(q.dst, q.dst_port), dst: Endpoint::new(q.src, q.src_port) };
+        let key =
+            FlowKey { proto: q.proto, src: Endpoint::new(q.dst, q.dst_port), dst: Endpoint::new(q.src, q.src_port) };
         let Some((id, dir)) = self.find(&key) else { return Step::Drop(DropReason::NoSession) };
         let s = self.sessions.get(id);
         let hops = self.hops[id.get() as usize];
@@ -43,7 +44,13 @@ impl FullNat {
             Direction::Reply => (s.vip.ip, s.client.ip, s.client, s.vip, hops[1]),
             Direction::Forward => (s.local.ip, backend.ip, backend, s.local, hops[0]),
         };
-        match nat::translate_error(ip, outer_src, outer_dst, (quoted_src.ip, quoted_src.port), (quoted_dst.ip, quoted_dst.port)) {
+        match nat::translate_error(
+            ip,
+            outer_src,
+            outer_dst,
+            (quoted_src.ip, quoted_src.port),
+            (quoted_dst.ip, quoted_dst.port),
+        ) {
             Ok(()) => {
                 c.icmp_errors_relayed.add(1);
                 Step::Forward { hop, offload: None }

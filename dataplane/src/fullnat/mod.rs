@@ -58,11 +58,16 @@ pub enum OffloadL4 {
 pub enum Step {
     /// Rewritten in place: send it to `hop`. With `offload`, the NIC must fill the IPv4 header
     /// checksum and that L4 checksum; without, every checksum is already right.
-    Forward { hop: Hop, offload: Option<OffloadL4> },
+    Forward {
+        hop: Hop,
+        offload: Option<OffloadL4>,
+    },
     /// Answered in place (echo reply): send it back to the frame's source on its link.
     Bounce,
     /// Turned into a TCP reset of `ip_len` bytes: shorten the frame, send it back to its source.
-    Reset { ip_len: usize },
+    Reset {
+        ip_len: usize,
+    },
     /// Its TTL ran out here: answer with an ICMP time exceeded to the frame's source.
     TimeExceeded,
     Drop(DropReason),
@@ -176,7 +181,8 @@ impl FullNat {
 
     fn flow(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, now_ms: u64, c: &WorkerCounters) -> Step {
         let t = seen.tuple;
-        let key = FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
+        let key =
+            FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
         let len = u32::from(seen.total_len);
         if let Some((id, dir)) = self.find(&key) {

@@ -40,7 +40,8 @@ impl FullNat {
         };
         // With RSS steering on the backend's port, the local port is chosen so that the reply's
         // hash lands on this worker's queue.
-        let rss = if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
+        let rss =
+            if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
         let local = match rss {
             Some(rss) => take_steered_port(&mut self.pools, &mut self.services[service], c, rss, backend, self.queue),
             None => take_port(&mut self.pools, &mut self.services[service], c),
@@ -90,7 +91,11 @@ impl FullNat {
         if snap.services[service].scheduler == crate::sched::SchedulerKind::Wlc {
             self.active.extend(members.iter().map(|&id| active_sessions(c, &self.peers, id)));
         }
-        let flow = Flow { client: client.ip, hash: flow_hash(snap.services[service].proto, client.ip, client.port), active: &self.active };
+        let flow = Flow {
+            client: client.ip,
+            hash: flow_hash(snap.services[service].proto, client.ip, client.port),
+            active: &self.active,
+        };
         let at = self.services[service].scheduler.pick(&flow)?;
         members.get(at).copied()
     }

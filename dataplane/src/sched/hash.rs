@@ -53,7 +53,6 @@ pub(super) fn index_key(index: usize) -> u64 {
     mix(index as u64 ^ INDEX)
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -14,8 +14,8 @@
 //!   stored 32-bit hash skips almost all of those compares and gives each entry's home slot.
 //! - The hash is seeded per table at random, so clients cannot aim collisions at it.
 
-use crate::mix::splitmix64;
 use super::FlowKey;
+use crate::mix::splitmix64;
 
 /// An index slot. `entry == EMPTY` marks a free slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,6 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
     (product as u64) ^ ((product >> 64) as u64)
 }
-
 
 #[cfg(test)]
 mod tests {

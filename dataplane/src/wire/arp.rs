@@ -57,7 +57,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < PACKET_LEN {
             return Err(Error::Truncated);
         }
-        if read_u16(b, field::HTYPE) != 1 || read_u16(b, field::PTYPE) != 0x0800 || b[field::HLEN] != 6 || b[field::PLEN] != 4
+        if read_u16(b, field::HTYPE) != 1
+            || read_u16(b, field::PTYPE) != 0x0800
+            || b[field::HLEN] != 6
+            || b[field::PLEN] != 4
         {
             return Err(Error::Malformed);
         }

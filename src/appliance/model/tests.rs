@@ -93,7 +93,10 @@ fn a_removed_service_leaves_its_slot_dead_and_its_vip_unserved() {
 fn run_time_changes_show_in_snapshots_until_the_next_reload() {
     let mut model = Model::default();
     model.apply(&config(&["198.18.1.2:53", "198.18.1.3:53"], false)).unwrap();
-    let (a, b) = (model.backend_id("dns", addr("198.18.1.2:53")).unwrap(), model.backend_id("dns", addr("198.18.1.3:53")).unwrap());
+    let (a, b) = (
+        model.backend_id("dns", addr("198.18.1.2:53")).unwrap(),
+        model.backend_id("dns", addr("198.18.1.3:53")).unwrap(),
+    );
     model.set_override(a, |o| o.weight = Some(7));
     model.set_override(b, |o| o.drain = true);
     let snap = snapshot(&mut model);

@@ -45,10 +45,7 @@ fn http_defaults_to_get_slash_and_200() {
     let health = resolved("check = \"http\"\n");
     assert_eq!((health.send.as_str(), health.expect.as_str()), ("/", "200"));
     let health = resolved("check = \"http\"\nsend = \"/healthz\"\nexpect = \"204\"\n");
-    assert_eq!(
-        (health.send.as_str(), health.expect.as_str()),
-        ("/healthz", "204")
-    );
+    assert_eq!((health.send.as_str(), health.expect.as_str()), ("/healthz", "204"));
 }
 
 #[test]
@@ -69,10 +66,7 @@ fn timers_are_durations() {
         r#"t.toml:7:12: invalid duration "1": expected a number with a unit, e.g. "500ms", "2s", "5m""#,
         r#"t.toml:8:11: invalid duration "0ms": must be more than zero"#,
     ];
-    assert_eq!(
-        errors(&health("interval = \"1\"\ntimeout = \"0ms\"\n")),
-        expected.join("\n")
-    );
+    assert_eq!(errors(&health("interval = \"1\"\ntimeout = \"0ms\"\n")), expected.join("\n"));
 }
 
 #[test]
@@ -81,30 +75,19 @@ fn a_check_ends_before_the_next_starts() {
         errors(&health("interval = \"1s\"\ntimeout = \"2s\"\n")),
         "t.toml:8:11: health timeout 2s is longer than the interval 1s"
     );
-    assert_eq!(
-        errors(&health("timeout = \"1m\"\n")),
-        "t.toml:7:11: health timeout 60s is longer than the interval 1s"
-    );
+    assert_eq!(errors(&health("timeout = \"1m\"\n")), "t.toml:7:11: health timeout 60s is longer than the interval 1s");
     assert_eq!(
         errors(&health("interval = \"200ms\"\n")),
         "t.toml:7:12: health interval 200ms is shorter than the default timeout 500ms"
     );
-    assert_eq!(
-        resolved("interval = \"500ms\"\n").timeout,
-        Duration::from_millis(500)
-    );
+    assert_eq!(resolved("interval = \"500ms\"\n").timeout, Duration::from_millis(500));
 }
 
 #[test]
 fn rise_and_fall_are_at_least_one() {
-    let expected = [
-        "t.toml:7:8: health rise must be at least 1, got 0",
-        "t.toml:8:8: health fall must be at least 1, got -2",
-    ];
-    assert_eq!(
-        errors(&health("rise = 0\nfall = -2\n")),
-        expected.join("\n")
-    );
+    let expected =
+        ["t.toml:7:8: health rise must be at least 1, got 0", "t.toml:8:8: health fall must be at least 1, got -2"];
+    assert_eq!(errors(&health("rise = 0\nfall = -2\n")), expected.join("\n"));
 }
 
 #[test]
@@ -128,9 +111,7 @@ fn http_needs_a_path_and_a_status_code() {
     );
     for status in ["abc", "600", "99", "+200", "2000"] {
         assert_eq!(
-            errors(&health(&format!(
-                "check = \"http\"\nexpect = \"{status}\"\n"
-            ))),
+            errors(&health(&format!("check = \"http\"\nexpect = \"{status}\"\n"))),
             format!("t.toml:8:10: health expect {status:?} is not an HTTP status code 100..=599")
         );
     }
@@ -142,12 +123,6 @@ fn send_and_expect_without_use_are_warnings() {
         r#"t.toml:8:8: warning: health send is not used by check "tcp""#,
         r#"t.toml:9:10: warning: health expect is not used by check "tcp""#,
     ];
-    assert_eq!(
-        warnings(&health("check = \"tcp\"\nsend = \"x\"\nexpect = \"y\"\n")),
-        expected.join("\n")
-    );
-    assert_eq!(
-        warnings(&health("send = \"x\"\n")),
-        r#"t.toml:7:8: warning: health send is not used by check "none""#
-    );
+    assert_eq!(warnings(&health("check = \"tcp\"\nsend = \"x\"\nexpect = \"y\"\n")), expected.join("\n"));
+    assert_eq!(warnings(&health("send = \"x\"\n")), r#"t.toml:7:8: warning: health send is not used by check "none""#);
 }

@@ -24,17 +24,8 @@ via = "198.18.2.2"
 "#,
     );
     let wan = &config.interfaces[0];
-    assert_eq!(
-        (wan.name.as_str(), wan.device.as_str()),
-        ("wan", "0000:03:00.0")
-    );
-    assert_eq!(
-        wan.addresses[1],
-        Ipv4Net {
-            addr: Ipv4Addr::new(198, 18, 2, 1),
-            prefix_len: 30
-        }
-    );
+    assert_eq!((wan.name.as_str(), wan.device.as_str()), ("wan", "0000:03:00.0"));
+    assert_eq!(wan.addresses[1], Ipv4Net { addr: Ipv4Addr::new(198, 18, 2, 1), prefix_len: 30 });
     assert!(config.interfaces[1].addresses.is_empty());
     assert_eq!(config.routes.len(), 2);
     assert_eq!(config.routes[1].prefix.to_string(), "198.19.0.0/16");
@@ -44,30 +35,18 @@ via = "198.18.2.2"
 #[test]
 fn at_least_one_interface() {
     let refused = parse("", "t.toml", &HOST).err().map(|d| d.to_string());
-    assert_eq!(
-        refused.as_deref(),
-        Some("t.toml:1:1: no [[interface]] defined: at least one is needed")
-    );
+    assert_eq!(refused.as_deref(), Some("t.toml:1:1: no [[interface]] defined: at least one is needed"));
 }
 
 #[test]
 fn missing_keys_point_at_the_header() {
-    assert_eq!(
-        errors("[[interface]]\ndevice = \"net0\"\n"),
-        "t.toml:1:1: missing key `name` in [[interface]]"
-    );
-    assert_eq!(
-        errors("\n[[interface]]\nname = \"wan\"\n"),
-        "t.toml:2:1: missing key `device` in [[interface]]"
-    );
+    assert_eq!(errors("[[interface]]\ndevice = \"net0\"\n"), "t.toml:1:1: missing key `name` in [[interface]]");
+    assert_eq!(errors("\n[[interface]]\nname = \"wan\"\n"), "t.toml:2:1: missing key `device` in [[interface]]");
 }
 
 #[test]
 fn interface_names_are_linux_names() {
-    assert_eq!(
-        errors("[[interface]]\nname = \"\"\ndevice = \"net0\"\n"),
-        "t.toml:2:8: interface name is empty"
-    );
+    assert_eq!(errors("[[interface]]\nname = \"\"\ndevice = \"net0\"\n"), "t.toml:2:8: interface name is empty");
     for bad in ["sixteen-chars-xx", "a/b", "a:b", "a b", "tab\\t", ".", ".."] {
         let text = format!("[[interface]]\nname = \"{bad}\"\ndevice = \"net0\"\n");
         let shown = format!("{:?}", bad.replace("\\t", "\t"));
@@ -78,12 +57,7 @@ fn interface_names_are_linux_names() {
             )
         );
     }
-    assert_eq!(
-        config("[[interface]]\nname = \"fifteen-chars-x\"\ndevice = \"n\"\n").interfaces[0]
-            .name
-            .len(),
-        15
-    );
+    assert_eq!(config("[[interface]]\nname = \"fifteen-chars-x\"\ndevice = \"n\"\n").interfaces[0].name.len(), 15);
 }
 
 #[test]
@@ -118,10 +92,7 @@ fn addresses_have_a_prefix_length() {
 fn an_address_belongs_to_one_interface() {
     let text = "[[interface]]\nname = \"a\"\ndevice = \"net0\"\naddresses = [\"198.18.0.1/24\"]\n\
                 [[interface]]\nname = \"b\"\ndevice = \"net1\"\naddresses = [\"198.18.0.1/16\"]\n";
-    assert_eq!(
-        errors(text),
-        "t.toml:8:14: duplicate interface address 198.18.0.1 (first at line 4, column 14)"
-    );
+    assert_eq!(errors(text), "t.toml:8:14: duplicate interface address 198.18.0.1 (first at line 4, column 14)");
 }
 
 #[test]
@@ -148,10 +119,7 @@ fn route_prefixes_are_networks() {
 fn route_prefixes_are_unique() {
     let text = "[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"198.18.0.254\"\n\
                 [[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"198.18.1.254\"\n";
-    assert_eq!(
-        errors(text),
-        "t.toml:5:10: duplicate route prefix 0.0.0.0/0 (first at line 2, column 10)"
-    );
+    assert_eq!(errors(text), "t.toml:5:10: duplicate route prefix 0.0.0.0/0 (first at line 2, column 10)");
 }
 
 #[test]
@@ -161,12 +129,6 @@ fn gateways_are_on_a_connected_network() {
         errors(&route("10.0.0.1")),
         "t.toml:3:7: route via 10.0.0.1 is not on a connected network: no interface address covers it"
     );
-    assert_eq!(
-        errors(&route("198.18.0.1")),
-        "t.toml:3:7: route via 198.18.0.1 is the address of interface wan itself"
-    );
-    assert_eq!(
-        errors(&route("gw")),
-        r#"t.toml:3:7: invalid route via "gw": expected an IPv4 address a.b.c.d"#
-    );
+    assert_eq!(errors(&route("198.18.0.1")), "t.toml:3:7: route via 198.18.0.1 is the address of interface wan itself");
+    assert_eq!(errors(&route("gw")), r#"t.toml:3:7: invalid route via "gw": expected an IPv4 address a.b.c.d"#);
 }

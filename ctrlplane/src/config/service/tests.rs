@@ -23,10 +23,7 @@ fn defaults_apply() {
     let config = config(DNS);
     let dns = &config.services[0];
     assert_eq!(dns.name, "dns");
-    assert_eq!(
-        dns.vip,
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 53)
-    );
+    assert_eq!(dns.vip, SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 53));
     assert_eq!(dns.protocol, Protocol::Udp);
     assert_eq!(dns.scheduler, Scheduler::Rr);
     assert!(!dns.per_packet);
@@ -51,10 +48,7 @@ fn written_values_apply() {
     assert!(dns.per_packet);
     assert_eq!(dns.min_active, 2);
     assert_eq!(dns.client_address, ClientAddress::ProxyV2);
-    let backend = |d: u8, weight| Backend {
-        address: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, d), 53),
-        weight,
-    };
+    let backend = |d: u8, weight| Backend { address: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, d), 53), weight };
     assert_eq!(dns.backends, [backend(2, 0), backend(3, 1)]);
     // Same VIP with another protocol, and a local IP shared between services: both fine.
     assert_eq!(config.services[1].protocol, Protocol::Tcp);
@@ -62,22 +56,16 @@ fn written_values_apply() {
 
 #[test]
 fn missing_keys_point_at_the_header() {
-    let expected = ["name", "vip", "protocol", "local_ips"]
-        .map(|key| format!("t.toml:1:1: missing key `{key}` in [[service]]"));
+    let expected =
+        ["name", "vip", "protocol", "local_ips"].map(|key| format!("t.toml:1:1: missing key `{key}` in [[service]]"));
     assert_eq!(errors("[[service]]\n"), expected.join("\n"));
 }
 
 #[test]
 fn names_are_unique_and_not_empty() {
-    assert_eq!(
-        errors(&dns_with(2, "name = \"\"")),
-        "t.toml:2:8: service name is empty"
-    );
+    assert_eq!(errors(&dns_with(2, "name = \"\"")), "t.toml:2:8: service name is empty");
     let twice = format!("{DNS}{}", dns_with(3, "vip = \"198.18.0.11:53\""));
-    assert_eq!(
-        errors(&twice),
-        r#"t.toml:7:8: duplicate service name "dns" (first at line 2, column 8)"#
-    );
+    assert_eq!(errors(&twice), r#"t.toml:7:8: duplicate service name "dns" (first at line 2, column 8)"#);
 }
 
 #[test]
@@ -95,10 +83,7 @@ fn vips_are_addresses_with_a_port() {
 #[test]
 fn one_service_per_vip_and_protocol() {
     let twice = format!("{DNS}{}", dns_with(2, "name = \"dns2\""));
-    assert_eq!(
-        errors(&twice),
-        "t.toml:8:7: duplicate vip 198.18.0.10:53 (udp) (first at line 3, column 7)"
-    );
+    assert_eq!(errors(&twice), "t.toml:8:7: duplicate vip 198.18.0.10:53 (udp) (first at line 3, column 7)");
 }
 
 #[test]
@@ -149,20 +134,15 @@ fn local_ips_are_the_services_own() {
 
 #[test]
 fn min_active_is_a_reachable_quorum() {
-    let backends = "[[service.backend]]\naddress = \"198.18.1.2:53\"\n[[service.backend]]\naddress = \"198.18.1.3:53\"\n";
+    let backends =
+        "[[service.backend]]\naddress = \"198.18.1.2:53\"\n[[service.backend]]\naddress = \"198.18.1.3:53\"\n";
     assert_eq!(
         errors(&format!("{DNS}min_active = 3\n{backends}")),
         "t.toml:6:14: min_active 3 is more than the 2 backends of service dns: its VIP would never answer"
     );
-    assert_eq!(
-        errors(&format!("{DNS}min_active = -1\n")),
-        "t.toml:6:14: min_active must be at least 0, got -1"
-    );
+    assert_eq!(errors(&format!("{DNS}min_active = -1\n")), "t.toml:6:14: min_active must be at least 0, got -1");
     // No backend yet: nothing to compare with.
-    assert_eq!(
-        config(&format!("{DNS}min_active = 5\n")).services[0].min_active,
-        5
-    );
+    assert_eq!(config(&format!("{DNS}min_active = 5\n")).services[0].min_active, 5);
 }
 
 #[test]

@@ -29,10 +29,7 @@ udp = "1m30s"
     assert_eq!(config.dpdk.args, ["--no-pci"]);
     assert!(!config.dpdk.hugepages);
     assert_eq!(config.dpdk.mbufs, 1023);
-    assert_eq!(
-        (config.cpu.control, config.cpu.workers.as_slice()),
-        (1, &[0][..])
-    );
+    assert_eq!((config.cpu.control, config.cpu.workers.as_slice()), (1, &[0][..]));
     assert_eq!(config.cpu.idle, IdleMode::Adaptive);
     assert_eq!(config.api.socket.to_str(), Some("/tmp/s.sock"));
     assert_eq!(config.api.metrics.to_string(), "[::1]:9000");
@@ -56,18 +53,9 @@ fn mbufs_must_fill_the_rx_rings() {
 
 #[test]
 fn cores_must_exist() {
-    assert_eq!(
-        errors("[cpu]\ncontrol = 7\n"),
-        "t.toml:2:11: core 7 does not exist: this machine has 2 CPUs"
-    );
-    assert_eq!(
-        errors("[cpu]\nworkers = [1, 7]\n"),
-        "t.toml:2:15: core 7 does not exist: this machine has 2 CPUs"
-    );
-    assert_eq!(
-        errors("[cpu]\ncontrol = -1\n"),
-        "t.toml:2:11: core -1 is not a CPU number: cores count from 0"
-    );
+    assert_eq!(errors("[cpu]\ncontrol = 7\n"), "t.toml:2:11: core 7 does not exist: this machine has 2 CPUs");
+    assert_eq!(errors("[cpu]\nworkers = [1, 7]\n"), "t.toml:2:15: core 7 does not exist: this machine has 2 CPUs");
+    assert_eq!(errors("[cpu]\ncontrol = -1\n"), "t.toml:2:11: core -1 is not a CPU number: cores count from 0");
 }
 
 #[test]
@@ -75,10 +63,7 @@ fn default_worker_is_checked_at_the_section_or_the_top() {
     let one_cpu = Host { cpus: 1 };
     let message = "core 1 does not exist: this machine has 1 CPU (cpu.workers defaults to [1])";
     assert_eq!(errors_on("", &one_cpu), format!("t.toml:1:1: {message}"));
-    assert_eq!(
-        errors_on("\n[cpu]\nidle = \"busy\"\n", &one_cpu),
-        format!("t.toml:2:1: {message}")
-    );
+    assert_eq!(errors_on("\n[cpu]\nidle = \"busy\"\n", &one_cpu), format!("t.toml:2:1: {message}"));
 }
 
 #[test]
@@ -128,10 +113,7 @@ fn api_addresses() {
 
 #[test]
 fn session_capacity_is_at_least_one() {
-    assert_eq!(
-        errors("[sessions]\ncapacity = 0\n"),
-        "t.toml:2:12: sessions.capacity must be at least 1, got 0"
-    );
+    assert_eq!(errors("[sessions]\ncapacity = 0\n"), "t.toml:2:12: sessions.capacity must be at least 1, got 0");
 }
 
 #[test]
@@ -156,8 +138,7 @@ fn timeouts_are_durations_with_units() {
 
 #[test]
 fn every_problem_is_reported_in_file_order() {
-    let text =
-        "[sessions]\ncapacity = 0\n[dpdk]\nmbufs = 1\n[cpu]\ncontrol = 9\nworkers = [1, 1]\n";
+    let text = "[sessions]\ncapacity = 0\n[dpdk]\nmbufs = 1\n[cpu]\ncontrol = 9\nworkers = [1, 1]\n";
     let expected = [
         "t.toml:2:12: sessions.capacity must be at least 1, got 0",
         "t.toml:4:9: dpdk.mbufs must be at least 1023, got 1: the pool must hold enough mbufs to fill the rx rings",

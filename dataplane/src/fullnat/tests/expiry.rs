@@ -96,15 +96,15 @@ fn malformed_packets_are_dropped_by_reason() {
         b
     };
     let cases = [
-        (with(0, 0x65, false), DropReason::BadHeader),       // version 6
-        (with(0, 0x44, false), DropReason::BadHeader),       // header of 16 bytes
-        (with(0, 0x4f, false), DropReason::BadHeader),       // header longer than the packet
-        (with(3, 19, false), DropReason::BadHeader),         // total length below the header
+        (with(0, 0x65, false), DropReason::BadHeader), // version 6
+        (with(0, 0x44, false), DropReason::BadHeader), // header of 16 bytes
+        (with(0, 0x4f, false), DropReason::BadHeader), // header longer than the packet
+        (with(3, 19, false), DropReason::BadHeader),   // total length below the header
         (with(11, good[11] ^ 1, false), DropReason::BadIpChecksum),
-        (with(6, 0x20, true), DropReason::Fragment),         // more fragments
-        (with(7, 0x08, true), DropReason::Fragment),         // a later fragment
-        (with(25, 7, false), DropReason::BadHeader),         // UDP length below 8
-        (with(25, 0xff, false), DropReason::Truncated),      // UDP length beyond the packet
+        (with(6, 0x20, true), DropReason::Fragment),    // more fragments
+        (with(7, 0x08, true), DropReason::Fragment),    // a later fragment
+        (with(25, 7, false), DropReason::BadHeader),    // UDP length below 8
+        (with(25, 0xff, false), DropReason::Truncated), // UDP length beyond the packet
         (ip_packet(CLIENT.0, VIP, protocol::TCP, 64, &[], &[0; 12]), DropReason::Truncated),
         (ip_packet(CLIENT.0, VIP, protocol::ICMP, 64, &[], &[8, 0, 0]), DropReason::Truncated),
     ];

@@ -19,7 +19,7 @@ use crate::nat::testkit::{
 use crate::route::Routes;
 use crate::sched::SchedulerKind;
 use crate::session::{Session, State, Timeouts};
-use crate::snapshot::{Steering, Link, ServiceSpec};
+use crate::snapshot::{Link, ServiceSpec, Steering};
 use crate::wire::icmp::{self, unreachable, Repr};
 use crate::wire::tcp::Flags;
 use crate::wire::{checksum, ipv4, MacAddr};
@@ -65,8 +65,8 @@ fn snapshot(o: Options) -> Snapshot {
         steering: Steering::Single,
         rss: None,
     };
-    let service = |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| {
-        ServiceSpec {
+    let service =
+        |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| ServiceSpec {
             name: name.into(),
             proto,
             vip: Endpoint::new(vip.0, vip.1),
@@ -75,8 +75,7 @@ fn snapshot(o: Options) -> Snapshot {
             remove_on_failure: false,
             backends: backends.iter().zip(weights).map(|(b, &w)| (Endpoint::new(b.0, b.1), w)).collect(),
             local_ips: locals.to_vec(),
-        }
-    };
+        };
     let services = vec![
         service("dns", protocol::UDP, DNS, SchedulerKind::Rr, &DNS_BACKENDS, &[1, 1, 1], o.dns_local_ips),
         service("web", protocol::TCP, WEB, SchedulerKind::Wrr, &WEB_BACKENDS, &[2, 1], &[WEB_LOCAL]),
@@ -416,7 +415,7 @@ fn vip_port_or_protocol_without_a_service() {
         (udp_packet(CLIENT, (VIP, 80), 64, QUERY, true, &[]), DropReason::NoService),
         (tcp_packet(CLIENT, (VIP, 53), 64, Flags::SYN, b"", &[]), DropReason::NoService),
         (tcp_packet(CLIENT, (ip(0, 11), 80), 64, Flags::SYN, b"", &[]), DropReason::NoSession), // not a VIP
-        (ip_packet(CLIENT.0, VIP, 47, 64, &[], &[0; 8]), DropReason::UnsupportedProtocol), // GRE
+        (ip_packet(CLIENT.0, VIP, 47, 64, &[], &[0; 8]), DropReason::UnsupportedProtocol),      // GRE
     ];
     for (packet, reason) in cases {
         assert_eq!(lab.drop_reason(&packet, 0), reason);
