@@ -13,32 +13,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::classify::{answer_arp, arp_request, classify, Verdict, MIN_FRAME_LEN};
+use crate::classify::{answer_arp, classify, Verdict};
 use crate::counters::{DropReason, WorkerCounters};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
-use crate::neigh::{Event, NeighbourConfig, Neighbours};
+use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
-/// A neighbour one worker learned, for the others.
-#[derive(Debug, Clone, Copy)]
-pub struct Learned {
-    pub link: u16,
-    pub ip: Ipv4Addr,
-    pub mac: MacAddr,
-    /// Record it even if unknown here (it answered us or asked us), or only refresh it.
-    pub create: bool,
-}
+mod neighbours;
 
-/// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
-/// full the news is dropped, and the worker learns by its own ARP request instead).
-pub type NeighbourInbox = crossbeam::queue::ArrayQueue<Learned>;
-
-/// Size of each worker's neighbour inbox.
-pub const NEIGHBOUR_INBOX: usize = 256;
+use neighbours::NextHopCache;
+pub use neighbours::{Learned, NeighbourInbox, NEIGHBOUR_INBOX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdleMode {
@@ -117,26 +105,6 @@ pub struct Worker {
     next_hops: NextHopCache,
 }
 
-const NEXT_HOP_CACHE: usize = 64;
-
-/// A direct-mapped cache of (link, gateway) -> MAC.
-struct NextHopCache {
-    generation: u64,
-    entries: [(u64, MacAddr); NEXT_HOP_CACHE],
-}
-
-impl NextHopCache {
-    #[inline]
-    fn key(hop: Hop) -> u64 {
-        (u64::from(hop.link) << 32) | u64::from(u32::from(hop.gateway)) | (1 << 63)
-    }
-
-    #[inline]
-    fn slot(key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % NEXT_HOP_CACHE
-    }
-}
-
 /// Allows `per_second` events a second, refilled whole each second.
 struct TokenBucket {
     per_second: u32,
@@ -183,7 +151,7 @@ impl Worker {
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
         let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
-        let next_hops = NextHopCache { generation: u64::MAX, entries: [(0, MacAddr::default()); NEXT_HOP_CACHE] };
+        let next_hops = NextHopCache::new();
         Worker {
             setup,
             queues,
@@ -373,115 +341,6 @@ impl Worker {
         (owner != self.setup.index && owner < self.handoff.len()).then_some(owner)
     }
 
-    /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
-    fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
-        let link = hop.link as usize;
-        let cache = &mut self.next_hops;
-        if cache.generation != self.neigh.generation() {
-            cache.generation = self.neigh.generation();
-            cache.entries.iter_mut().for_each(|e| e.0 = 0);
-        }
-        let key = NextHopCache::key(hop);
-        let slot = NextHopCache::slot(key);
-        let known = if cache.entries[slot].0 == key {
-            Some(cache.entries[slot].1)
-        } else {
-            let found = self.neigh.lookup(link, hop.gateway);
-            if let Some(mac) = found {
-                cache.entries[slot] = (key, mac);
-            }
-            found
-        };
-        if let Some(mac) = known {
-            address(m.data_mut(), mac, snap.links[link].mac);
-            self.send(link, m);
-            return;
-        }
-        match self.neigh.hold(link, hop.gateway, m, now) {
-            Ok(true) => self.request(snap, link, hop.gateway),
-            Ok(false) => {}
-            Err(_dropped) => self.setup.counters.count_drop(DropReason::NeighbourUnresolved, 1),
-        }
-    }
-
-    /// What an ARP frame says of its sender: a neighbour recorded if it asked us (`create`),
-    /// else only refreshed or resolved if already known or pending. Other workers hear of it.
-    fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
-        if ip.is_unspecified() {
-            return; // an ARP probe (RFC 5227) says nothing about a neighbour
-        }
-        for (w, inbox) in self.setup.neighbours.iter().enumerate() {
-            if w != self.setup.index {
-                let _ = inbox.push(Learned { link: link as u16, ip, mac, create });
-            }
-        }
-        self.learn_here(snap, link, ip, mac, now, create);
-    }
-
-    /// Takes the neighbours other workers learned.
-    fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
-        let index = self.setup.index;
-        while let Some(l) = self.setup.neighbours.get(index).and_then(|inbox| inbox.pop()) {
-            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, l.create);
-        }
-    }
-
-    fn learn_here(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
-        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
-        let events = &mut |event| neighbour_event(snap, queues, counters, event);
-        if create {
-            self.neigh.learn(link, ip, mac, now, events);
-        } else {
-            self.neigh.update(link, ip, mac, now, events);
-        }
-    }
-
-    fn neighbour_timers(&mut self, snap: &Snapshot, now: u64) {
-        let mut requests = std::mem::take(&mut self.requests);
-        requests.clear();
-        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
-        self.neigh.tick(now, &mut |event| match event {
-            // Capacity for every neighbour was reserved at start: this never allocates.
-            Event::SendRequest { link, ip } => requests.push((link, ip)),
-            other => neighbour_event(snap, queues, counters, other),
-        });
-        for &(link, ip) in &requests {
-            self.request(snap, link, ip);
-        }
-        self.requests = requests;
-    }
-
-    /// Broadcasts an ARP request for `ip` on `link` from the host's address there.
-    fn request(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr) {
-        let l = &snap.links[link];
-        let Some(source) = l.source_for(ip) else { return };
-        if self.send_arp(link, l.mac, source, ip) {
-            self.setup.counters.arp_requests_sent.add(1);
-        }
-    }
-
-    /// Gratuitous ARP for every VIP and local IP on the links that answer for them.
-    fn announce(&mut self, snap: &Snapshot) {
-        for (i, link) in snap.links.iter().enumerate() {
-            for ip in link.owned.iter() {
-                self.send_arp(i, link.mac, ip, ip);
-            }
-        }
-        self.flush();
-    }
-
-    fn send_arp(&mut self, link: usize, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
-        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
-            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
-            return false;
-        };
-        let Some(buf) = m.append(MIN_FRAME_LEN as u16) else { return false };
-        let frame: &mut [u8; MIN_FRAME_LEN] = buf.try_into().expect("appended MIN_FRAME_LEN");
-        arp_request(frame, mac, source, target);
-        self.send(link, m);
-        true
-    }
-
     /// ICMP time exceeded from the link's host address back to where `offending` came from.
     fn time_exceeded(&mut self, snap: &Snapshot, link: usize, offending: &Mbuf) {
         let frame = offending.data();
@@ -525,20 +384,6 @@ impl Worker {
                 c.count_drop(DropReason::RedirectFull, queue.flush(ring) as u64);
             }
         }
-    }
-}
-
-fn neighbour_event(snap: &Snapshot, queues: &mut [LinkQueues], c: &WorkerCounters, event: Event<Mbuf>) {
-    match event {
-        Event::Release { mac, mut packet, link } => {
-            address(packet.data_mut(), mac, snap.links[link].mac);
-            c.count_drop(DropReason::TxFull, queues[link].to_port.push(packet) as u64);
-        }
-        Event::Dropped { packet } => {
-            drop(packet);
-            c.count_drop(DropReason::NeighbourUnresolved, 1);
-        }
-        Event::SendRequest { .. } => {}
     }
 }
 

@@ -1,0 +1,183 @@
+//! A worker's side of neighbour resolution: sending to a next hop (from a small cache of
+//! MACs, else the table, else held while ARP resolves it), learning from ARP frames and from
+//! the other workers, the table's timers, ARP requests and gratuitous announcements.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::classify::{arp_request, MIN_FRAME_LEN};
+use crate::neigh::Event;
+
+/// A neighbour one worker learned, for the others.
+#[derive(Debug, Clone, Copy)]
+pub struct Learned {
+    pub link: u16,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    /// Record it even if unknown here (it answered us or asked us), or only refresh it.
+    pub create: bool,
+}
+
+/// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
+/// full the news is dropped, and the worker learns by its own ARP request instead).
+pub type NeighbourInbox = crossbeam::queue::ArrayQueue<Learned>;
+
+/// Size of each worker's neighbour inbox.
+pub const NEIGHBOUR_INBOX: usize = 256;
+
+const NEXT_HOP_CACHE: usize = 64;
+
+/// A direct-mapped cache of (link, gateway) -> MAC.
+pub(super) struct NextHopCache {
+    pub(super) generation: u64,
+    pub(super) entries: [(u64, MacAddr); NEXT_HOP_CACHE],
+}
+
+impl NextHopCache {
+    pub(super) fn new() -> NextHopCache {
+        NextHopCache { generation: u64::MAX, entries: [(0, MacAddr::default()); NEXT_HOP_CACHE] }
+    }
+
+    #[inline]
+    pub(super) fn key(hop: Hop) -> u64 {
+        (u64::from(hop.link) << 32) | u64::from(u32::from(hop.gateway)) | (1 << 63)
+    }
+
+    #[inline]
+    pub(super) fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % NEXT_HOP_CACHE
+    }
+}
+
+impl Worker {
+    /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
+    pub(super) fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
+        let link = hop.link as usize;
+        let cache = &mut self.next_hops;
+        if cache.generation != self.neigh.generation() {
+            cache.generation = self.neigh.generation();
+            cache.entries.iter_mut().for_each(|e| e.0 = 0);
+        }
+        let key = NextHopCache::key(hop);
+        let slot = NextHopCache::slot(key);
+        let known = if cache.entries[slot].0 == key {
+            Some(cache.entries[slot].1)
+        } else {
+            let found = self.neigh.lookup(link, hop.gateway);
+            if let Some(mac) = found {
+                cache.entries[slot] = (key, mac);
+            }
+            found
+        };
+        if let Some(mac) = known {
+            address(m.data_mut(), mac, snap.links[link].mac);
+            self.send(link, m);
+            return;
+        }
+        match self.neigh.hold(link, hop.gateway, m, now) {
+            Ok(true) => self.request(snap, link, hop.gateway),
+            Ok(false) => {}
+            Err(_dropped) => self.setup.counters.count_drop(DropReason::NeighbourUnresolved, 1),
+        }
+    }
+
+    /// What an ARP frame says of its sender: a neighbour recorded if it asked us (`create`),
+    /// else only refreshed or resolved if already known or pending. Other workers hear of it.
+    pub(super) fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
+        if ip.is_unspecified() {
+            return; // an ARP probe (RFC 5227) says nothing about a neighbour
+        }
+        for (w, inbox) in self.setup.neighbours.iter().enumerate() {
+            if w != self.setup.index {
+                let _ = inbox.push(Learned { link: link as u16, ip, mac, create });
+            }
+        }
+        self.learn_here(snap, link, ip, mac, now, create);
+    }
+
+    /// Takes the neighbours other workers learned.
+    pub(super) fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
+        let index = self.setup.index;
+        while let Some(l) = self.setup.neighbours.get(index).and_then(|inbox| inbox.pop()) {
+            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, l.create);
+        }
+    }
+
+    pub(super) fn learn_here(
+        &mut self,
+        snap: &Snapshot,
+        link: usize,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now: u64,
+        create: bool,
+    ) {
+        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
+        let events = &mut |event| neighbour_event(snap, queues, counters, event);
+        if create {
+            self.neigh.learn(link, ip, mac, now, events);
+        } else {
+            self.neigh.update(link, ip, mac, now, events);
+        }
+    }
+
+    pub(super) fn neighbour_timers(&mut self, snap: &Snapshot, now: u64) {
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.clear();
+        let (queues, counters) = (&mut self.queues, &*self.setup.counters);
+        self.neigh.tick(now, &mut |event| match event {
+            // Capacity for every neighbour was reserved at start: this never allocates.
+            Event::SendRequest { link, ip } => requests.push((link, ip)),
+            other => neighbour_event(snap, queues, counters, other),
+        });
+        for &(link, ip) in &requests {
+            self.request(snap, link, ip);
+        }
+        self.requests = requests;
+    }
+
+    /// Broadcasts an ARP request for `ip` on `link` from the host's address there.
+    pub(super) fn request(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr) {
+        let l = &snap.links[link];
+        let Some(source) = l.source_for(ip) else { return };
+        if self.send_arp(link, l.mac, source, ip) {
+            self.setup.counters.arp_requests_sent.add(1);
+        }
+    }
+
+    /// Gratuitous ARP for every VIP and local IP on the links that answer for them.
+    pub(super) fn announce(&mut self, snap: &Snapshot) {
+        for (i, link) in snap.links.iter().enumerate() {
+            for ip in link.owned.iter() {
+                self.send_arp(i, link.mac, ip, ip);
+            }
+        }
+        self.flush();
+    }
+
+    pub(super) fn send_arp(&mut self, link: usize, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+            return false;
+        };
+        let Some(buf) = m.append(MIN_FRAME_LEN as u16) else { return false };
+        let frame: &mut [u8; MIN_FRAME_LEN] = buf.try_into().expect("appended MIN_FRAME_LEN");
+        arp_request(frame, mac, source, target);
+        self.send(link, m);
+        true
+    }
+}
+
+fn neighbour_event(snap: &Snapshot, queues: &mut [LinkQueues], c: &WorkerCounters, event: Event<Mbuf>) {
+    match event {
+        Event::Release { mac, mut packet, link } => {
+            address(packet.data_mut(), mac, snap.links[link].mac);
+            c.count_drop(DropReason::TxFull, queues[link].to_port.push(packet) as u64);
+        }
+        Event::Dropped { packet } => {
+            drop(packet);
+            c.count_drop(DropReason::NeighbourUnresolved, 1);
+        }
+        Event::SendRequest { .. } => {}
+    }
+}
