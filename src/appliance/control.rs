@@ -43,6 +43,7 @@ pub struct Start {
 
 impl Control {
     pub fn new(path: &Path, config: Config, links: Vec<Link>) -> Result<(Control, Start), String> {
+        warn_unimplemented(&config);
         let workers = config.cpu.workers.len();
         let mut model = Model::default();
         model.apply(&config)?;
@@ -98,6 +99,7 @@ impl Control {
             ));
         }
         routes(&new)?;
+        warn_unimplemented(&new);
         // `apply` changes the model only when it succeeds.
         let mut changes = self.model.apply(&new)?;
         if new.routes != self.config.routes {
@@ -190,6 +192,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         changed.push("[[interface]]");
     }
     changed
+}
+
+/// Settings the config accepts that the data path does not act on yet.
+fn warn_unimplemented(config: &Config) {
+    for s in &config.services {
+        if s.client_address != config::ClientAddress::None {
+            warn!("service {}: client_address = \"proxy-v2\" is not implemented yet; backends see the local IP", s.name);
+        }
+    }
 }
 
 /// One health-check target per backend of every service whose check is not `none`.
