@@ -198,7 +198,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 fn warn_unimplemented(config: &Config) {
     for s in &config.services {
         if s.client_address != config::ClientAddress::None {
-            warn!("service {}: client_address = \"proxy-v2\" is not implemented yet; backends see the local IP", s.name);
+            warn!(
+                "service {}: client_address = \"proxy-v2\" is not implemented yet; backends see the local IP",
+                s.name
+            );
         }
     }
 }
