@@ -73,6 +73,15 @@ pub fn udp_echo(ns: &str, addrs: &[&str]) -> Servers {
 
 /// HTTP: `GET /` answers "backend ADDRESS\n"; `GET /big` streams `big_file` if given.
 pub fn http(ns: &str, addrs: &[&str], big_file: Option<PathBuf>) -> Servers {
+    tcp_servers(ns, addrs, move |conn, addr, _stop| serve_http(conn, &format!("backend {addr}\n"), big_file.clone()))
+}
+
+/// TCP listeners on `addrs`, each connection served by `serve` on a thread of its own;
+/// `served[i]` counts connections.
+fn tcp_servers<F>(ns: &str, addrs: &[&str], serve: F) -> Servers
+where
+    F: Fn(TcpStream, SocketAddr, &AtomicBool) + Clone + Send + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
     for addr in addrs {
@@ -80,15 +89,15 @@ pub fn http(ns: &str, addrs: &[&str], big_file: Option<PathBuf>) -> Servers {
         let listener = in_netns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
         listener.set_nonblocking(true).unwrap();
         let served = Arc::new(AtomicU64::new(0));
-        let (stop, count, big) = (stop.clone(), served.clone(), big_file.clone());
+        let (stop, count, serve) = (stop.clone(), served.clone(), serve.clone());
         servers.threads.push(std::thread::spawn(move || {
             let mut conns = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         count.fetch_add(1, Ordering::SeqCst);
-                        let (body, big) = (format!("backend {addr}\n"), big.clone());
-                        conns.push(std::thread::spawn(move || serve_http(conn, &body, big)));
+                        let (stop, serve) = (stop.clone(), serve.clone());
+                        conns.push(std::thread::spawn(move || serve(conn, addr, &stop)));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -141,34 +150,7 @@ fn serve_http(mut conn: TcpStream, body: &str, big: Option<PathBuf>) {
 /// TCP line echo: every line comes back prefixed with the server's address and a space.
 /// `served[i]` counts connections.
 pub fn tcp_echo(ns: &str, addrs: &[&str]) -> Servers {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
-    for addr in addrs {
-        let addr: SocketAddr = addr.parse().expect("server address");
-        let listener = in_netns(ns, move || TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
-        listener.set_nonblocking(true).unwrap();
-        let served = Arc::new(AtomicU64::new(0));
-        let (stop, count) = (stop.clone(), served.clone());
-        servers.threads.push(std::thread::spawn(move || {
-            let mut conns = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        count.fetch_add(1, Ordering::SeqCst);
-                        let stop = stop.clone();
-                        conns.push(std::thread::spawn(move || echo_lines(conn, addr, &stop)));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            for c in conns {
-                let _ = c.join();
-            }
-        }));
-        servers.addrs.push(addr);
-        servers.served.push(served);
-    }
-    servers
+    tcp_servers(ns, addrs, echo_lines)
 }
 
 fn echo_lines(mut conn: TcpStream, me: SocketAddr, stop: &AtomicBool) {

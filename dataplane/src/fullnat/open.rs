@@ -42,9 +42,19 @@ impl FullNat {
         // hash lands on this worker's queue.
         let rss =
             if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
+        let state = &mut self.services[service];
         let local = match rss {
-            Some(rss) => take_steered_port(&mut self.pools, &mut self.services[service], c, rss, backend, self.queue),
-            None => take_port(&mut self.pools, &mut self.services[service], c),
+            Some(rss) => {
+                let (to, owner) = (std::net::SocketAddrV4::new(backend.ip, backend.port), self.queue);
+                let steered = take_port(&mut self.pools, state, c, |pool| {
+                    rss.choose_port(to, pool.ip(), owner, rss.tries_bound(owner), pool).ok().map(|p| p.port)
+                });
+                if steered.is_some() {
+                    c.rss_steered.add(1);
+                }
+                steered
+            }
+            None => take_port(&mut self.pools, state, c, PortPool::take),
         }
         .ok_or(DropReason::NoLocalPort)?;
         let new = NewSession {
@@ -116,41 +126,20 @@ fn active_sessions(own: &WorkerCounters, peers: &[std::sync::Arc<WorkerCounters>
     (own + others).min(u64::from(u32::MAX)) as u32
 }
 
-/// As `take_port`, for a port whose replies from `backend` hash to queue `owner`.
-fn take_steered_port(
+/// A local address and port from the service's pools on this worker, taking turns over the
+/// pools; `choose` takes a port from one pool (or says it has none that fits).
+fn take_port(
     pools: &mut [PortPool],
     state: &mut ServiceState,
     c: &WorkerCounters,
-    rss: &crate::steer::rss::RssSteering,
-    backend: Endpoint,
-    owner: u16,
+    mut choose: impl FnMut(&mut PortPool) -> Option<u16>,
 ) -> Option<Endpoint> {
     let n = state.pools.len();
-    let to = std::net::SocketAddrV4::new(backend.ip, backend.port);
     for _ in 0..n {
         let at = state.pools[state.next_pool % n] as usize;
         state.next_pool = (state.next_pool + 1) % n;
         let pool = &mut pools[at];
-        let ip = pool.ip();
-        if let Ok(chosen) = rss.choose_port(to, ip, owner, rss.tries_bound(owner), pool) {
-            if let Some(slot) = c.local_ports.get(at) {
-                slot.free.set(u64::from(pool.free()));
-            }
-            c.rss_steered.add(1);
-            return Some(Endpoint::new(ip, chosen.port));
-        }
-    }
-    None
-}
-
-/// A local address and port from the service's pools on this worker, taking turns.
-fn take_port(pools: &mut [PortPool], state: &mut ServiceState, c: &WorkerCounters) -> Option<Endpoint> {
-    let n = state.pools.len();
-    for _ in 0..n {
-        let at = state.pools[state.next_pool % n] as usize;
-        state.next_pool = (state.next_pool + 1) % n;
-        let pool = &mut pools[at];
-        if let Some(port) = pool.take() {
+        if let Some(port) = choose(pool) {
             if let Some(slot) = c.local_ports.get(at) {
                 slot.free.set(u64::from(pool.free()));
             }
