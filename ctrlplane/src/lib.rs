@@ -1,4 +1,5 @@
 pub mod api;
+pub mod bgp;
 pub mod config;
 pub mod health;
 pub mod metrics;

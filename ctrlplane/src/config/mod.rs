@@ -5,7 +5,7 @@
 //!
 //! 1. `raw`: serde reads the TOML into structs that mirror the file, every value with its
 //!    place. Syntax errors, wrong types and unknown keys stop here, at the first one.
-//! 2. `system`, `network`, `service`, `health`: each section is given its meaning and
+//! 2. `system`, `network`, `service`, `health`, `bgp`: each section is given its meaning and
 //!    checked, and every problem found is reported, not just the first. Missing keys are
 //!    reported at their table's header.
 //!
@@ -14,6 +14,7 @@
 //!
 //! This module never touches a device or the network: `sluice --check-config` relies on it.
 
+mod bgp;
 mod diagnostic;
 mod duration;
 mod health;
@@ -39,8 +40,8 @@ pub use health::{HTTP_DEFAULT_PATH, HTTP_DEFAULT_STATUS};
 pub use ipv4net::{InvalidIpv4Net, Ipv4Net};
 pub use keyword::Keyword;
 pub use model::{
-    Api, Backend, CheckKind, ClientAddress, Config, Cpu, Dpdk, Health, IdleMode, Interface, OnFailure, Protocol, Route,
-    Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
+    Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Config, Cpu, Dpdk, Health, IdleMode, Interface,
+    OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
 };
 pub use system::MIN_MBUFS;
 
@@ -88,9 +89,10 @@ fn resolve(mut report: Report, document: &raw::Document, host: &Host) -> Result<
     let interfaces = network::interfaces(&mut report, &document.interface);
     let routes = network::routes(&mut report, &document.route, &interfaces);
     let services = service::services(&mut report, &document.service, cpu.workers.len(), &interfaces);
+    let bgp = document.bgp.as_ref().and_then(|table| bgp::bgp(&mut report, table, &interfaces));
 
     let warnings = report.finish()?;
-    Ok(Config { dpdk, cpu, api, sessions, steering, timeouts, interfaces, routes, services, warnings })
+    Ok(Config { dpdk, cpu, api, sessions, steering, timeouts, interfaces, routes, services, bgp, warnings })
 }
 
 /// TOML's messages may span lines; a diagnostic is one line.

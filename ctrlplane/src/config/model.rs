@@ -22,6 +22,8 @@ pub struct Config {
     pub interfaces: Vec<Interface>,
     pub routes: Vec<Route>,
     pub services: Vec<Service>,
+    /// `[bgp]`: absent, nothing is announced and no routing daemon runs.
+    pub bgp: Option<Bgp>,
     /// Problems that do not stop the appliance (a worker on the control core, ...).
     pub warnings: Vec<Diagnostic>,
 }
@@ -263,4 +265,56 @@ pub struct Backend {
     pub address: SocketAddrV4,
     /// 0..=65535; 0 takes no new sessions.
     pub weight: u32,
+}
+
+/// `[bgp]`: the VIPs (and local IPs) this node announces to its routers, through BIRD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bgp {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// The BGP hold time: whole seconds, 3 or more (RFC 4271 4.2).
+    pub hold: Duration,
+    /// BFD on every neighbour.
+    pub bfd: bool,
+    /// BFD's transmit and receive interval, and how many missed make a neighbour dead.
+    pub bfd_interval: Duration,
+    pub bfd_multiplier: u32,
+    /// The BIRD 2 binary: a path, or a name looked up in `PATH`.
+    pub bird: PathBuf,
+    /// Where BIRD's generated config and its control socket live: an absolute path.
+    pub runtime_dir: PathBuf,
+    /// Own local IPs as /32 routes, so that backends' replies find this node.
+    pub announce_local_ips: bool,
+    /// After the VIPs are withdrawn on SIGTERM, the data path forwards this long; may be zero.
+    pub drain: Duration,
+    /// At least one; no address twice.
+    pub neighbors: Vec<BgpNeighbor>,
+}
+
+impl Bgp {
+    /// The defaults of every key that has one.
+    pub fn defaults(local_as: u32, router_id: Ipv4Addr) -> Bgp {
+        Bgp {
+            local_as,
+            router_id,
+            hold: Duration::from_secs(3),
+            bfd: true,
+            bfd_interval: Duration::from_millis(100),
+            bfd_multiplier: 5,
+            bird: PathBuf::from("bird"),
+            runtime_dir: PathBuf::from("/run/sluice/bird"),
+            announce_local_ips: true,
+            drain: Duration::from_secs(2),
+            neighbors: Vec::new(),
+        }
+    }
+}
+
+/// `[[bgp.neighbor]]`: one router this node peers with, on a connected network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpNeighbor {
+    pub address: Ipv4Addr,
+    pub remote_as: u32,
+    /// TCP MD5 signature key (RFC 2385).
+    pub password: Option<String>,
 }

@@ -33,6 +33,7 @@ pub struct Document {
     pub route: Vec<Spanned<Route>>,
     #[serde(default)]
     pub service: Vec<Spanned<Service>>,
+    pub bgp: Option<Spanned<Bgp>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,4 +129,29 @@ pub struct Health {
 pub struct Backend {
     pub address: Option<Text>,
     pub weight: Option<Integer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    pub local_as: Option<Integer>,
+    pub router_id: Option<Text>,
+    pub hold: Option<DurationValue>,
+    pub bfd: Option<Flag>,
+    pub bfd_interval: Option<DurationValue>,
+    pub bfd_multiplier: Option<Integer>,
+    pub bird: Option<Text>,
+    pub runtime_dir: Option<Text>,
+    pub announce_local_ips: Option<Flag>,
+    pub drain: Option<DurationValue>,
+    #[serde(default)]
+    pub neighbor: Vec<Spanned<BgpNeighbor>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpNeighbor {
+    pub address: Option<Text>,
+    pub remote_as: Option<Integer>,
+    pub password: Option<Text>,
 }

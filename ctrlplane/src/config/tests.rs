@@ -137,6 +137,7 @@ fn the_interface_md_example_means_what_it_says() {
             },
             backends: vec![Backend { address: SocketAddrV4::new(v4(198, 18, 1, 2), 5353), weight: 1 }],
         }],
+        bgp: None,
         warnings: vec![],
     };
     assert_eq!(parsed, expected);
