@@ -15,6 +15,7 @@ use dataplane::fullnat::{PoolLayout, WorkerPart};
 use dataplane::publish::{Mailbox, Update};
 use dataplane::snapshot::{Link, Snapshot};
 
+use super::kernel::KernelRoutes;
 use super::model::Model;
 use super::snapshot::{relink, routes, timeouts};
 
@@ -32,6 +33,8 @@ pub struct Control {
     broken: Option<String>,
     /// Which worker owns each local IP, as last published.
     owners: Vec<(u32, u16)>,
+    /// The `[[route]]`s given to the kernel, for health checks and BGP beyond the links.
+    kernel_routes: KernelRoutes,
 }
 
 /// The first snapshot and each worker's part of it.
@@ -42,7 +45,12 @@ pub struct Start {
 }
 
 impl Control {
-    pub fn new(path: &Path, config: Config, links: Vec<Link>) -> Result<(Control, Start), String> {
+    pub fn new(
+        path: &Path,
+        config: Config,
+        links: Vec<Link>,
+        kernel_routes: KernelRoutes,
+    ) -> Result<(Control, Start), String> {
         warn_unimplemented(&config);
         let workers = config.cpu.workers.len();
         let mut model = Model::default();
@@ -67,6 +75,7 @@ impl Control {
             checker,
             broken: None,
             owners: snapshot.local_owners.clone(),
+            kernel_routes,
         };
         Ok((control, Start { snapshot, parts, mailboxes }))
     }
@@ -104,6 +113,10 @@ impl Control {
         let mut changes = self.model.apply(&new)?;
         if new.routes != self.config.routes {
             changes.push("routes changed (new sessions use them)".to_owned());
+            self.kernel_routes.sync(&new.routes);
+        }
+        if new.bgp != self.config.bgp {
+            changes.push("[bgp] changed (BIRD reconfigured; sessions of unchanged neighbours stay up)".to_owned());
         }
         self.links = relink(&new, &self.links);
         self.checker.set_targets(targets(&new));
@@ -190,6 +203,15 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.interfaces != new.interfaces {
         changed.push("[[interface]]");
+    }
+    // BIRD's binary and files stay; everything else in [bgp] goes to BIRD by `configure`.
+    let same_daemon = match (&old.bgp, &new.bgp) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.bird == b.bird && a.runtime_dir == b.runtime_dir,
+        _ => false,
+    };
+    if !same_daemon {
+        changed.push("[bgp] (whether it is there, bird, runtime_dir)");
     }
     changed
 }

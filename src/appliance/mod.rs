@@ -8,9 +8,11 @@
 //!    the tap's addresses set;
 //! 4. the snapshot workers read, built from config and ports;
 //! 5. ports started, then workers launched on their lcores;
-//! 6. the control loop on the main lcore until SIGTERM/SIGINT.
+//! 6. the control loop on the main lcore until SIGTERM/SIGINT; with `[bgp]` it starts BIRD
+//!    first (the exception path now carries BGP), and on SIGTERM withdraws the VIPs and drains
+//!    before it returns.
 //!
-//! Shutdown: workers stopped and joined, ports stopped and closed (the taps, and so the
+//! Shutdown: BIRD stopped (its sessions close), workers stopped and joined, ports stopped and closed (the taps, and so the
 //! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
 
 mod control;
@@ -18,10 +20,12 @@ pub mod eal_args;
 pub mod kernel;
 pub mod model;
 mod observe;
+mod routing;
 mod serve;
 mod signals;
 pub mod snapshot;
 mod steering;
+mod watchdog;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +87,14 @@ pub fn run(path: &Path) -> i32 {
     }
     signals::install();
     info!("sluice {} starting with {}", crate::version(), path.display());
+    // With [bgp], BIRD must be there and accept its configuration before any device is touched.
+    let bird = match config.bgp.as_ref().map(ctrlplane::bgp::preflight).transpose() {
+        Ok(bird) => bird,
+        Err(e) => {
+            error!("{e}");
+            return EXIT_FAILED;
+        }
+    };
     let (appliance, mut control) = match Appliance::start(path, config) {
         Ok(a) => a,
         Err(e) => {
@@ -90,7 +102,7 @@ pub fn run(path: &Path) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let code = serve::serve(&appliance, &mut control);
+    let code = serve::serve(&appliance, &mut control, bird);
     appliance.shutdown();
     info!("stopped");
     code
@@ -172,8 +184,11 @@ impl Appliance {
             });
         }
 
+        // The kernel reaches what the data path reaches: health checks and BGP leave from it.
+        let mut kernel_routes = kernel::KernelRoutes::default();
+        kernel_routes.sync(&config.routes);
         // The first snapshot is complete before any port passes a packet.
-        let (control, start) = Control::new(path, config.clone(), snapshot::links(config, &opened))?;
+        let (control, start) = Control::new(path, config.clone(), snapshot::links(config, &opened), kernel_routes)?;
         for link in &mut links {
             link.tap.start().map_err(|e| e.to_string())?;
             link.port.start().map_err(|e| e.to_string())?;

@@ -10,7 +10,7 @@
 //! truth, as with keepalived.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ctrlplane::config::{self, Config, OnFailure, Protocol, Scheduler};
 use dataplane::route::Routes;
@@ -275,6 +275,17 @@ impl Model {
 }
 
 impl Model {
+    /// Each live service's VIP address and whether the service has its `min_active` quorum:
+    /// what BGP announcements follow.
+    pub fn vip_quorums(&self) -> Vec<(Ipv4Addr, bool)> {
+        self.services().map(|(_, s, members)| (*s.vip.ip(), self.healthy(members) >= s.min_active)).collect()
+    }
+
+    /// Every local IP of every live service (once each is the caller's business).
+    pub fn local_ips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.services().flat_map(|(_, s, _)| s.local_ips.iter().copied())
+    }
+
     /// How many of `members` pass their health checks (or have none).
     fn healthy(&self, members: &[u16]) -> u32 {
         members.iter().filter(|id| !self.down.contains_key(id)).count() as u32

@@ -1,8 +1,15 @@
 //! The control loop on the housekeeping core: signals, the API socket, the metrics endpoint,
-//! snapshot publishing, rates and session dumps, worker health. Every step is non-blocking or
-//! bounded by a short wait, so a slow client or scraper cannot hold up the others.
+//! snapshot publishing, rates and session dumps, worker health, and with `[bgp]` what BIRD
+//! announces. Every step is non-blocking or bounded by a short wait, so a slow client or
+//! scraper cannot hold up the others.
+//!
+//! Stopping: without `[bgp]` the first SIGTERM/SIGINT ends the loop. With it, the node's VIPs
+//! are withdrawn first; once BIRD has taken that (or `WITHDRAW_WAIT` passed), the data path
+//! forwards for `[bgp] drain` so that connections the routers already moved elsewhere finish
+//! their packets in flight, then the loop ends. A second signal ends it at once.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use ctrlplane::api::{ApiServer, BackendAction, BackendStatus, ReloadReport, Request};
 use ctrlplane::metrics::{render, MetricsServer};
@@ -11,13 +18,34 @@ use serde_json::Value;
 
 use super::control::Control;
 use super::observe::{Observer, PortView};
+use super::routing::Routing;
+use super::watchdog::{Watchdog, STALL_AFTER};
 use super::{reload, signals, Appliance, EXIT_FAILED, EXIT_OK};
 
 /// What `sluicectl sessions` lists without `--limit`, and at most.
 const SESSIONS_DEFAULT: usize = 100;
 const SESSIONS_MAX: usize = 100_000;
+/// How long a stop waits for BIRD to take the withdrawal before the drain starts anyway.
+const WITHDRAW_WAIT: Duration = Duration::from_secs(3);
+/// How long `drain-node` and `undrain-node` wait for BIRD before they answer.
+const DRAIN_REPLY_WAIT: Duration = Duration::from_millis(500);
 
-pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
+/// Where a stop stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// SIGTERM with `[bgp]`: the VIPs are being withdrawn.
+    Withdrawing {
+        since: Instant,
+    },
+    /// Withdrawn; forwarding until then.
+    Draining {
+        until: Instant,
+    },
+}
+
+/// `bird`: the BIRD binary `preflight` found, with `[bgp]`.
+pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i32 {
     let config = control.config().clone();
     let mut api = match ApiServer::bind(&config.api.socket) {
         Ok(api) => api,
@@ -33,6 +61,18 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
             return EXIT_FAILED;
         }
     };
+    // BIRD starts once the exception path carries packets (ports and workers are up), and is
+    // stopped when `routing` is dropped, on every way out of this function.
+    let mut routing = match (&config.bgp, bird) {
+        (Some(bgp), Some(binary)) => match Routing::start(bgp, binary) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                error!("bgp: {e}");
+                return EXIT_FAILED;
+            }
+        },
+        _ => None,
+    };
     let ports: Vec<PortView> = app
         .links
         .iter()
@@ -40,6 +80,8 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
         .collect();
     let mut observer = Observer::new(app.dumps.clone(), ports.len());
     observer.track(control.model(), &app.counters);
+    let mut watchdog = Watchdog::new(app.workers.len(), STALL_AFTER, Instant::now());
+    let mut phase = Phase::Serving;
     info!(
         "ready: {} interfaces, {} workers, api {}, metrics http://{}/metrics",
         app.links.len(),
@@ -48,14 +90,15 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
         config.api.metrics
     );
     loop {
-        if signals::stop_requested() {
-            info!("stop requested");
-            return EXIT_OK;
+        if let Some(code) = step_stop(&mut phase, routing.as_mut(), control) {
+            return code;
         }
         if signals::take_reload() && reload(control).is_ok() {
-            observer.track(control.model(), &app.counters);
+            after_reload(control, &mut observer, &mut routing, &app.counters);
         }
-        let mut handler = |request: Request| handle(request, app, control, &mut observer, &ports);
+        let mut handler = |request: Request| {
+            handle(request, app, control, &mut observer, &ports, &mut routing, watchdog.any_stalled())
+        };
         if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
             warn!("api: {e}");
         }
@@ -64,7 +107,11 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
         }
         let mut scrape = || {
             let checks = control.check_counts();
-            render(&observer.sample(&ports, &app.counters, control.model(), &checks))
+            let mut sample = observer.sample(&ports, &app.counters, control.model(), &checks);
+            if let Some(r) = &routing {
+                r.sample(&mut sample);
+            }
+            render(&sample)
         };
         if let Err(e) = metrics.poll(&mut scrape, Duration::from_millis(20)) {
             warn!("metrics: {e}");
@@ -78,6 +125,75 @@ pub fn serve(app: &Appliance, control: &mut Control) -> i32 {
             error!("worker on lcore {} failed; stopping", w.lcore());
             return EXIT_FAILED;
         }
+        for change in watchdog.observe(app.counters.iter().map(|c| c.polls.get()), Instant::now()) {
+            if change.stalled {
+                error!(
+                    "worker {} has not polled for {:?}; its packets wait{}",
+                    change.worker,
+                    change.still_for,
+                    if routing.is_some() { ", and this node's routes are withdrawn" } else { "" }
+                );
+            } else {
+                info!("worker {} polls again after {:?}", change.worker, change.still_for);
+            }
+        }
+        if let Some(r) = &mut routing {
+            r.update(control.model(), watchdog.any_stalled());
+        }
+    }
+}
+
+/// Moves a stop along; `Some(code)` when the loop should end.
+fn step_stop(phase: &mut Phase, routing: Option<&mut Routing>, control: &Control) -> Option<i32> {
+    let requests = signals::stop_requests();
+    if requests == 0 {
+        return None;
+    }
+    let Some(routing) = routing else {
+        info!("stop requested");
+        return Some(EXIT_OK);
+    };
+    if requests > 1 && *phase != Phase::Serving {
+        info!("second stop request: stopping now");
+        return Some(EXIT_OK);
+    }
+    let now = Instant::now();
+    match *phase {
+        Phase::Serving => {
+            info!("stop requested: withdrawing this node's VIPs, then forwarding for {:?}", routing.drain());
+            routing.begin_stop(control.model());
+            *phase = Phase::Withdrawing { since: now };
+        }
+        Phase::Withdrawing { since } => {
+            let settled = routing.settled();
+            if settled || now.duration_since(since) >= WITHDRAW_WAIT {
+                if !settled {
+                    warn!("bgp: BIRD has not confirmed the withdrawal within {WITHDRAW_WAIT:?}; draining anyway");
+                }
+                info!("routes withdrawn; forwarding for {:?}", routing.drain());
+                *phase = Phase::Draining { until: now + routing.drain() };
+            }
+        }
+        Phase::Draining { until } => {
+            if now >= until {
+                info!("drain over: stopping");
+                return Some(EXIT_OK);
+            }
+        }
+    }
+    None
+}
+
+/// What a successful reload changes beyond the model: counters' bases and BIRD's config.
+fn after_reload(
+    control: &Control,
+    observer: &mut Observer,
+    routing: &mut Option<Routing>,
+    counters: &[std::sync::Arc<dataplane::counters::WorkerCounters>],
+) {
+    observer.track(control.model(), counters);
+    if let (Some(r), Some(bgp)) = (routing.as_mut(), &control.config().bgp) {
+        r.reconfigure(bgp);
     }
 }
 
@@ -87,10 +203,31 @@ fn handle(
     control: &mut Control,
     observer: &mut Observer,
     ports: &[PortView],
+    routing: &mut Option<Routing>,
+    stalled: bool,
 ) -> Result<Value, String> {
     let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| e.to_string());
     match request {
-        Request::Status => json(serde_json::to_value(observer.status(ports, &app.counters, &app.cpus))),
+        Request::Status => {
+            let mut status = observer.status(ports, &app.counters, &app.cpus);
+            status.bgp = routing.as_ref().map(Routing::status);
+            json(serde_json::to_value(status))
+        }
+        Request::DrainNode | Request::UndrainNode => {
+            let Some(r) = routing.as_mut() else {
+                return Err("this node has no [bgp] section: it announces nothing to drain".to_owned());
+            };
+            let drained = request == Request::DrainNode;
+            r.set_drained(drained);
+            r.update(control.model(), stalled);
+            // Answer once BIRD has the change, so that the operator's next step sees it done.
+            let deadline = Instant::now() + DRAIN_REPLY_WAIT;
+            while !r.settled() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            info!("api: node {}", if drained { "drained: its VIPs are withdrawn" } else { "undrained" });
+            json(serde_json::to_value(r.status()))
+        }
         Request::Services => json(serde_json::to_value(observer.services(control.model(), &app.counters))),
         Request::Backend { service, address, action } => {
             let id = control
@@ -121,7 +258,7 @@ fn handle(
         }
         Request::Reload => {
             let changes = reload(control)?;
-            observer.track(control.model(), &app.counters);
+            after_reload(control, observer, routing, &app.counters);
             control.tick()?;
             json(serde_json::to_value(ReloadReport { changed: !changes.is_empty(), changes }))
         }

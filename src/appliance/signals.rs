@@ -1,13 +1,13 @@
-//! SIGTERM/SIGINT ask for a clean stop, SIGHUP for a reload. The handlers only set flags; the
-//! control loop polls them.
+//! SIGTERM/SIGINT ask for a clean stop (a second one for a stop without the BGP drain),
+//! SIGHUP for a reload. The handlers only count and set flags; the control loop polls them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: AtomicU32 = AtomicU32::new(0);
 static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    STOP.fetch_add(1, Ordering::SeqCst);
 }
 
 extern "C" fn on_reload(_: libc::c_int) {
@@ -30,7 +30,8 @@ unsafe fn set(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     libc::sigaction(signal, &action, std::ptr::null_mut());
 }
 
-pub fn stop_requested() -> bool {
+/// How many stop signals arrived.
+pub fn stop_requests() -> u32 {
     STOP.load(Ordering::SeqCst)
 }
 

@@ -25,6 +25,8 @@ commands:
   backend SERVICE ADDRESS enable           back in service after drain
   sessions [SERVICE] [--limit N]           the session table
   reload                                   re-read the config file (as SIGHUP)
+  drain-node                               withdraw this node's VIPs from BGP; forwarding goes on
+  undrain-node                             announce them again
 
 options:
   --socket PATH      the API socket (default /run/sluice/sluice.sock)
@@ -131,6 +133,8 @@ fn command(words: &[&str]) -> Result<Request, String> {
         ["status"] => Ok(Request::Status),
         ["services"] => Ok(Request::Services),
         ["reload"] => Ok(Request::Reload),
+        ["drain-node"] => Ok(Request::DrainNode),
+        ["undrain-node"] => Ok(Request::UndrainNode),
         ["sessions"] => Ok(Request::Sessions { service: None, limit: None }),
         ["sessions", service] => Ok(Request::Sessions { service: Some(service.to_string()), limit: None }),
         ["backend", service, address, action @ ..] => {
@@ -148,7 +152,7 @@ fn command(words: &[&str]) -> Result<Request, String> {
             Ok(Request::Backend { service: service.to_string(), address, action })
         }
         ["backend", ..] => Err("backend needs SERVICE ADDRESS and weight N, drain or enable".into()),
-        [cmd, ..] if ["status", "services", "reload", "sessions"].contains(cmd) => {
+        [cmd, ..] if ["status", "services", "reload", "sessions", "drain-node", "undrain-node"].contains(cmd) => {
             Err(format!("too many arguments for `{cmd}`"))
         }
         [cmd, ..] => Err(format!("unknown command `{cmd}`")),
@@ -191,6 +195,8 @@ mod tests {
             parse("backend dns 198.18.1.2:53 enable"),
             call(DEFAULT_SOCKET, false, backend(BackendAction::Enable))
         );
+        assert_eq!(parse("drain-node"), call(DEFAULT_SOCKET, false, Request::DrainNode));
+        assert_eq!(parse("undrain-node --json"), call(DEFAULT_SOCKET, true, Request::UndrainNode));
         assert_eq!(parse("--help"), Ok(Invocation::Help));
         assert!(
             matches!(parse("--timeout 0.5 status"), Ok(Invocation::Call { timeout, .. }) if timeout == Duration::from_millis(500))
@@ -202,6 +208,7 @@ mod tests {
         assert_eq!(parse(""), Err("no command given".into()));
         assert_eq!(parse("stop"), Err("unknown command `stop`".into()));
         assert_eq!(parse("status now"), Err("too many arguments for `status`".into()));
+        assert_eq!(parse("drain-node now"), Err("too many arguments for `drain-node`".into()));
         assert_eq!(parse("--verbose status"), Err("unknown option `--verbose`".into()));
         assert_eq!(parse("status --socket"), Err("--socket needs a path".into()));
         assert_eq!(parse("status --limit 3"), Err("--limit goes only with `sessions`".into()));

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod servers;
 
 use std::fs::{self, File};
@@ -122,7 +123,17 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn start(net: &TestNet, config: &str) -> Sluice {
-        let dir = std::env::temp_dir().join(format!("sluice-test-{}", net.name));
+        Sluice::start_in(&net.lb(), &net.name, config)
+    }
+
+    /// The directory a Sluice started with `tag` keeps its config, log and sockets in.
+    pub fn dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("sluice-test-{tag}"))
+    }
+
+    /// Starts Sluice in namespace `ns`; `tag` names its directory (`dir`).
+    pub fn start_in(ns: &str, tag: &str, config: &str) -> Sluice {
+        let dir = Sluice::dir(tag);
         fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("sluice.toml");
         let socket = dir.join("sluice.sock");
@@ -131,7 +142,7 @@ impl Sluice {
         let log = dir.join("sluice.log");
         let log_file = File::create(&log).expect("log file");
         let child = Command::new("ip")
-            .args(["netns", "exec", &net.lb(), sluice_bin(), "--config", config_path.to_str().unwrap()])
+            .args(["netns", "exec", ns, sluice_bin(), "--config", config_path.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
@@ -155,8 +166,29 @@ impl Sluice {
         text
     }
 
-    fn exited(&mut self) -> bool {
+    pub fn exited(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))))
+    }
+
+    /// SIGKILL, and the process reaped: nothing of Sluice itself runs any more.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (at most `timeout`) for the process to end by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Writes `config` over the running config file, sends SIGHUP and waits (10 s at most)

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::protocol::Request;
-use super::reply::{BackendStatus, ReloadReport, ServiceStatus, SessionRow, Status};
+use super::reply::{BackendStatus, BgpStatus, ReloadReport, ServiceStatus, SessionRow, Status};
 use super::table::{Align, Table};
 
 /// The text to print for the reply `data` to `request`: a table, or with `json` the document
@@ -26,6 +26,7 @@ pub fn render(request: &Request, data: &Value, json: bool) -> Result<String, Str
         },
         Request::Sessions { .. } => sessions(&document::<Vec<SessionRow>>(data)?),
         Request::Reload => reload(&document(data)?),
+        Request::DrainNode | Request::UndrainNode => bgp(&document(data)?),
     })
 }
 
@@ -69,6 +70,48 @@ pub fn status(status: &Status) -> String {
     out.push_str(&workers.render());
     out.push('\n');
     out.push_str(&ports.render());
+    if let Some(b) = &status.bgp {
+        out.push('\n');
+        out.push_str(&bgp(b));
+    }
+    out
+}
+
+/// The `[bgp]` part of `sluicectl status`, and what `drain-node` and `undrain-node` print: a
+/// summary line, the neighbours, the routes.
+pub fn bgp(bgp: &BgpStatus) -> String {
+    let mut out = format!(
+        "bgp: as {}, router id {}, bird {} ({} restarts){}\n",
+        bgp.local_as,
+        bgp.router_id,
+        bgp.bird,
+        bgp.bird_restarts,
+        if bgp.drained { ", node drained" } else { "" }
+    );
+    let mut neighbors = Table::new(&[
+        ("NEIGHBOR", Align::Left),
+        ("AS", Align::Right),
+        ("UP", Align::Left),
+        ("STATE", Align::Left),
+        ("INFO", Align::Left),
+    ]);
+    for n in &bgp.neighbors {
+        let up = if n.up { "yes" } else { "no" };
+        neighbors.row(vec![n.address.clone(), n.remote_as.to_string(), up.into(), n.state.clone(), n.info.clone()]);
+    }
+    let mut routes = Table::new(&[("PREFIX", Align::Left), ("KIND", Align::Left), ("ANNOUNCED", Align::Left)]);
+    for r in &bgp.routes {
+        let announced = match (&r.withdrawn, r.announced) {
+            (_, true) => "yes".to_owned(),
+            (Some(why), false) => format!("no ({why})"),
+            (None, false) => "no".to_owned(),
+        };
+        routes.row(vec![r.prefix.clone(), r.kind.clone(), announced]);
+    }
+    out.push('\n');
+    out.push_str(&neighbors.render());
+    out.push('\n');
+    out.push_str(&routes.render());
     out
 }
 

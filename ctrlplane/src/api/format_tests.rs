@@ -4,7 +4,8 @@ use serde_json::json;
 
 use super::format::{self, duration};
 use super::{
-    BackendAction, BackendStatus, PortStatus, ReloadReport, Request, ServiceStatus, SessionRow, Status, WorkerStatus,
+    BackendAction, BackendStatus, BgpStatus, NeighborStatus, PortStatus, ReloadReport, Request, RouteStatus,
+    ServiceStatus, SessionRow, Status, WorkerStatus,
 };
 
 fn backend(address: &str, weight: u32, state: &str, packets: u64) -> BackendStatus {
@@ -87,6 +88,7 @@ fn status_prints_a_summary_then_workers_and_ports() {
             dropped: 0,
         }],
         sessions: 42,
+        bgp: None,
     };
     let expected = "\
 sluice 0.1.0 (commit abc), up 1d02h03m, 42 sessions
@@ -158,4 +160,53 @@ fn durations_read_as_people_say_them() {
     assert_eq!(duration(3_599), "59m59s");
     assert_eq!(duration(3_600), "1h00m00s");
     assert_eq!(duration(86_400 * 3 + 3_660), "3d01h01m");
+}
+
+#[test]
+fn bgp_shows_neighbours_and_every_route_with_why_it_is_withdrawn() {
+    let route = |prefix: &str, kind: &str, withdrawn: Option<&str>| RouteStatus {
+        prefix: prefix.into(),
+        kind: kind.into(),
+        announced: withdrawn.is_none(),
+        withdrawn: withdrawn.map(String::from),
+    };
+    let bgp = BgpStatus {
+        local_as: 65001,
+        router_id: "198.18.0.11".into(),
+        bird: "running".into(),
+        bird_restarts: 1,
+        drained: true,
+        neighbors: vec![
+            NeighborStatus {
+                address: "198.18.0.254".into(),
+                remote_as: 65000,
+                up: true,
+                state: "up".into(),
+                info: "Established".into(),
+            },
+            NeighborStatus {
+                address: "198.18.0.253".into(),
+                remote_as: 65000,
+                up: false,
+                state: "start".into(),
+                info: "Active Socket: Connection refused".into(),
+            },
+        ],
+        routes: vec![route("198.18.10.10/32", "vip", Some("drained")), route("198.18.12.1/32", "local_ip", None)],
+    };
+    let expected = "\
+bgp: as 65001, router id 198.18.0.11, bird running (1 restarts), node drained
+
+NEIGHBOR         AS  UP   STATE  INFO
+198.18.0.254  65000  yes  up     Established
+198.18.0.253  65000  no   start  Active Socket: Connection refused
+
+PREFIX           KIND      ANNOUNCED
+198.18.10.10/32  vip       no (drained)
+198.18.12.1/32   local_ip  yes
+";
+    assert_eq!(format::bgp(&bgp), expected);
+    let data = serde_json::to_value(&bgp).unwrap();
+    assert_eq!(format::render(&Request::DrainNode, &data, false).unwrap(), expected);
+    assert_eq!(data["routes"][1].get("withdrawn"), None, "absent when announced");
 }

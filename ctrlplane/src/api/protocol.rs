@@ -9,6 +9,8 @@
 //! {"cmd":"backend","service":"dns","address":"198.18.1.2:53","action":"drain"}
 //! {"cmd":"sessions","service":"dns","limit":100}
 //! {"cmd":"reload"}
+//! {"cmd":"drain-node"}
+//! {"cmd":"undrain-node"}
 //! ```
 //!
 //! and reads one line back: `{"ok":true,"data":...}` or `{"ok":false,"error":"message"}`.
@@ -39,6 +41,10 @@ pub enum Request {
     Sessions { service: Option<String>, limit: Option<usize> },
     /// Re-reads the config file, as SIGHUP does: a `ReloadReport`.
     Reload,
+    /// Withdraws this node's VIPs from its BGP neighbours (forwarding goes on): a `BgpStatus`.
+    DrainNode,
+    /// Announces them again after `DrainNode`: a `BgpStatus`.
+    UndrainNode,
 }
 
 /// What `Request::Backend` does to the backend.
@@ -52,7 +58,7 @@ pub enum BackendAction {
     Enable,
 }
 
-const COMMANDS: &str = "status, services, backend, sessions, reload";
+const COMMANDS: &str = "status, services, backend, sessions, reload, drain-node, undrain-node";
 const ACTIONS: &str = "weight, drain, enable";
 
 impl Request {
@@ -64,6 +70,8 @@ impl Request {
             Request::Backend { .. } => "backend",
             Request::Sessions { .. } => "sessions",
             Request::Reload => "reload",
+            Request::DrainNode => "drain-node",
+            Request::UndrainNode => "undrain-node",
         }
     }
 
@@ -89,6 +97,8 @@ impl Request {
             "status" => fields.only(&[]).map(|_| Request::Status),
             "services" => fields.only(&[]).map(|_| Request::Services),
             "reload" => fields.only(&[]).map(|_| Request::Reload),
+            "drain-node" => fields.only(&[]).map(|_| Request::DrainNode),
+            "undrain-node" => fields.only(&[]).map(|_| Request::UndrainNode),
             "sessions" => {
                 fields.only(&["service", "limit"])?;
                 let service = fields.optional_str("service")?.map(str::to_owned);
@@ -126,7 +136,7 @@ impl Request {
         let mut object = Map::new();
         object.insert("cmd".into(), self.command().into());
         match self {
-            Request::Status | Request::Services | Request::Reload => {}
+            Request::Status | Request::Services | Request::Reload | Request::DrainNode | Request::UndrainNode => {}
             Request::Backend { service, address, action } => {
                 object.insert("service".into(), service.as_str().into());
                 object.insert("address".into(), address.to_string().into());

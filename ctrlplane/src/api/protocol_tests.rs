@@ -15,6 +15,8 @@ fn every_command_parses() {
     assert_eq!(Request::parse(r#"{"cmd":"status"}"#), Ok(Request::Status));
     assert_eq!(Request::parse(r#"{"cmd":"services"}"#), Ok(Request::Services));
     assert_eq!(Request::parse(r#" {"cmd":"reload"} "#), Ok(Request::Reload));
+    assert_eq!(Request::parse(r#"{"cmd":"drain-node"}"#), Ok(Request::DrainNode));
+    assert_eq!(Request::parse(r#"{"cmd":"undrain-node"}"#), Ok(Request::UndrainNode));
     assert_eq!(
         Request::parse(r#"{"cmd":"backend","service":"dns","address":"198.18.1.2:53","action":"weight","weight":5}"#),
         Ok(Request::Backend {
@@ -69,7 +71,7 @@ fn malformed_requests_say_what_is_wrong() {
         ("[1,2]", "a request must be a JSON object such as {\"cmd\":\"status\"}"),
         ("{}", "missing field `cmd`"),
         (r#"{"cmd":5}"#, "field `cmd` must be a string, not a number"),
-        (r#"{"cmd":"stop"}"#, "unknown cmd `stop` (expected one of status, services, backend, sessions, reload)"),
+        (r#"{"cmd":"stop"}"#, "unknown cmd `stop` (expected one of status, services, backend, sessions, reload, drain-node, undrain-node)"),
         (r#"{"cmd":"status","verbose":true}"#, "unknown field `verbose` for cmd `status`"),
         (r#"{"cmd":"sessions","limt":5}"#, "unknown field `limt` for cmd `sessions`"),
         (r#"{"cmd":"sessions","limit":0}"#, "limit must be at least 1"),
@@ -118,6 +120,8 @@ fn requests_round_trip_through_their_line() {
         Request::Status,
         Request::Services,
         Request::Reload,
+        Request::DrainNode,
+        Request::UndrainNode,
         Request::Backend { service: "web".into(), address: addr("198.18.1.3:80"), action: BackendAction::Weight(7) },
         Request::Backend { service: "web".into(), address: addr("198.18.1.3:80"), action: BackendAction::Drain },
         Request::Backend { service: "web".into(), address: addr("198.18.1.3:80"), action: BackendAction::Enable },

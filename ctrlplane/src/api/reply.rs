@@ -17,6 +17,53 @@ pub struct Status {
     pub ports: Vec<PortStatus>,
     /// Sessions in all workers' tables.
     pub sessions: u64,
+    /// With `[bgp]`: BIRD, the neighbours and what is announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpStatus>,
+}
+
+/// `[bgp]` at work: `status`, `drain-node` and `undrain-node` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BgpStatus {
+    pub local_as: u32,
+    pub router_id: String,
+    /// `running`, `restarting` or `stopped`.
+    pub bird: String,
+    /// Times BIRD was started again after it exited.
+    pub bird_restarts: u64,
+    /// `sluicectl drain-node` is in force.
+    pub drained: bool,
+    pub neighbors: Vec<NeighborStatus>,
+    /// Every /32 this node may announce.
+    pub routes: Vec<RouteStatus>,
+}
+
+/// One BGP neighbour, as BIRD's `show protocols` has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NeighborStatus {
+    pub address: String,
+    pub remote_as: u32,
+    /// The session is established.
+    pub up: bool,
+    /// BIRD's protocol state (`up`, `start`, `down`) and its info (`Established`, `Active`,
+    /// what failed last).
+    pub state: String,
+    pub info: String,
+}
+
+/// One /32 this node may announce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// `198.18.10.10/32`.
+    pub prefix: String,
+    /// `vip` or `local_ip`.
+    pub kind: String,
+    /// BIRD announces it now.
+    pub announced: bool,
+    /// Why it is not announced: `no_quorum`, `drained`, `stopping`, `worker_stalled`; or
+    /// `bird_not_running` / `pending` while BIRD has not taken the change yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<String>,
 }
 
 /// One poll-mode worker.

@@ -106,6 +106,21 @@ pub fn render(sample: &Sample) -> String {
             s.local_ports_free.iter().map(|r| (labels!(local_ip = r.local_ip), r.value as f64)),
         ),
         gauge(
+            "sluice_bgp_neighbor_up",
+            "1 while the BGP session with the neighbour is established.",
+            s.bgp_neighbor_up.iter().map(|r| (labels!(neighbor = r.neighbor), f64::from(u8::from(r.up)))),
+        ),
+        gauge(
+            "sluice_route_announced",
+            "1 while BIRD announces the /32 (a VIP or a local IP), 0 while it is withdrawn.",
+            s.route_announced.iter().map(|r| (labels!(prefix = r.prefix), f64::from(u8::from(r.announced)))),
+        ),
+        counter(
+            "sluice_bird_restarts_total",
+            "Times BIRD exited and was started again.",
+            s.bird_restarts.map(|n| (Vec::new(), n)).into_iter(),
+        ),
+        gauge(
             "sluice_build_info",
             "The running version, as a label; the value is always 1.",
             [(labels!(version = s.version), 1.0)].into_iter(),

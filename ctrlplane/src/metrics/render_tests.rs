@@ -50,6 +50,12 @@ fn sample() -> Sample {
             HealthChecks { service, backend, result: CheckResult::Fail, value: 2 },
         ],
         local_ports_free: vec![LocalPortsFree { local_ip: "198.18.1.100".into(), value: 64_511 }],
+        bgp_neighbor_up: vec![NeighborUp { neighbor: "198.18.0.254".into(), up: true }],
+        route_announced: vec![
+            RouteAnnounced { prefix: "198.18.10.10/32".into(), announced: false },
+            RouteAnnounced { prefix: "198.18.12.1/32".into(), announced: true },
+        ],
+        bird_restarts: Some(2),
     }
 }
 
@@ -104,6 +110,16 @@ sluice_health_checks_total{service="dns",backend="198.18.1.2:5353",result="fail"
 # HELP sluice_local_ports_free Free FULLNAT source ports of each local IP.
 # TYPE sluice_local_ports_free gauge
 sluice_local_ports_free{local_ip="198.18.1.100"} 64511
+# HELP sluice_bgp_neighbor_up 1 while the BGP session with the neighbour is established.
+# TYPE sluice_bgp_neighbor_up gauge
+sluice_bgp_neighbor_up{neighbor="198.18.0.254"} 1
+# HELP sluice_route_announced 1 while BIRD announces the /32 (a VIP or a local IP), 0 while it is withdrawn.
+# TYPE sluice_route_announced gauge
+sluice_route_announced{prefix="198.18.10.10/32"} 0
+sluice_route_announced{prefix="198.18.12.1/32"} 1
+# HELP sluice_bird_restarts_total Times BIRD exited and was started again.
+# TYPE sluice_bird_restarts_total counter
+sluice_bird_restarts_total 2
 # HELP sluice_build_info The running version, as a label; the value is always 1.
 # TYPE sluice_build_info gauge
 sluice_build_info{version="0.1.0 (commit abc)"} 1
@@ -144,7 +160,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 16);
+    assert_eq!(families.len(), 19);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

@@ -39,6 +39,26 @@ pub struct Sample {
     pub health_checks: Vec<HealthChecks>,
     /// `sluice_local_ports_free{local_ip}`.
     pub local_ports_free: Vec<LocalPortsFree>,
+    /// `sluice_bgp_neighbor_up{neighbor}` (with `[bgp]`).
+    pub bgp_neighbor_up: Vec<NeighborUp>,
+    /// `sluice_route_announced{prefix}`: every /32 the node may announce (with `[bgp]`).
+    pub route_announced: Vec<RouteAnnounced>,
+    /// `sluice_bird_restarts_total` (with `[bgp]`).
+    pub bird_restarts: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighborUp {
+    /// The neighbour's address.
+    pub neighbor: String,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteAnnounced {
+    /// `198.18.10.10/32`.
+    pub prefix: String,
+    pub announced: bool,
 }
 
 /// Which way a port counter counts.
