@@ -168,6 +168,10 @@ fn the_reference_config_parses_cleanly() {
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(config.services.len(), 2);
     assert_eq!(config.services[1].health.check, CheckKind::Http);
+    // Its [bgp] writes every key at its default.
+    let mut bgp = crate::config::Bgp::defaults(65001, v4(198, 18, 0, 1));
+    bgp.neighbors.push(crate::config::BgpNeighbor { address: v4(198, 18, 0, 254), remote_as: 65000, password: None });
+    assert_eq!(config.bgp, Some(bgp));
 }
 
 #[test]
@@ -203,7 +207,7 @@ fn unknown_keys_are_errors_at_the_key() {
     );
     assert_eq!(
         errors("\n[timeout]\n"),
-        "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`"
+        "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`, `bgp`"
     );
     let nested =
         "[[service]]\nname = \"a\"\n[service.health]\n  intervall = \"1s\"\n[[service.backend]]\naddr = \"x\"\n";
