@@ -119,7 +119,7 @@ fn a_malformed_line_is_answered_and_the_connection_goes_on() {
 
     assert_eq!(
         ask(&mut stream, &mut reader, "{\"cmd\":\"launch\"}\n"),
-        "{\"ok\":false,\"error\":\"unknown cmd `launch` (expected one of status, services, backend, sessions, reload)\"}\n"
+        "{\"ok\":false,\"error\":\"unknown cmd `launch` (expected one of status, services, backend, sessions, reload, drain-node, undrain-node)\"}\n"
     );
     assert_eq!(
         ask(&mut stream, &mut reader, "not json\r\n"),
