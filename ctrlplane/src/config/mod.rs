@@ -1,6 +1,6 @@
 //! The config file: reading it, checking it, and the validated `Config` it becomes.
 //!
-//! The file is TOML (the contract is in interface.md; `conf/example.toml` lists every key
+//! The file is TOML (the contract is in docs/interface.md; `conf/example.toml` lists every key
 //! with its default and range). Reading happens in two steps:
 //!
 //! 1. `raw`: serde reads the TOML into structs that mirror the file, every value with its
