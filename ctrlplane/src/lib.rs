@@ -3,3 +3,4 @@ pub mod bgp;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod sync;

@@ -5,7 +5,7 @@
 //!
 //! 1. `raw`: serde reads the TOML into structs that mirror the file, every value with its
 //!    place. Syntax errors, wrong types and unknown keys stop here, at the first one.
-//! 2. `system`, `network`, `service`, `health`, `bgp`: each section is given its meaning and
+//! 2. `system`, `network`, `service`, `health`, `bgp`, `cluster`: each section is given its meaning and
 //!    checked, and every problem found is reported, not just the first. Missing keys are
 //!    reported at their table's header.
 //!
@@ -15,6 +15,7 @@
 //! This module never touches a device or the network: `sluice --check-config` relies on it.
 
 mod bgp;
+mod cluster;
 mod diagnostic;
 mod duration;
 mod health;
@@ -40,7 +41,7 @@ pub use health::{HTTP_DEFAULT_PATH, HTTP_DEFAULT_STATUS};
 pub use ipv4net::{InvalidIpv4Net, Ipv4Net};
 pub use keyword::Keyword;
 pub use model::{
-    Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Config, Cpu, Dpdk, Health, IdleMode, Interface,
+    Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Cluster, Config, Cpu, Dpdk, Health, IdleMode, Interface,
     OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
 };
 pub use system::MIN_MBUFS;
@@ -90,9 +91,11 @@ fn resolve(mut report: Report, document: &raw::Document, host: &Host) -> Result<
     let routes = network::routes(&mut report, &document.route, &interfaces);
     let services = service::services(&mut report, &document.service, cpu.workers.len(), &interfaces);
     let bgp = document.bgp.as_ref().and_then(|table| bgp::bgp(&mut report, table, &interfaces));
+    let cluster =
+        document.cluster.as_ref().and_then(|table| cluster::cluster(&mut report, table, &interfaces, bgp.is_some()));
 
     let warnings = report.finish()?;
-    Ok(Config { dpdk, cpu, api, sessions, steering, timeouts, interfaces, routes, services, bgp, warnings })
+    Ok(Config { dpdk, cpu, api, sessions, steering, timeouts, interfaces, routes, services, bgp, cluster, warnings })
 }
 
 /// TOML's messages may span lines; a diagnostic is one line.

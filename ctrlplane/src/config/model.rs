@@ -24,6 +24,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// `[bgp]`: absent, nothing is announced and no routing daemon runs.
     pub bgp: Option<Bgp>,
+    /// `[cluster]`: absent, a single node that syncs no sessions.
+    pub cluster: Option<Cluster>,
     /// Problems that do not stop the appliance (a worker on the control core, ...).
     pub warnings: Vec<Diagnostic>,
 }
@@ -317,4 +319,27 @@ pub struct BgpNeighbor {
     pub remote_as: u32,
     /// TCP MD5 signature key (RFC 2385).
     pub password: Option<String>,
+}
+
+/// `[cluster]`: the other nodes this one shares its sessions with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// 1..=65535, unique in the cluster.
+    pub node: u16,
+    /// This node's sync address: one of its interface addresses.
+    pub address: Ipv4Addr,
+    /// The other nodes' sync addresses; none twice, not this node's.
+    pub peers: Vec<Ipv4Addr>,
+    /// The UDP port every node listens on.
+    pub port: u16,
+    /// The shared secret every sync message is authenticated with (read at start).
+    pub key_file: PathBuf,
+    /// How often a node says it is alive.
+    pub hello: Duration,
+    /// A peer silent this long is dead. At least twice `hello`.
+    pub dead_after: Duration,
+}
+
+impl Cluster {
+    pub const DEFAULT_PORT: u16 = 8849;
 }

@@ -34,6 +34,7 @@ pub struct Document {
     #[serde(default)]
     pub service: Vec<Spanned<Service>>,
     pub bgp: Option<Spanned<Bgp>>,
+    pub cluster: Option<Spanned<Cluster>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,4 +155,16 @@ pub struct BgpNeighbor {
     pub address: Option<Text>,
     pub remote_as: Option<Integer>,
     pub password: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub node: Option<Integer>,
+    pub address: Option<Text>,
+    pub peers: Option<List<String>>,
+    pub port: Option<Integer>,
+    pub key_file: Option<Text>,
+    pub hello: Option<DurationValue>,
+    pub dead_after: Option<DurationValue>,
 }

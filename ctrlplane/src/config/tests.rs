@@ -138,6 +138,7 @@ fn the_interface_md_example_means_what_it_says() {
             backends: vec![Backend { address: SocketAddrV4::new(v4(198, 18, 1, 2), 5353), weight: 1 }],
         }],
         bgp: None,
+        cluster: None,
         warnings: vec![],
     };
     assert_eq!(parsed, expected);
@@ -207,7 +208,7 @@ fn unknown_keys_are_errors_at_the_key() {
     );
     assert_eq!(
         errors("\n[timeout]\n"),
-        "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`, `bgp`"
+        "t.toml:2:2: unknown field `timeout`, expected one of `dpdk`, `cpu`, `api`, `sessions`, `steering`, `timeouts`, `interface`, `route`, `service`, `bgp`, `cluster`"
     );
     let nested =
         "[[service]]\nname = \"a\"\n[service.health]\n  intervall = \"1s\"\n[[service.backend]]\naddr = \"x\"\n";
