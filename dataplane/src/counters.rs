@@ -217,6 +217,14 @@ pub struct WorkerCounters {
     pub redirected_in: Counter,
     /// New sessions whose local port was chosen for RSS to bring replies here.
     pub rss_steered: Counter,
+    /// Session sync: updates handed to the engine, updates that did not fit its queue, peers'
+    /// records installed or refreshed, and refused.
+    pub sync_updates: Counter,
+    pub sync_lost: Counter,
+    pub sync_installed: Counter,
+    pub sync_refused: Counter,
+    /// Copies of other nodes' sessions, by the node that opened them.
+    pub sync_held: [HeldFor; MAX_PEERS],
     drops: [Counter; DropReason::ALL.len()],
     /// By backend id.
     pub backends: Box<[BackendStats]>,
@@ -251,6 +259,11 @@ impl Default for WorkerCounters {
             redirected_out: Counter::default(),
             redirected_in: Counter::default(),
             rss_steered: Counter::default(),
+            sync_updates: Counter::default(),
+            sync_lost: Counter::default(),
+            sync_installed: Counter::default(),
+            sync_refused: Counter::default(),
+            sync_held: Default::default(),
             drops: Default::default(),
             backends: table(MAX_BACKENDS),
             services: table(MAX_SERVICES),
@@ -259,7 +272,29 @@ impl Default for WorkerCounters {
     }
 }
 
+/// Nodes whose sessions a worker counts copies of, at most.
+pub const MAX_PEERS: usize = 16;
+
+/// Copies held for one node: the node (0 while the slot is free) and how many.
+#[derive(Default)]
+pub struct HeldFor {
+    pub node: AtomicU32,
+    pub count: Gauge,
+}
+
 impl WorkerCounters {
+    /// The gauge of copies held for `node`, claiming a free slot for a node seen first; `None`
+    /// when `MAX_PEERS` nodes have slots already. Written by the worker alone.
+    pub fn held_for(&self, node: u16) -> Option<&Gauge> {
+        let node = u32::from(node);
+        if let Some(slot) = self.sync_held.iter().find(|h| h.node.load(Ordering::Relaxed) == node) {
+            return Some(&slot.count);
+        }
+        let free = self.sync_held.iter().find(|h| h.node.load(Ordering::Relaxed) == 0)?;
+        free.node.store(node, Ordering::Relaxed);
+        Some(&free.count)
+    }
+
     #[inline(always)]
     pub fn count_drop(&self, reason: DropReason, n: u64) {
         self.drops[reason as usize].add(n);

@@ -24,6 +24,7 @@ pub mod sched;
 pub mod session;
 pub mod snapshot;
 pub mod steer;
+pub mod sync;
 pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

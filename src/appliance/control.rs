@@ -213,6 +213,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if !same_daemon {
         changed.push("[bgp] (whether it is there, bird, runtime_dir)");
     }
+    if old.cluster != new.cluster {
+        changed.push("[cluster]");
+    }
     changed
 }
 

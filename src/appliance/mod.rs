@@ -15,6 +15,7 @@
 //! Shutdown: BIRD stopped (its sessions close), workers stopped and joined, ports stopped and closed (the taps, and so the
 //! kernel interfaces, disappear), pool freed, EAL cleaned up; exit 0.
 
+mod cluster;
 mod control;
 pub mod eal_args;
 pub mod kernel;
@@ -95,14 +96,23 @@ pub fn run(path: &Path) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let (appliance, mut control) = match Appliance::start(path, config) {
+    // With [cluster], the key must be there too.
+    let prepared = match config.cluster.as_ref().map(cluster::prepare).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}");
+            return EXIT_FAILED;
+        }
+    };
+    let epoch = prepared.as_ref().map(|p| p.epoch);
+    let (appliance, mut control) = match Appliance::start(path, config, epoch) {
         Ok(a) => a,
         Err(e) => {
             error!("{e}");
             return EXIT_FAILED;
         }
     };
-    let code = serve::serve(&appliance, &mut control, bird);
+    let code = serve::serve(&appliance, &mut control, bird, prepared);
     appliance.shutdown();
     info!("stopped");
     code
@@ -127,6 +137,8 @@ struct Appliance {
     counters: Vec<Arc<WorkerCounters>>,
     dumps: Vec<Arc<DumpBox>>,
     cpus: Vec<usize>,
+    /// With `[cluster]`: each worker's queues to the sync engine.
+    sync_channels: Vec<Arc<dataplane::sync::SyncChannel>>,
     links: Vec<LinkPorts>,
     /// Dropped after the ports; workers allocate from it until they are joined.
     pool: Mempool,
@@ -135,7 +147,8 @@ struct Appliance {
 }
 
 impl Appliance {
-    fn start(path: &Path, config: Config) -> Result<(Appliance, Control), String> {
+    /// `epoch`: with `[cluster]`, this start's epoch.
+    fn start(path: &Path, config: Config, epoch: Option<u64>) -> Result<(Appliance, Control), String> {
         let config = &config;
         let eal = Eal::init(&eal_args::eal_args(config)).map_err(|e| e.to_string())?;
         info!("{} initialised", dpdk::version());
@@ -199,7 +212,12 @@ impl Appliance {
             ConfigIdle::Busy => IdleMode::Busy,
             ConfigIdle::Adaptive => IdleMode::Adaptive,
         };
+        let (sync_channels, mut sync_setups) = match (&config.cluster, epoch) {
+            (Some(c), Some(epoch)) => cluster::channels(c, epoch, config.cpu.workers.len()),
+            _ => (Vec::new(), Vec::new()),
+        };
         let mut appliance = Appliance {
+            sync_channels,
             workers: Vec::new(),
             stop,
             counters: config.cpu.workers.iter().map(|_| Arc::new(WorkerCounters::default())).collect(),
@@ -233,6 +251,7 @@ impl Appliance {
                 pool: appliance.pool.handle(),
                 session_capacity: config.sessions.capacity,
                 announce: i == 0,
+                sync: (!sync_setups.is_empty()).then(|| sync_setups.remove(0)),
             };
             let lcore = eal_args::worker_lcore(i);
             // The worker allocates its tables on its own lcore, so that their pages are placed

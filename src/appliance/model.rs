@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ctrlplane::config::{self, Config, OnFailure, Protocol, Scheduler};
+use dataplane::classify::OwnedAddrs;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
@@ -48,6 +49,9 @@ pub struct Model {
     overrides: HashMap<u16, Override>,
     /// Backends found down by their health checks, by id.
     down: HashMap<u16, ()>,
+    /// The local IPs of the cluster's other nodes: the data path takes their replies (when the
+    /// router sends them here after a node died) but answers no ARP for them.
+    peer_local_ips: Vec<Ipv4Addr>,
 }
 
 impl Model {
@@ -126,6 +130,7 @@ impl Model {
         next.overrides.clear();
         next.down.retain(|id, _| next.backends.get(*id as usize).is_some_and(Option::is_some));
         next.generation = self.generation;
+        next.peer_local_ips = std::mem::take(&mut self.peer_local_ips);
         *self = next;
         Ok(changes)
     }
@@ -137,6 +142,7 @@ impl Model {
             backends: self.backends.clone(),
             overrides: HashMap::new(),
             down: self.down.clone(),
+            peer_local_ips: Vec::new(),
         }
     }
 
@@ -180,6 +186,45 @@ impl Model {
     /// Changes one backend at run time (until the next reload).
     pub fn set_override(&mut self, id: u16, change: impl FnOnce(&mut Override)) {
         change(self.overrides.entry(id).or_default());
+    }
+
+    /// The cluster's other nodes' local IPs (sorted, without this node's own). Returns whether
+    /// that changed anything.
+    pub fn set_peer_local_ips(&mut self, mut ips: Vec<Ipv4Addr>) -> bool {
+        let own: Vec<Ipv4Addr> = self.local_ips().collect();
+        ips.retain(|ip| !own.contains(ip));
+        ips.sort_unstable();
+        ips.dedup();
+        if ips == self.peer_local_ips {
+            return false;
+        }
+        self.peer_local_ips = ips;
+        true
+    }
+
+    /// A digest of what new flows are scheduled by: every live service (by name) with its VIP,
+    /// protocol, scheduler, and each backend's address and weight in force (0 unless up). Nodes
+    /// of a cluster that agree on it pick the same backend for a new flow with `maglev` and
+    /// `sh`. FNV-1a, stable across builds.
+    pub fn digest(&self) -> u64 {
+        let mut services: Vec<(&config::Service, &[u16])> = self.services().map(|(_, s, m)| (s, m)).collect();
+        services.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let mut h = Fnv::default();
+        for (s, members) in services {
+            h.write(s.name.as_bytes());
+            h.write(&s.vip.ip().octets());
+            h.write(&s.vip.port().to_be_bytes());
+            h.write(&[s.protocol as u8, s.scheduler as u8, u8::from(s.per_packet)]);
+            for &id in members {
+                if let Some((address, weight, state)) = self.backend(id) {
+                    let weight = if state == BackendState::Up { weight } else { 0 };
+                    h.write(&address.ip().octets());
+                    h.write(&address.port().to_be_bytes());
+                    h.write(&weight.to_be_bytes());
+                }
+            }
+        }
+        h.0
     }
 
     /// Marks a backend up or down (health checks). Returns whether that changed anything.
@@ -233,10 +278,14 @@ impl Model {
         self.generation += 1;
         let services: Vec<snapshot::Service> =
             self.services.iter().map(|s| service(s.as_ref(), |members| self.healthy(members))).collect();
-        let silent = snapshot::silent_vips(&services);
+        let mut silent = snapshot::silent_vips(&services);
+        silent.extend(self.peer_local_ips.iter().copied());
         let links: Vec<Link> = links
             .iter()
-            .map(|l| Link { owned: l.owned.clone().with_silent(silent.iter().copied()), ..l.clone() })
+            .map(|l| {
+                let owned = OwnedAddrs::new(l.owned.iter().chain(self.peer_local_ips.iter().copied()));
+                Link { owned: owned.with_silent(silent.iter().copied()), ..l.clone() }
+            })
             .collect();
         let backends = self
             .backends
@@ -352,3 +401,21 @@ fn describe_service_change(old: &config::Service, new: &config::Service, changes
 
 #[cfg(test)]
 mod tests;
+
+/// FNV-1a, 64 bits.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}

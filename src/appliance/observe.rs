@@ -124,6 +124,7 @@ impl Observer {
                 .collect(),
             sessions: counters.iter().map(|c| c.services.iter().map(|s| s.sessions.get()).sum::<u64>()).sum(),
             bgp: None,
+            cluster: None,
         }
     }
 

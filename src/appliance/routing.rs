@@ -3,6 +3,7 @@
 //! a worker stalled), and what the API and metrics show of it. The speaker thread
 //! (`ctrlplane::bgp`) does the talking to BIRD.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ctrlplane::api::{BgpStatus, NeighborStatus, RouteStatus};
@@ -30,10 +31,18 @@ impl Routing {
         Ok(Routing { bgp: bgp.clone(), speaker, node: NodeState::default() })
     }
 
-    /// Hands the speaker what should be announced now; cheap when nothing changed.
-    pub fn update(&mut self, model: &Model, stalled: bool) {
+    /// Hands the speaker what should be announced now; cheap when nothing changed. `backups`:
+    /// the cluster peers' local IPs; `syncing`: the node still waits for its peers' tables.
+    pub fn update(&mut self, model: &Model, stalled: bool, backups: &[Ipv4Addr], syncing: bool) {
         self.node.stalled = stalled;
-        let candidates = plan(model.vip_quorums(), model.local_ips(), self.bgp.announce_local_ips, self.node);
+        self.node.syncing = syncing;
+        let candidates = plan(
+            model.vip_quorums(),
+            model.local_ips(),
+            backups.iter().copied(),
+            self.bgp.announce_local_ips,
+            self.node,
+        );
         self.speaker.set_routes(candidates);
     }
 
@@ -44,9 +53,8 @@ impl Routing {
     }
 
     /// SIGTERM: the VIPs go first; local IPs stay while the data path drains.
-    pub fn begin_stop(&mut self, model: &Model) {
+    pub fn begin_stop(&mut self) {
         self.node.stopping = true;
-        self.update(model, self.node.stalled);
     }
 
     /// Whether BIRD has taken the latest announcements (or runs no more, announcing nothing).

@@ -16,6 +16,7 @@ use ctrlplane::metrics::{render, MetricsServer};
 use dataplane::dpdk::LcoreState;
 use serde_json::Value;
 
+use super::cluster::{self, Prepared, Sync};
 use super::control::Control;
 use super::observe::{Observer, PortView};
 use super::routing::Routing;
@@ -44,8 +45,8 @@ enum Phase {
     },
 }
 
-/// `bird`: the BIRD binary `preflight` found, with `[bgp]`.
-pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i32 {
+/// `bird`: the BIRD binary `preflight` found, with `[bgp]`; `prepared`: with `[cluster]`.
+pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prepared: Option<Prepared>) -> i32 {
     let config = control.config().clone();
     let mut api = match ApiServer::bind(&config.api.socket) {
         Ok(api) => api,
@@ -73,6 +74,16 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i
         },
         _ => None,
     };
+    let sync = match (&config.cluster, prepared) {
+        (Some(c), Some(p)) => match Sync::start(c, p, app.sync_channels.clone(), app.counters.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!("{e}");
+                return EXIT_FAILED;
+            }
+        },
+        _ => None,
+    };
     let ports: Vec<PortView> = app
         .links
         .iter()
@@ -90,14 +101,15 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i
         config.api.metrics
     );
     loop {
-        if let Some(code) = step_stop(&mut phase, routing.as_mut(), control) {
+        if let Some(code) = step_stop(&mut phase, routing.as_mut()) {
             return code;
         }
         if signals::take_reload() && reload(control).is_ok() {
             after_reload(control, &mut observer, &mut routing, &app.counters);
         }
         let mut handler = |request: Request| {
-            handle(request, app, control, &mut observer, &ports, &mut routing, watchdog.any_stalled())
+            let stalled = watchdog.any_stalled();
+            handle(request, app, control, &mut observer, &ports, &mut routing, sync.as_ref(), stalled)
         };
         if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
             warn!("api: {e}");
@@ -110,6 +122,9 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i
             let mut sample = observer.sample(&ports, &app.counters, control.model(), &checks);
             if let Some(r) = &routing {
                 r.sample(&mut sample);
+            }
+            if let Some(s) = &sync {
+                sample.peers = cluster::sample(&s.status(), &app.counters);
             }
             render(&sample)
         };
@@ -137,14 +152,18 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>) -> i
                 info!("worker {} polls again after {:?}", change.worker, change.still_for);
             }
         }
+        let (backups, syncing) = match &sync {
+            Some(s) => cluster::pass(s, control),
+            None => (Vec::new(), false),
+        };
         if let Some(r) = &mut routing {
-            r.update(control.model(), watchdog.any_stalled());
+            r.update(control.model(), watchdog.any_stalled(), &backups, syncing);
         }
     }
 }
 
 /// Moves a stop along; `Some(code)` when the loop should end.
-fn step_stop(phase: &mut Phase, routing: Option<&mut Routing>, control: &Control) -> Option<i32> {
+fn step_stop(phase: &mut Phase, routing: Option<&mut Routing>) -> Option<i32> {
     let requests = signals::stop_requests();
     if requests == 0 {
         return None;
@@ -161,7 +180,7 @@ fn step_stop(phase: &mut Phase, routing: Option<&mut Routing>, control: &Control
     match *phase {
         Phase::Serving => {
             info!("stop requested: withdrawing this node's VIPs, then forwarding for {:?}", routing.drain());
-            routing.begin_stop(control.model());
+            routing.begin_stop();
             *phase = Phase::Withdrawing { since: now };
         }
         Phase::Withdrawing { since } => {
@@ -204,6 +223,7 @@ fn handle(
     observer: &mut Observer,
     ports: &[PortView],
     routing: &mut Option<Routing>,
+    sync: Option<&Sync>,
     stalled: bool,
 ) -> Result<Value, String> {
     let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| e.to_string());
@@ -211,6 +231,7 @@ fn handle(
         Request::Status => {
             let mut status = observer.status(ports, &app.counters, &app.cpus);
             status.bgp = routing.as_ref().map(Routing::status);
+            status.cluster = sync.map(|s| cluster::status(&s.status(), &app.counters));
             json(serde_json::to_value(status))
         }
         Request::DrainNode | Request::UndrainNode => {
@@ -219,7 +240,11 @@ fn handle(
             };
             let drained = request == Request::DrainNode;
             r.set_drained(drained);
-            r.update(control.model(), stalled);
+            let (backups, syncing) = match sync {
+                Some(s) => cluster::pass(s, control),
+                None => (Vec::new(), false),
+            };
+            r.update(control.model(), stalled, &backups, syncing);
             // Answer once BIRD has the change, so that the operator's next step sees it done.
             let deadline = Instant::now() + DRAIN_REPLY_WAIT;
             while !r.settled() && Instant::now() < deadline {

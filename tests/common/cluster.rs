@@ -90,6 +90,24 @@ impl Drop for ClusterNet {
     }
 }
 
+/// The cluster key of `net`'s nodes, written once.
+pub fn cluster_key(net: &ClusterNet) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("sluice-test-{}-cluster.key", net.name));
+    std::fs::write(&path, "a test cluster key, 32 bytes long\n").expect("key file");
+    path
+}
+
+/// The `[cluster]` section of node `k` of `net` (every other node its peer).
+pub fn cluster_section(net: &ClusterNet, k: u32) -> String {
+    let peers: Vec<String> = (1..=net.nodes).filter(|&j| j != k).map(|j| format!("\"{}\"", node_address(j))).collect();
+    format!(
+        "\n[cluster]\nnode = {k}\naddress = \"{}\"\npeers = [{}]\nkey_file = \"{}\"\n",
+        node_address(k),
+        peers.join(", "),
+        cluster_key(net).display()
+    )
+}
+
 /// Node `k`'s config: one-armed on `wan`, BGP to the router with BFD, one TCP service on the
 /// VIP port 80 over `backends` HTTP backends (198.18.1.2 on), checked by TCP; `extra` is
 /// appended to the `[bgp]` section.
@@ -143,6 +161,59 @@ fall = 2
     );
     for i in 0..backends {
         text.push_str(&format!("\n[[service.backend]]\naddress = \"198.18.1.{}:80\"\n", 2 + i));
+    }
+    text
+}
+
+/// Node `k`'s config for the sync tests: like `node_config` (one-armed, BGP, BFD), with two
+/// services over `backends` backends and no health checks (a check's own resets would blur
+/// the backends' reset counters): `echo`, TCP :9000, and `uecho`, UDP :9001, both `maglev`;
+/// with `sync`, the `[cluster]` section.
+pub fn sync_config(net: &ClusterNet, k: u32, backends: u32, sync: bool) -> String {
+    let runtime = Sluice::dir(&net.tag(k)).join("bird");
+    let mut text = format!(
+        r#"
+[dpdk]
+args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0"]
+hugepages = false
+mbufs = 8191
+
+[cpu]
+control = 0
+workers = [1]
+idle = "adaptive"
+
+[[interface]]
+name = "wan"
+device = "net_af_packet0"
+addresses = ["{address}/24"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "198.18.0.254"
+
+[bgp]
+local_as = 65001
+runtime_dir = "{runtime}"
+drain = "1s"
+
+[[bgp.neighbor]]
+address = "198.18.0.254"
+remote_as = 65000
+"#,
+        address = node_address(k),
+        runtime = runtime.display(),
+    );
+    if sync {
+        text.push_str(&cluster_section(net, k));
+    }
+    for (name, proto, port) in [("echo", "tcp", 9000), ("uecho", "udp", 9001)] {
+        text.push_str(&format!(
+            "\n[[service]]\nname = \"{name}\"\nvip = \"{VIP}:{port}\"\nprotocol = \"{proto}\"\nscheduler = \"maglev\"\nlocal_ips = [\"198.18.12.{k}\"]\n"
+        ));
+        for i in 0..backends {
+            text.push_str(&format!("\n[[service.backend]]\naddress = \"198.18.1.{}:{port}\"\n", 2 + i));
+        }
     }
     text
 }
@@ -275,5 +346,200 @@ impl Drop for FrozenWorker {
     fn drop(&mut self) {
         // SAFETY: the thread is ours and stopped under ptrace.
         unsafe { libc::ptrace(libc::PTRACE_DETACH, self.tid, 0, 0) };
+    }
+}
+
+/// `Tcp:` counters of the kernel of namespace `ns` (`/proc/net/snmp` as seen from inside).
+pub fn tcp_counters(ns: &str) -> std::collections::HashMap<String, u64> {
+    let text = super::stdout(&run_in(ns, &["cat", "/proc/net/snmp"]));
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let (Some(names), Some(values)) = (lines.first(), lines.get(1)) else { return Default::default() };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .map(|(n, v)| (n.to_owned(), v.parse().unwrap_or(0)))
+        .collect()
+}
+
+/// Resets seen by the kernel of `ns` so far: connections reset (`EstabResets`) and resets
+/// sent (`OutRsts`).
+pub fn resets(ns: &str) -> (u64, u64) {
+    let c = tcp_counters(ns);
+    (c.get("EstabResets").copied().unwrap_or(0), c.get("OutRsts").copied().unwrap_or(0))
+}
+
+/// What long-lived connections went through.
+#[derive(Debug, Default, Clone)]
+pub struct Echoes {
+    /// Connections open and echoing.
+    pub open: usize,
+    /// Lines echoed, over all connections.
+    pub echoed: u64,
+    /// The longest wait for an echo.
+    pub longest: Duration,
+    /// Errors (resets, closes, wrong echoes), one line each.
+    pub errors: Vec<String>,
+    /// Connections whose echo came from another backend than at first.
+    pub moved: usize,
+    /// Lines echoed, per connection.
+    pub per_connection: Vec<u64>,
+}
+
+/// `n` TCP connections from the clients' namespace to `target`, each sending a counter line
+/// every `period` and waiting for its echo (prefixed with the backend's address), all in one
+/// thread over non-blocking sockets.
+pub struct LongLived {
+    stop: Arc<AtomicBool>,
+    report: Arc<Mutex<Echoes>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LongLived {
+    pub fn start(ns: &str, target: SocketAddr, n: usize, period: Duration) -> LongLived {
+        let stop = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(Mutex::new(Echoes::default()));
+        let (s, r) = (stop.clone(), report.clone());
+        let path = format!("/run/netns/{ns}");
+        let thread = std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("netns");
+            // SAFETY: setns on this thread only.
+            assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) }, 0);
+            echo_loop(target, n, period, &s, &r);
+        });
+        LongLived { stop, report, thread: Some(thread) }
+    }
+
+    pub fn report(&self) -> Echoes {
+        self.report.lock().unwrap().clone()
+    }
+
+    /// Waits until every connection has echoed `lines` more lines than now (false on an error
+    /// or when `within` passes first): every connection goes on, not just most.
+    pub fn wait_each_echoed(&self, lines: u64, within: Duration) -> bool {
+        let from = self.report().per_connection;
+        super::wait_until(within, || {
+            let r = self.report();
+            !r.per_connection.is_empty()
+                && r.errors.is_empty()
+                && r.per_connection.iter().enumerate().all(|(i, &n)| n >= from.get(i).copied().unwrap_or(0) + lines)
+        }) && self.report().errors.is_empty()
+    }
+
+    pub fn finish(mut self) -> Echoes {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.report()
+    }
+}
+
+impl Drop for LongLived {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    counter: u64,
+    sent_at: Option<Instant>,
+    next: Instant,
+    pending: Vec<u8>,
+    backend: Option<String>,
+    dead: bool,
+}
+
+fn echo_loop(target: SocketAddr, n: usize, period: Duration, stop: &AtomicBool, report: &Mutex<Echoes>) {
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        match TcpStream::connect_timeout(&target, Duration::from_secs(3)) {
+            Ok(stream) => {
+                stream.set_nonblocking(true).unwrap();
+                let _ = stream.set_nodelay(true);
+                let start = Instant::now() + period.mul_f64(i as f64 / n as f64);
+                conns.push(Conn {
+                    stream,
+                    counter: 0,
+                    sent_at: None,
+                    next: start,
+                    pending: Vec::new(),
+                    backend: None,
+                    dead: false,
+                });
+            }
+            Err(e) => report.lock().unwrap().errors.push(format!("connect {i}: {e}")),
+        }
+    }
+    {
+        let mut r = report.lock().unwrap();
+        r.open = conns.len();
+        r.per_connection = vec![0; conns.len()];
+    }
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        let mut r = report.lock().unwrap();
+        for (i, c) in conns.iter_mut().enumerate().filter(|(_, c)| !c.dead) {
+            if c.sent_at.is_none() && now >= c.next {
+                c.counter += 1;
+                match c.stream.write_all(format!("{}\n", c.counter).as_bytes()) {
+                    Ok(()) => c.sent_at = Some(now),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        r.errors.push(format!("connection {i}: send: {e}"));
+                        c.dead = true;
+                        continue;
+                    }
+                }
+            }
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    r.errors.push(format!("connection {i}: closed by the far end"));
+                    c.dead = true;
+                    continue;
+                }
+                Ok(got) => c.pending.extend_from_slice(&buf[..got]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    r.errors.push(format!("connection {i}: read: {e}"));
+                    c.dead = true;
+                    continue;
+                }
+            }
+            while let Some(end) = c.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = c.pending.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line[..end]).into_owned();
+                let (backend, counter) = line.split_once(' ').unwrap_or(("", ""));
+                if counter != c.counter.to_string() {
+                    r.errors.push(format!("connection {i}: echo {line:?} for {}", c.counter));
+                    c.dead = true;
+                    break;
+                }
+                match &c.backend {
+                    None => c.backend = Some(backend.to_owned()),
+                    Some(b) if b != backend => {
+                        r.moved += 1;
+                        c.backend = Some(backend.to_owned());
+                    }
+                    Some(_) => {}
+                }
+                if let Some(sent) = c.sent_at.take() {
+                    r.longest = r.longest.max(now.saturating_duration_since(sent));
+                }
+                r.echoed += 1;
+                r.per_connection[i] += 1;
+                c.next = now + period;
+            }
+            if let Some(sent) = c.sent_at {
+                r.longest = r.longest.max(now.saturating_duration_since(sent));
+            }
+        }
+        drop(r);
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::protocol::Request;
-use super::reply::{BackendStatus, BgpStatus, ReloadReport, ServiceStatus, SessionRow, Status};
+use super::reply::{BackendStatus, BgpStatus, ClusterStatus, ReloadReport, ServiceStatus, SessionRow, Status};
 use super::table::{Align, Table};
 
 /// The text to print for the reply `data` to `request`: a table, or with `json` the document
@@ -74,6 +74,46 @@ pub fn status(status: &Status) -> String {
         out.push('\n');
         out.push_str(&bgp(b));
     }
+    if let Some(c) = &status.cluster {
+        out.push('\n');
+        out.push_str(&cluster(c));
+    }
+    out
+}
+
+/// The `[cluster]` part of `sluicectl status`: this node, then one row per peer.
+pub fn cluster(c: &ClusterStatus) -> String {
+    let mut out = format!(
+        "cluster: node {}, epoch {}, {}\n",
+        c.node,
+        c.epoch,
+        if c.ready { "in sync" } else { "waiting for peers' sessions" }
+    );
+    let mut peers = Table::new(&[
+        ("PEER", Align::Left),
+        ("NODE", Align::Right),
+        ("UP", Align::Left),
+        ("HELD", Align::Right),
+        ("MSGS_IN", Align::Right),
+        ("MSGS_OUT", Align::Right),
+        ("RESENT", Align::Right),
+        ("DROPPED", Align::Left),
+    ]);
+    for p in &c.peers {
+        let dropped: Vec<String> = p.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        peers.row(vec![
+            p.address.clone(),
+            p.node.map_or("-".to_owned(), |n| n.to_string()),
+            (if p.up { "yes" } else { "no" }).to_owned(),
+            p.sessions_held.to_string(),
+            p.messages_in.to_string(),
+            p.messages_out.to_string(),
+            p.resends.to_string(),
+            if dropped.is_empty() { "-".to_owned() } else { dropped.join(", ") },
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&peers.render());
     out
 }
 

@@ -89,6 +89,7 @@ fn status_prints_a_summary_then_workers_and_ports() {
         }],
         sessions: 42,
         bgp: None,
+        cluster: None,
     };
     let expected = "\
 sluice 0.1.0 (commit abc), up 1d02h03m, 42 sessions

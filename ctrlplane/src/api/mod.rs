@@ -29,8 +29,8 @@ mod server_tests;
 pub use client::{call, MAX_REPLY};
 pub use protocol::{parse_response, response_line, BackendAction, Request, MAX_WEIGHT};
 pub use reply::{
-    BackendStatus, BgpStatus, NeighborStatus, PortStatus, ReloadReport, RouteStatus, ServiceStatus, SessionRow, Status,
-    WorkerStatus,
+    BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, ReloadReport, RouteStatus,
+    ServiceStatus, SessionRow, Status, WorkerStatus,
 };
 pub use server::{ApiServer, IDLE_TIMEOUT, MAX_CLIENTS, MAX_LINE};
 pub use table::{Align, Table};

@@ -20,6 +20,45 @@ pub struct Status {
     /// With `[bgp]`: BIRD, the neighbours and what is announced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpStatus>,
+    /// With `[cluster]`: this node and its peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// `[cluster]` at work, in `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: u16,
+    pub epoch: u64,
+    /// This node has every live peer's sessions (until then it announces nothing).
+    pub ready: bool,
+    pub peers: Vec<PeerStatus>,
+    /// Datagrams refused before a peer could be named (`unknown_peer`, `node_conflict`, ...).
+    pub dropped: Vec<(String, u64)>,
+}
+
+/// One peer of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub address: String,
+    pub node: Option<u16>,
+    pub up: bool,
+    pub epoch: Option<u64>,
+    /// Copies of its sessions this node holds.
+    pub sessions_held: u64,
+    /// Sessions it says it holds.
+    pub sessions_reported: u32,
+    pub local_ips: Vec<String>,
+    pub digest_matches: Option<bool>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub resends: u64,
+    /// By reason: `bad_mac`, `replay`, `stale_epoch`, `malformed`, `overflow`, `dead`, ...
+    pub dropped: Vec<(String, u64)>,
+    /// Its whole table has not arrived yet.
+    pub awaiting_bulk: bool,
 }
 
 /// `[bgp]` at work: `status`, `drain-node` and `undrain-node` show it.

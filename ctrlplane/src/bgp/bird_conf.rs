@@ -4,6 +4,8 @@
 //! - `static sluice_routes`: the /32s Sluice announces, as blackhole routes, from a routes
 //!   file of their own that is rewritten when announcements change; there is no `kernel`
 //!   protocol, so they never reach a kernel table.
+//! - `static sluice_backup`: the cluster peers' local IPs, from a file of their own, exported
+//!   with this node's AS prepended twice: a route routers use only when the peer's own is gone.
 //! - `bfd` (when `bfd = true`): fast failure detection on every neighbour.
 //! - one `bgp` protocol per neighbour, named after its address, single-hop, graceful restart
 //!   off (a dead node must lose its routes, not have them kept stale by a helper), importing
@@ -18,8 +20,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Bgp, BgpNeighbor};
 
-/// The name of the static protocol whose routes are announced.
+/// The names of the static protocols whose routes are announced, plainly and as backups.
 pub const ROUTES_PROTOCOL: &str = "sluice_routes";
+pub const BACKUP_PROTOCOL: &str = "sluice_backup";
 
 /// The files BIRD uses, all in `runtime_dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub struct Paths {
     pub config: PathBuf,
     /// The announced routes, included by the static protocol.
     pub routes: PathBuf,
+    /// The routes announced as backups.
+    pub backup: PathBuf,
     /// BIRD's control socket (`bird -s`, `birdc -s`).
     pub socket: PathBuf,
 }
@@ -39,6 +44,7 @@ impl Paths {
             dir: dir.to_owned(),
             config: dir.join("bird.conf"),
             routes: dir.join("routes.conf"),
+            backup: dir.join("backup.conf"),
             socket: dir.join("bird.ctl"),
         }
     }
@@ -73,13 +79,26 @@ protocol static {ROUTES_PROTOCOL} {{
 include \"{routes}\";
 }}
 
+# The cluster peers' local IPs: backups, with a longer AS path than the peers' own.
+protocol static {BACKUP_PROTOCOL} {{
+    ipv4;
+include \"{backup}\";
+}}
+
 filter sluice_export {{
     if proto = \"{ROUTES_PROTOCOL}\" && net.len = 32 then accept;
+    if proto = \"{BACKUP_PROTOCOL}\" && net.len = 32 then {{
+        bgp_path.prepend({local_as});
+        bgp_path.prepend({local_as});
+        accept;
+    }}
     reject;
 }}
 ",
         router_id = bgp.router_id,
         routes = paths.routes.display(),
+        backup = paths.backup.display(),
+        local_as = bgp.local_as,
     );
     if bgp.bfd {
         let interval = bgp.bfd_interval.as_millis();

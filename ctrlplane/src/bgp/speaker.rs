@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::announce::Candidate;
+use super::announce::{Candidate, RouteKind};
 use super::bird_conf::{config_text, protocol_name, routes_text, Paths};
 use super::birdc;
 use super::daemon::{parse_check, resolve_binary, Daemon};
@@ -144,6 +144,7 @@ pub fn preflight(bgp: &Bgp) -> Result<PathBuf, String> {
     }
     write_atomically(&paths.config, &config_text(bgp, &paths))?;
     write_atomically(&paths.routes, &routes_text([]))?;
+    write_atomically(&paths.backup, &routes_text([]))?;
     parse_check(&binary, &paths.config)?;
     Ok(binary)
 }
@@ -360,7 +361,12 @@ impl Supervisor {
     }
 
     fn write_files(&mut self, routes: &[Candidate], bgp: &Bgp, wanted: (u64, u64)) {
-        let announced = routes.iter().filter(|c| c.announced()).map(|c| c.address);
+        let announced = |backup: bool| {
+            routes
+                .iter()
+                .filter(move |c| c.announced() && (c.kind == RouteKind::PeerLocalIp) == backup)
+                .map(|c| c.address)
+        };
         let mut written = self.written;
         if written.1 != wanted.1 {
             match write_atomically(&self.paths.config, &config_text(bgp, &self.paths)) {
@@ -369,7 +375,9 @@ impl Supervisor {
             }
         }
         if written.0 != wanted.0 {
-            match write_atomically(&self.paths.routes, &routes_text(announced)) {
+            let done = write_atomically(&self.paths.backup, &routes_text(announced(true)))
+                .and_then(|()| write_atomically(&self.paths.routes, &routes_text(announced(false))));
+            match done {
                 Ok(()) => written.0 = wanted.0,
                 Err(e) => (self.log)(Level::Error, &format!("bgp: {e}")),
             }

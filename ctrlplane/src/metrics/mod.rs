@@ -20,6 +20,6 @@ pub use http::{MetricsServer, MAX_CONNECTIONS, MAX_REQUEST, READ_DEADLINE, WRITE
 pub use render::{render, CONTENT_TYPE};
 pub use sample::{
     BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, HealthChecks, LocalPortsFree, NeighborUp,
-    PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample, ServiceCount, ServiceSessions,
-    WorkerBusy, WorkerDrops, WorkerRedirected,
+    PeerSample, PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample, ServiceCount,
+    ServiceSessions, WorkerBusy, WorkerDrops, WorkerRedirected,
 };

@@ -121,6 +121,41 @@ pub fn render(sample: &Sample) -> String {
             s.bird_restarts.map(|n| (Vec::new(), n)).into_iter(),
         ),
         gauge(
+            "sluice_cluster_peer_up",
+            "1 while the cluster peer is heard from (within dead_after).",
+            s.peers.iter().filter(|p| p.peer != "unknown").map(|p| (labels!(peer = p.peer), f64::from(u8::from(p.up)))),
+        ),
+        gauge(
+            "sluice_sync_sessions",
+            "Copies of the peer's sessions this node holds, over all workers.",
+            s.peers.iter().filter(|p| p.peer != "unknown").map(|p| (labels!(peer = p.peer), p.sessions as f64)),
+        ),
+        counter(
+            "sluice_sync_messages_total",
+            "Sync messages from (in) and to (out) each peer.",
+            s.peers.iter().filter(|p| p.peer != "unknown").flat_map(|p| {
+                [("in", p.messages_in), ("out", p.messages_out)]
+                    .map(|(d, v)| (labels!(peer = p.peer, direction = d), v))
+            }),
+        ),
+        counter(
+            "sluice_sync_records_total",
+            "Session records from (in) and to (out) each peer.",
+            s.peers.iter().filter(|p| p.peer != "unknown").flat_map(|p| {
+                [("in", p.records_in), ("out", p.records_out)].map(|(d, v)| (labels!(peer = p.peer, direction = d), v))
+            }),
+        ),
+        counter(
+            "sluice_sync_resends_total",
+            "Sync messages sent to each peer again for want of an acknowledgement.",
+            s.peers.iter().filter(|p| p.peer != "unknown").map(|p| (labels!(peer = p.peer), p.resends)),
+        ),
+        counter(
+            "sluice_sync_dropped_total",
+            "Sync messages or records refused or lost, by peer and reason.",
+            s.peers.iter().flat_map(|p| p.dropped.iter().map(|(r, v)| (labels!(peer = p.peer, reason = r), *v))),
+        ),
+        gauge(
             "sluice_build_info",
             "The running version, as a label; the value is always 1.",
             [(labels!(version = s.version), 1.0)].into_iter(),

@@ -56,6 +56,20 @@ fn sample() -> Sample {
             RouteAnnounced { prefix: "198.18.12.1/32".into(), announced: true },
         ],
         bird_restarts: Some(2),
+        peers: vec![
+            PeerSample {
+                peer: "198.18.0.12".into(),
+                up: true,
+                sessions: 7,
+                messages_in: 10,
+                messages_out: 11,
+                records_in: 20,
+                records_out: 21,
+                resends: 1,
+                dropped: vec![("replay".into(), 2)],
+            },
+            PeerSample { peer: "unknown".into(), dropped: vec![("unknown_peer".into(), 3)], ..PeerSample::default() },
+        ],
     }
 }
 
@@ -120,6 +134,27 @@ sluice_route_announced{prefix="198.18.12.1/32"} 1
 # HELP sluice_bird_restarts_total Times BIRD exited and was started again.
 # TYPE sluice_bird_restarts_total counter
 sluice_bird_restarts_total 2
+# HELP sluice_cluster_peer_up 1 while the cluster peer is heard from (within dead_after).
+# TYPE sluice_cluster_peer_up gauge
+sluice_cluster_peer_up{peer="198.18.0.12"} 1
+# HELP sluice_sync_sessions Copies of the peer's sessions this node holds, over all workers.
+# TYPE sluice_sync_sessions gauge
+sluice_sync_sessions{peer="198.18.0.12"} 7
+# HELP sluice_sync_messages_total Sync messages from (in) and to (out) each peer.
+# TYPE sluice_sync_messages_total counter
+sluice_sync_messages_total{peer="198.18.0.12",direction="in"} 10
+sluice_sync_messages_total{peer="198.18.0.12",direction="out"} 11
+# HELP sluice_sync_records_total Session records from (in) and to (out) each peer.
+# TYPE sluice_sync_records_total counter
+sluice_sync_records_total{peer="198.18.0.12",direction="in"} 20
+sluice_sync_records_total{peer="198.18.0.12",direction="out"} 21
+# HELP sluice_sync_resends_total Sync messages sent to each peer again for want of an acknowledgement.
+# TYPE sluice_sync_resends_total counter
+sluice_sync_resends_total{peer="198.18.0.12"} 1
+# HELP sluice_sync_dropped_total Sync messages or records refused or lost, by peer and reason.
+# TYPE sluice_sync_dropped_total counter
+sluice_sync_dropped_total{peer="198.18.0.12",reason="replay"} 2
+sluice_sync_dropped_total{peer="unknown",reason="unknown_peer"} 3
 # HELP sluice_build_info The running version, as a label; the value is always 1.
 # TYPE sluice_build_info gauge
 sluice_build_info{version="0.1.0 (commit abc)"} 1
@@ -160,7 +195,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 19);
+    assert_eq!(families.len(), 25);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

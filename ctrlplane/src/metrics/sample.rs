@@ -45,6 +45,24 @@ pub struct Sample {
     pub route_announced: Vec<RouteAnnounced>,
     /// `sluice_bird_restarts_total` (with `[bgp]`).
     pub bird_restarts: Option<u64>,
+    /// With `[cluster]`, per peer: `sluice_cluster_peer_up{peer}`, `sluice_sync_sessions{peer}`,
+    /// `sluice_sync_messages_total{peer,direction}`, `sluice_sync_records_total{peer,direction}`,
+    /// `sluice_sync_resends_total{peer}`, `sluice_sync_dropped_total{peer,reason}`.
+    pub peers: Vec<PeerSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeerSample {
+    /// The peer's sync address (`unknown` for what came from no peer).
+    pub peer: String,
+    pub up: bool,
+    pub sessions: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub resends: u64,
+    pub dropped: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

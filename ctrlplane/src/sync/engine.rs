@@ -45,6 +45,8 @@ pub trait Table: Send + 'static {
     fn walk(&mut self, generation: u32, out: &mut Vec<SessionRecord>, max: usize) -> bool;
     /// Sessions this node holds.
     fn sessions(&self) -> u32;
+    /// Updates the workers could not hand over since the last call (their queue was full).
+    fn lost(&mut self) -> u64;
 }
 
 /// What the engine needs to start.
@@ -132,6 +134,7 @@ impl Engine {
             stop: std::sync::atomic::AtomicBool::new(false),
         });
         let mut run = Run::new(settings, socket, table, log, shared.clone());
+        run.publish(Instant::now());
         let thread = std::thread::Builder::new()
             .name("sluice-sync".into())
             .spawn(move || run.run())
@@ -261,7 +264,7 @@ impl<T: Table> Run<T> {
             let message = match decode(&datagram[..len], &self.s.key) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.count(e.reason());
+                    self.peers[i].stats.drop(e.reason(), 1);
                     continue;
                 }
             };
@@ -307,6 +310,15 @@ impl<T: Table> Run<T> {
 
     /// The workers' updates, to every live peer.
     fn updates(&mut self, now: Instant) {
+        let lost = self.table.lost();
+        if lost > 0 {
+            // Peers missed updates: each gets the whole table again.
+            for (i, peer) in self.peers.iter_mut().enumerate() {
+                if self.alive[i] {
+                    peer.skip_lost(lost);
+                }
+            }
+        }
         self.records.clear();
         self.table.updates(&mut self.records, BATCH);
         if self.records.is_empty() {

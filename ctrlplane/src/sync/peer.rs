@@ -89,7 +89,7 @@ pub struct PeerStats {
 }
 
 impl PeerStats {
-    fn drop(&mut self, reason: &'static str, n: u64) {
+    pub(crate) fn drop(&mut self, reason: &'static str, n: u64) {
         match self.dropped.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, count)) => *count += n,
             None => self.dropped.push((reason, n)),
@@ -334,6 +334,12 @@ impl Peer {
             self.stats.drop("dead", n);
             self.needs_resync = true;
         }
+    }
+
+    /// Counts updates the workers lost before they reached the engine; the peer is resynced.
+    pub fn skip_lost(&mut self, n: u64) {
+        self.stats.drop("lost", n);
+        self.needs_resync = true;
     }
 
     /// Room for another walk's records.

@@ -11,6 +11,7 @@
 mod icmp;
 mod open;
 pub mod part;
+mod sync;
 
 use std::net::Ipv4Addr;
 
@@ -18,7 +19,9 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::laddr::PortPool;
 use crate::nat::{self, Inspected, Refusal};
 use crate::route::NextHop;
-use crate::session::{Direction, Endpoint, FlowKey, Session, SessionId, SessionTable, Touch};
+use crate::session::{
+    Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, ORIGIN_HERE,
+};
 use crate::snapshot::{BackendState, Snapshot};
 use crate::wire::ipv4::protocol;
 
@@ -86,6 +89,8 @@ pub struct FullNat {
     active: Vec<u32>,
     /// This worker's rx queue: where RSS must bring its replies.
     queue: u16,
+    /// In a cluster: what session sync needs (`enable_sync`).
+    sync: Option<Box<sync::SyncSide>>,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -109,6 +114,7 @@ impl FullNat {
             peers: Vec::new(),
             active: Vec::with_capacity(crate::snapshot::MAX_BACKENDS),
             queue: part.worker,
+            sync: None,
         }
     }
 
@@ -208,8 +214,14 @@ impl FullNat {
                     (Direction::Reply, _) => return Step::Drop(DropReason::NoSession),
                 }
             } else {
+                let before = self.sessions.get(id).state;
                 match self.sessions.touch(id, dir, seen.tcp_flags, len, now_ms) {
-                    Touch::Ok => return self.send(snap, ip, id, dir, t.src, len, c),
+                    Touch::Ok => {
+                        if self.sync.is_some() {
+                            self.after_touch(id, before, now_ms, c);
+                        }
+                        return self.send(snap, ip, id, dir, t.src, len, c);
+                    }
                     // A new SYN on a closing connection: the old session makes way for a new one.
                     Touch::Reopen => {
                         let old = self.sessions.remove(id);
@@ -231,6 +243,9 @@ impl FullNat {
         match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
             Ok(id) => {
                 let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, len, now_ms);
+                if self.sync.is_some() {
+                    self.after_open(id, now_ms, c);
+                }
                 self.send(snap, ip, id, Direction::Forward, t.src, len, c)
             }
             Err(reason) => Step::Drop(reason),
@@ -305,11 +320,12 @@ impl FullNat {
     }
 }
 
-/// Checks a session against the snapshot in force: its service, its backend, and its local
-/// IP (still this worker's: one removed by a reload ends its sessions).
+/// Checks a session against the snapshot in force: its service, its backend, and, for a
+/// session opened here, its local IP (still this worker's: one removed by a reload ends its
+/// sessions; a copy of another node's session has that node's local IP).
 #[inline]
 fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
-    if !snap.local_owners.is_empty() && snap.owner_of(s.local.ip) != Some(worker) {
+    if s.origin == ORIGIN_HERE && !snap.local_owners.is_empty() && snap.owner_of(s.local.ip) != Some(worker) {
         return Standing::Ended;
     }
     let Some(service) = snap.services.get(s.service as usize) else { return Standing::Ended };
@@ -331,9 +347,14 @@ fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
     }
 }
 
-/// Gives a finished session's local port back and updates the gauges.
+/// Gives a finished session's local port back (if it came from this worker's pools) and
+/// updates the gauges.
 fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
-    if let Some(at) = pools.iter().position(|p| p.ip() == s.local.ip) {
+    if s.origin != ORIGIN_HERE {
+        if let Some(held) = c.held_for(s.origin) {
+            held.dec();
+        }
+    } else if let Some(at) = pools.iter().position(|p| p.ip() == s.local.ip) {
         pools[at].give_back(s.local.port);
         if let Some(slot) = c.local_ports.get(at) {
             slot.free.set(u64::from(pools[at].free()));

@@ -5,6 +5,10 @@ use super::*;
 use crate::sched::{flow_hash, Flow};
 use crate::session::{tcp_flags, NewSession};
 
+/// Local ports tried for one new session when a copy of another node's session holds the
+/// first ones towards the same backend.
+const PORT_TRIES: usize = 4;
+
 /// Any UDP datagram opens a session; of TCP, only a SYN without ACK or RST.
 #[inline]
 pub(super) fn may_open(proto: u8, flags: u8) -> bool {
@@ -42,55 +46,62 @@ impl FullNat {
         // hash lands on this worker's queue.
         let rss =
             if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
-        let state = &mut self.services[service];
-        let local = match rss {
-            Some(rss) => {
-                let (to, owner) = (std::net::SocketAddrV4::new(backend.ip, backend.port), self.queue);
-                let steered = take_port(&mut self.pools, state, c, |pool| {
-                    rss.choose_port(to, pool.ip(), owner, rss.tries_bound(owner), pool).ok().map(|p| p.port)
-                });
-                if steered.is_some() {
-                    c.rss_steered.add(1);
+        for _ in 0..PORT_TRIES {
+            let state = &mut self.services[service];
+            let local = match rss {
+                Some(rss) => {
+                    let (to, owner) = (std::net::SocketAddrV4::new(backend.ip, backend.port), self.queue);
+                    let steered = take_port(&mut self.pools, state, c, |pool| {
+                        rss.choose_port(to, pool.ip(), owner, rss.tries_bound(owner), pool).ok().map(|p| p.port)
+                    });
+                    if steered.is_some() {
+                        c.rss_steered.add(1);
+                    }
+                    steered
                 }
-                steered
+                None => take_port(&mut self.pools, state, c, PortPool::take),
             }
-            None => take_port(&mut self.pools, state, c, PortPool::take),
-        }
-        .ok_or(DropReason::NoLocalPort)?;
-        let new = NewSession {
-            proto: key.proto,
-            client: key.src,
-            vip: key.dst,
-            local,
-            backend,
-            service: service as u16,
-            backend_index,
-            tcp_flags: flags,
-        };
-        match self.sessions.insert(new, now_ms) {
-            Ok(id) => {
-                self.hops[id.get() as usize] = [to_backend, to_client.into()];
-                c.sessions_created.add(1);
-                if let Some(stats) = c.services.get(service) {
-                    stats.created.add(1);
-                    stats.sessions.inc();
+            .ok_or(DropReason::NoLocalPort)?;
+            let new = NewSession {
+                proto: key.proto,
+                client: key.src,
+                vip: key.dst,
+                local,
+                backend,
+                service: service as u16,
+                backend_index,
+                tcp_flags: flags,
+            };
+            match self.sessions.insert(new, now_ms) {
+                Ok(id) => {
+                    self.hops[id.get() as usize] = [to_backend, to_client.into()];
+                    c.sessions_created.add(1);
+                    if let Some(stats) = c.services.get(service) {
+                        stats.created.add(1);
+                        stats.sessions.inc();
+                    }
+                    if let Some(stats) = c.backends.get(backend_index as usize) {
+                        stats.sessions.add(1);
+                        stats.active.inc();
+                    }
+                    return Ok(id);
                 }
-                if let Some(stats) = c.backends.get(backend_index as usize) {
-                    stats.sessions.add(1);
-                    stats.active.inc();
-                }
-                Ok(id)
-            }
-            Err(_) => {
-                if let Some(at) = self.pools.iter().position(|p| p.ip() == local.ip) {
-                    self.pools[at].give_back(local.port);
-                    if let Some(slot) = c.local_ports.get(at) {
-                        slot.free.set(u64::from(self.pools[at].free()));
+                Err(error) => {
+                    if let Some(at) = self.pools.iter().position(|p| p.ip() == local.ip) {
+                        self.pools[at].give_back(local.port);
+                        if let Some(slot) = c.local_ports.get(at) {
+                            slot.free.set(u64::from(self.pools[at].free()));
+                        }
+                    }
+                    // The port is held towards this backend by a copy of a session another node
+                    // opened (or this node, before it restarted): try the next one.
+                    if error != InsertError::DuplicateKey(Direction::Reply) {
+                        return Err(DropReason::SessionTableFull);
                     }
                 }
-                Err(DropReason::SessionTableFull)
             }
         }
+        Err(DropReason::NoLocalPort)
     }
 
     /// The backend id for a new session of `service` from `client`.

@@ -39,6 +39,9 @@ use std::time::Duration;
 pub use state::{tcp_flags, State, Touch};
 pub use table::{InsertError, SessionTable, TICK_MS};
 
+/// The origin of a session this worker opened (`Session::origin`).
+pub const ORIGIN_HERE: u16 = 0;
+
 /// One side of a connection as it appears on the wire: an IPv4 address and a TCP/UDP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -150,6 +153,10 @@ pub struct NewSession {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Session {
     pub proto: u8,
+    /// 0: opened by this worker, its local port taken from this worker's pool (and given back
+    /// when it ends). Otherwise a copy of a session another node of the cluster opened (its
+    /// node id): its port belongs to that node and is never given back here.
+    pub origin: u16,
     pub client: Endpoint,
     pub vip: Endpoint,
     pub local: Endpoint,

@@ -114,6 +114,7 @@ impl SessionTable {
         };
         self.sessions[id as usize] = Session {
             proto: new.proto,
+            origin: super::ORIGIN_HERE,
             client: new.client,
             vip: new.vip,
             local: new.local,
@@ -170,6 +171,32 @@ impl SessionTable {
             self.wheel.refile(id.0, due_tick(session.last_seen_ms, self.timeout_ms[state.index()]));
         }
         Touch::Ok
+    }
+
+    /// Sets what a peer's record says of a session: its state, the last time it was seen (never
+    /// earlier than this table saw it), and its origin; re-files its timer. A stale id is
+    /// ignored.
+    pub fn refresh(&mut self, id: SessionId, state: State, last_seen_ms: u64, origin: u16) {
+        if !self.wheel.is_live(id.0) {
+            return;
+        }
+        let session = &mut self.sessions[id.0 as usize];
+        session.state = state;
+        session.origin = origin;
+        session.last_seen_ms = session.last_seen_ms.max(last_seen_ms);
+        let due = due_tick(session.last_seen_ms, self.timeout_ms[state.index()]);
+        self.wheel.refile(id.0, due);
+    }
+
+    /// The idle timeout of `state`, in ms.
+    pub fn timeout_ms(&self, state: State) -> u64 {
+        self.timeout_ms[state.index()]
+    }
+
+    /// The live session in slab slot `slot`, if any: for walks a few slots at a time.
+    pub fn at_slot(&self, slot: usize) -> Option<(SessionId, &Session)> {
+        let session = self.sessions.get(slot)?;
+        self.wheel.is_live(slot as u32).then_some((SessionId(slot as u32), session))
     }
 
     /// Removes a live session and returns it, so that the caller can give back its local port.

@@ -86,6 +86,8 @@ pub struct WorkerSetup {
     pub session_capacity: u32,
     /// Announce VIPs and local IPs by gratuitous ARP at start (one worker does it).
     pub announce: bool,
+    /// In a cluster: session sync with the other nodes.
+    pub sync: Option<crate::sync::SyncSetup>,
 }
 
 pub struct Worker {
@@ -142,6 +144,9 @@ impl Worker {
         let mut nat = FullNat::new(part, setup.session_capacity, &setup.snapshot);
         let peers = setup.all_counters.iter().enumerate().filter(|&(i, _)| i != setup.index).map(|(_, c)| c.clone());
         nat.set_peers(peers.collect());
+        if let Some(sync) = setup.sync.clone() {
+            nat.enable_sync(sync);
+        }
         nat.publish_ports(&setup.counters);
         // A burst of new flows to a neighbour not yet resolved is held, not dropped: Linux
         // holds about a hundred packets per unresolved neighbour; 64 here.
@@ -194,6 +199,7 @@ impl Worker {
             for r in 0..self.setup.rings_in.len() {
                 work += self.poll_ring(&snap, r, &mut rx, now);
             }
+            work += self.nat.sync_step(&snap, now, &self.setup.counters);
             self.nat.expire(now, EXPIRE_BUDGET, &self.setup.counters);
             self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
             self.learn_from_others(&snap, now);

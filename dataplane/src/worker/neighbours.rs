@@ -148,7 +148,7 @@ impl Worker {
     /// Gratuitous ARP for every VIP and local IP on the links that answer for them.
     pub(super) fn announce(&mut self, snap: &Snapshot) {
         for (i, link) in snap.links.iter().enumerate() {
-            for ip in link.owned.iter() {
+            for ip in link.owned.iter().filter(|&ip| !link.owned.is_silent(ip)) {
                 self.send_arp(i, link.mac, ip, ip);
             }
         }

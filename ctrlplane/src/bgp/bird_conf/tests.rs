@@ -24,6 +24,7 @@ fn paths_live_in_the_runtime_dir() {
     assert_eq!(p.config, Path::new("/run/sluice/bird/bird.conf"));
     assert_eq!(p.routes, Path::new("/run/sluice/bird/routes.conf"));
     assert_eq!(p.socket, Path::new("/run/sluice/bird/bird.ctl"));
+    assert_eq!(p.backup, Path::new("/run/sluice/bird/backup.conf"));
 }
 
 #[test]
@@ -52,7 +53,12 @@ fn the_static_protocol_includes_the_routes_file_at_line_start() {
     // BIRD takes `include` only at the start of a line.
     assert!(text.contains("\ninclude \"/run/sluice/bird/routes.conf\";\n"), "{text}");
     assert!(text.contains("protocol static sluice_routes {\n    ipv4;\n"));
-    assert!(text.contains("if proto = \"sluice_routes\" && net.len = 32 then accept;\n    reject;"));
+    assert!(text.contains("if proto = \"sluice_routes\" && net.len = 32 then accept;\n"));
+    assert!(text.contains("\ninclude \"/run/sluice/bird/backup.conf\";\n"));
+    assert!(
+        text.contains("if proto = \"sluice_backup\" && net.len = 32 then {\n        bgp_path.prepend(65001);\n        bgp_path.prepend(65001);\n        accept;\n    }\n    reject;"),
+        "{text}"
+    );
 }
 
 #[test]

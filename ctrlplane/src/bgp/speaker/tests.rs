@@ -89,14 +89,14 @@ fn announces_withdraws_restarts_and_stops_bird() {
         assert!(!status.neighbors[0].up, "nobody to peer with here");
 
         // Announce a VIP and a local IP; BIRD's table holds exactly them.
-        speaker.set_routes(plan([(VIP, true)], [LOCAL], true, NodeState::default()));
+        speaker.set_routes(plan([(VIP, true)], [LOCAL], [], true, NodeState::default()));
         wait_until("the routes are loaded", || speaker.status().settled);
         wait_until("BIRD holds both", || bird_routes(&bgp) == ["198.18.10.10/32", "198.18.11.1/32"]);
         assert!(speaker.status().routes.iter().all(|(_, announced)| *announced));
 
         // Drain: the VIP goes, the local IP stays, and BIRD was not restarted for it.
         let pid = running_pid(&speaker).expect("running");
-        speaker.set_routes(plan([(VIP, true)], [LOCAL], true, NodeState { drained: true, ..NodeState::default() }));
+        speaker.set_routes(plan([(VIP, true)], [LOCAL], [], true, NodeState { drained: true, ..NodeState::default() }));
         wait_until("the VIP is withdrawn", || bird_routes(&bgp) == ["198.18.11.1/32"]);
         assert_eq!(running_pid(&speaker), Some(pid), "announcements change by configure, not by restart");
         let routes = speaker.status().routes;

@@ -425,3 +425,4 @@ fn vip_port_or_protocol_without_a_service() {
 
 mod expiry;
 mod icmp_to_us;
+mod sync;

@@ -1,0 +1,96 @@
+//! Session sync in a cluster behind ECMP (`scripts/clusternet`): 200 long-lived TCP
+//! connections spread over two nodes go on, with no reset and no long stall, when one node is
+//! killed (its sessions live on in the other, which takes over its local IP through its backup
+//! announcement) and when it comes back (it takes the table before it announces anything);
+//! UDP flows keep their backend; without sync the same death breaks connections.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::cluster::{node_address, resets, sync_config, ClusterNet, LongLived, VIP};
+use common::{servers, wait_until, Sluice};
+
+const BACKENDS: u32 = 3;
+
+fn both() -> Vec<Ipv4Addr> {
+    vec![node_address(1), node_address(2)]
+}
+
+fn await_hops(net: &ClusterNet, hops: &[Ipv4Addr], within: Duration) {
+    let ok = wait_until(within, || net.next_hops(VIP) == hops);
+    assert!(ok, "the router's next hops for {VIP} stayed {:?}, expected {hops:?}", net.next_hops(VIP));
+}
+
+fn echo_backends(net: &ClusterNet) -> servers::Servers {
+    let addrs: Vec<String> = (0..BACKENDS).map(|i| format!("198.18.1.{}:9000", 2 + i)).collect();
+    servers::tcp_echo(&net.srv(), &addrs.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Copies of the other node's sessions that `node` holds.
+fn held(node: &Sluice) -> u64 {
+    let status = node.ctl_json(&["status"]);
+    status["cluster"]["peers"].as_array().into_iter().flatten().map(|p| p["sessions_held"].as_u64().unwrap_or(0)).sum()
+}
+
+fn packets(node: &Sluice) -> u64 {
+    common::cluster::packets_to_backends(node)
+}
+
+#[test]
+fn connections_survive_a_node_death_and_its_return() {
+    let net = ClusterNet::up("csa", 2, BACKENDS);
+    let _echo = echo_backends(&net);
+    let n1 = net.start_node(1, &sync_config(&net, 1, BACKENDS, true));
+    let n2 = net.start_node(2, &sync_config(&net, 2, BACKENDS, true));
+    await_hops(&net, &both(), Duration::from_secs(30));
+
+    let target: SocketAddr = format!("{VIP}:9000").parse().unwrap();
+    let client = LongLived::start(&net.cli(), target, 200, Duration::from_millis(50));
+    assert!(client.wait_each_echoed(10, Duration::from_secs(30)), "{:?}", client.report());
+    let r = client.report();
+    assert!(r.errors.is_empty() && r.open == 200, "{r:?}");
+    let (p1, p2) = (packets(&n1), packets(&n2));
+    assert!(p1 > 0 && p2 > 0, "both nodes carry connections: {p1} and {p2} packets");
+    assert!(wait_until(Duration::from_secs(5), || held(&n2) > 0 && held(&n1) > 0), "each holds the other's sessions");
+    let before = (resets(&net.cli()), resets(&net.srv()));
+
+    // Node 1 dies. Its flows come to node 2, which forwards them from node 1's local IP; the
+    // router sends the backends' replies to node 2 by its backup announcement of that IP.
+    let mut n1 = n1;
+    n1.kill();
+    await_hops(&net, &[node_address(2)], Duration::from_secs(5));
+    // Every connection echoes 20 more lines (a second at 50 ms): none is left behind.
+    let going = client.wait_each_echoed(20, Duration::from_secs(10));
+    let r = client.report();
+    assert!(going, "not every connection went on after node 1 died (longest wait {:?})", r.longest);
+    assert!(
+        r.errors.is_empty(),
+        "{} errors after node 1 died: {:?}",
+        r.errors.len(),
+        &r.errors[..r.errors.len().min(5)]
+    );
+    eprintln!("node 1 killed: longest wait for an echo {:?}", r.longest);
+    assert!(r.longest < Duration::from_secs(3), "a connection stalled {:?}", r.longest);
+
+    // Node 1 comes back: it takes node 2's table (its own old sessions among them) before it
+    // announces anything, then carries flows again.
+    let n1 = net.start_node(1, &sync_config(&net, 1, BACKENDS, true));
+    await_hops(&net, &both(), Duration::from_secs(30));
+    let carried = packets(&n1);
+    let going = client.wait_each_echoed(20, Duration::from_secs(10));
+    assert!(going, "not every connection went on after node 1 came back: {:?}", client.report().longest);
+    assert!(packets(&n1) > carried, "the returned node carries flows");
+    let log = n1.log_text();
+    assert!(log.contains("received the whole table of peer 198.18.0.12"), "{log}");
+
+    let after = (resets(&net.cli()), resets(&net.srv()));
+    let r = client.finish();
+    eprintln!("node 1 back: longest wait for an echo over the whole test {:?}, {} echoes", r.longest, r.echoed);
+    assert!(r.errors.is_empty(), "{} errors: {:?}", r.errors.len(), &r.errors[..r.errors.len().min(5)]);
+    assert!(r.longest < Duration::from_secs(3), "a connection stalled {:?}", r.longest);
+    assert_eq!(r.moved, 0, "every connection kept its backend");
+    assert_eq!(before, after, "no reset in the clients' or the backends' kernels (EstabResets, OutRsts)");
+    drop(n2);
+}
