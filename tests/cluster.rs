@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    exchange, node_address, node_config, packets_to_backends, Client, ClusterNet, FrozenWorker, VIP,
+    cluster_section, exchange, node_address, node_config, packets_to_backends, Client, ClusterNet, FrozenWorker, VIP,
 };
 use common::{in_netns, run_in, servers, wait_until, Sluice};
 
@@ -159,8 +159,12 @@ fn drain_and_sigterm_lose_no_connection() {
     let net = ClusterNet::up("club", 2, BACKENDS);
     let addrs = backend_addrs();
     let _http = servers::http(&net.srv(), &addrs.iter().map(String::as_str).collect::<Vec<_>>(), None);
-    let n1 = net.start_node(1, &node_config(&net, 1, BACKENDS, "drain = \"2s\""));
-    let mut n2 = net.start_node(2, &node_config(&net, 2, BACKENDS, "drain = \"2s\""));
+    // With session sync: a connection whose flow the router moves to the other node while it
+    // is under way goes on there (without it, one caught mid-handshake at the instant of a
+    // route change would break).
+    let config = |k| node_config(&net, k, BACKENDS, "drain = \"2s\"") + &cluster_section(&net, k);
+    let n1 = net.start_node(1, &config(1));
+    let mut n2 = net.start_node(2, &config(2));
     await_hops(&net, &both(), Duration::from_secs(30));
 
     // Each exchange must end within 900 ms: a SYN or segment lost on the way (retransmitted

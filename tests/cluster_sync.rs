@@ -9,7 +9,7 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::cluster::{node_address, resets, sync_config, ClusterNet, LongLived, VIP};
+use common::cluster::{node_address, resets, sync_config, ClusterNet, LongLived, UdpFlows, VIP};
 use common::{servers, wait_until, Sluice};
 
 const BACKENDS: u32 = 3;
@@ -23,9 +23,13 @@ fn await_hops(net: &ClusterNet, hops: &[Ipv4Addr], within: Duration) {
     assert!(ok, "the router's next hops for {VIP} stayed {:?}, expected {hops:?}", net.next_hops(VIP));
 }
 
-fn echo_backends(net: &ClusterNet) -> servers::Servers {
-    let addrs: Vec<String> = (0..BACKENDS).map(|i| format!("198.18.1.{}:9000", 2 + i)).collect();
-    servers::tcp_echo(&net.srv(), &addrs.iter().map(String::as_str).collect::<Vec<_>>())
+fn echo_backends(net: &ClusterNet) -> (servers::Servers, servers::Servers) {
+    let tcp: Vec<String> = (0..BACKENDS).map(|i| format!("198.18.1.{}:9000", 2 + i)).collect();
+    let udp: Vec<String> = (0..BACKENDS).map(|i| format!("198.18.1.{}:9001", 2 + i)).collect();
+    (
+        servers::tcp_echo(&net.srv(), &tcp.iter().map(String::as_str).collect::<Vec<_>>()),
+        servers::udp_named_echo(&net.srv(), &udp.iter().map(String::as_str).collect::<Vec<_>>()),
+    )
 }
 
 /// Copies of the other node's sessions that `node` holds.
@@ -48,6 +52,9 @@ fn connections_survive_a_node_death_and_its_return() {
 
     let target: SocketAddr = format!("{VIP}:9000").parse().unwrap();
     let client = LongLived::start(&net.cli(), target, 200, Duration::from_millis(50));
+    let udp = UdpFlows::open(&net.cli(), format!("{VIP}:9001").parse().unwrap(), 50);
+    let udp_before = udp.backends();
+    assert!(udp_before.iter().all(Option::is_some), "every UDP flow answered: {udp_before:?}");
     assert!(client.wait_each_echoed(10, Duration::from_secs(30)), "{:?}", client.report());
     let r = client.report();
     assert!(r.errors.is_empty() && r.open == 200, "{r:?}");
@@ -73,6 +80,7 @@ fn connections_survive_a_node_death_and_its_return() {
     );
     eprintln!("node 1 killed: longest wait for an echo {:?}", r.longest);
     assert!(r.longest < Duration::from_secs(3), "a connection stalled {:?}", r.longest);
+    assert_eq!(udp.backends(), udp_before, "UDP flows keep their backend after node 1 died");
 
     // Node 1 comes back: it takes node 2's table (its own old sessions among them) before it
     // announces anything, then carries flows again.
@@ -82,6 +90,7 @@ fn connections_survive_a_node_death_and_its_return() {
     let going = client.wait_each_echoed(20, Duration::from_secs(10));
     assert!(going, "not every connection went on after node 1 came back: {:?}", client.report().longest);
     assert!(packets(&n1) > carried, "the returned node carries flows");
+    assert_eq!(udp.backends(), udp_before, "UDP flows keep their backend after node 1 came back");
     let log = n1.log_text();
     assert!(log.contains("received the whole table of peer 198.18.0.12"), "{log}");
 
@@ -92,5 +101,26 @@ fn connections_survive_a_node_death_and_its_return() {
     assert!(r.longest < Duration::from_secs(3), "a connection stalled {:?}", r.longest);
     assert_eq!(r.moved, 0, "every connection kept its backend");
     assert_eq!(before, after, "no reset in the clients' or the backends' kernels (EstabResets, OutRsts)");
+    drop(n2);
+}
+
+/// The same death without `[cluster]`: the connections node 1 carried stop (their packets
+/// reach node 2, which knows nothing of them), which shows the test above can fail.
+#[test]
+fn without_sync_a_node_death_stops_its_connections() {
+    let net = ClusterNet::up("csb", 2, BACKENDS);
+    let _echo = echo_backends(&net);
+    let mut n1 = net.start_node(1, &sync_config(&net, 1, BACKENDS, false));
+    let n2 = net.start_node(2, &sync_config(&net, 2, BACKENDS, false));
+    await_hops(&net, &both(), Duration::from_secs(30));
+    let target: SocketAddr = format!("{VIP}:9000").parse().unwrap();
+    let client = LongLived::start(&net.cli(), target, 200, Duration::from_millis(50));
+    assert!(client.wait_each_echoed(10, Duration::from_secs(30)), "{:?}", client.report());
+    assert!(packets(&n1) > 0 && packets(&n2) > 0);
+    n1.kill();
+    await_hops(&net, &[node_address(2)], Duration::from_secs(5));
+    assert!(!client.wait_each_echoed(20, Duration::from_secs(5)), "connections of the dead node went on without sync");
+    let r = client.finish();
+    assert!(r.longest >= Duration::from_secs(3) || !r.errors.is_empty(), "{r:?}");
     drop(n2);
 }

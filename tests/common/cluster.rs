@@ -543,3 +543,49 @@ fn echo_loop(target: SocketAddr, n: usize, period: Duration, stop: &AtomicBool, 
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// UDP flows from the clients' namespace to `target`, one socket each: which backend answers
+/// each flow (through `servers::udp_named_echo`).
+pub struct UdpFlows {
+    sockets: Vec<std::net::UdpSocket>,
+    target: SocketAddr,
+}
+
+impl UdpFlows {
+    pub fn open(ns: &str, target: SocketAddr, n: usize) -> UdpFlows {
+        let sockets = super::in_netns(ns, move || {
+            (0..n)
+                .map(|_| {
+                    let s = std::net::UdpSocket::bind("198.18.2.2:0").expect("bind");
+                    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                    s
+                })
+                .collect()
+        });
+        UdpFlows { sockets, target }
+    }
+
+    /// The backend that answers each flow now (a datagram is tried up to 5 times).
+    pub fn backends(&self) -> Vec<Option<String>> {
+        let mut buf = [0u8; 256];
+        self.sockets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                for attempt in 0..5 {
+                    let payload = format!("flow {i} try {attempt}");
+                    s.send_to(payload.as_bytes(), self.target).ok()?;
+                    if let Ok((n, _)) = s.recv_from(&mut buf) {
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        if let Some((backend, echoed)) = text.split_once(' ') {
+                            if echoed == payload {
+                                return Some(backend.to_owned());
+                            }
+                        }
+                    }
+                }
+                None
+            })
+            .collect()
+    }
+}

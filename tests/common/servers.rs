@@ -71,6 +71,34 @@ pub fn udp_echo(ns: &str, addrs: &[&str]) -> Servers {
     servers
 }
 
+/// UDP echo that names itself: every datagram goes back prefixed with the server's address
+/// and a space, so that a client sees which backend answered.
+pub fn udp_named_echo(ns: &str, addrs: &[&str]) -> Servers {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
+    for addr in addrs {
+        let addr: SocketAddr = addr.parse().expect("server address");
+        let socket = in_netns(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
+        socket.set_read_timeout(Some(POLL)).unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let (stop, count) = (stop.clone(), served.clone());
+        servers.threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let mut reply = format!("{} ", addr.ip()).into_bytes();
+                    reply.extend_from_slice(&buf[..n]);
+                    let _ = socket.send_to(&reply, peer);
+                }
+            }
+        }));
+        servers.addrs.push(addr);
+        servers.served.push(served);
+    }
+    servers
+}
+
 /// HTTP: `GET /` answers "backend ADDRESS\n"; `GET /big` streams `big_file` if given.
 pub fn http(ns: &str, addrs: &[&str], big_file: Option<PathBuf>) -> Servers {
     tcp_servers(ns, addrs, move |conn, addr, _stop| serve_http(conn, &format!("backend {addr}\n"), big_file.clone()))
