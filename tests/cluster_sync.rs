@@ -6,10 +6,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use common::cluster::{node_address, resets, sync_config, ClusterNet, LongLived, UdpFlows, VIP};
+use common::cluster::{
+    capture_udp, node_address, resets, spoof_udp, sync_config, ClusterNet, LongLived, UdpFlows, VIP,
+};
 use common::{servers, wait_until, Sluice};
 
 const BACKENDS: u32 = 3;
@@ -42,6 +44,48 @@ fn packets(node: &Sluice) -> u64 {
     common::cluster::packets_to_backends(node)
 }
 
+/// Node 1's counters of its peer: messages and records taken, and drops by reason.
+fn peer_counters(node: &Sluice) -> (u64, u64, Vec<(String, u64)>) {
+    let status = node.ctl_json(&["status"]);
+    let peer = &status["cluster"]["peers"][0];
+    let dropped = peer["dropped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| (d[0].as_str().unwrap_or("").to_owned(), d[1].as_u64().unwrap_or(0)))
+        .collect();
+    (peer["messages_in"].as_u64().unwrap_or(0), peer["records_in"].as_u64().unwrap_or(0), dropped)
+}
+
+fn dropped(counters: &(u64, u64, Vec<(String, u64)>), reason: &str) -> u64 {
+    counters.2.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n)
+}
+
+/// From the router's namespace, as node 2 (its address, a transparent socket): a hello of node
+/// 2's captured on the wire and sent again, and a message made with another key. Node 1 takes
+/// neither, and counts both.
+fn forgeries_change_nothing(net: &ClusterNet, n1: &Sluice) {
+    let (from, to) = (SocketAddrV4::new(node_address(2), 8849), SocketAddrV4::new(node_address(1), 8849));
+    let hello = capture_udp(&net.router(), "n2", from, to, |p| p.len() > 5 && &p[..4] == b"SLSY" && p[5] == 1)
+        .expect("a hello from node 2 on the wire");
+    let mut forged = hello.clone();
+    let n = forged.len();
+    forged[n - 1] ^= 0x55; // the MAC no longer fits: as made with another key
+    let before = peer_counters(n1);
+    spoof_udp(&net.router(), from, to, hello);
+    spoof_udp(&net.router(), from, to, forged);
+    let counted = wait_until(Duration::from_secs(5), || {
+        let now = peer_counters(n1);
+        dropped(&now, "replay") > dropped(&before, "replay") && dropped(&now, "bad_mac") > dropped(&before, "bad_mac")
+    });
+    assert!(counted, "the replay and the forgery are counted: {:?}", peer_counters(n1));
+    let text = n1.ctl(&["status"]).1;
+    assert!(text.contains("replay 1") && text.contains("bad_mac 1"), "{text}");
+    let metrics = common::stdout(&common::run_in(&net.node(1), &["curl", "-s", "http://127.0.0.1:9273/metrics"]));
+    assert!(metrics.contains("sluice_sync_dropped_total{peer=\"198.18.0.12\",reason=\"replay\"} 1"), "{metrics}");
+    assert!(metrics.contains("sluice_cluster_peer_up{peer=\"198.18.0.12\"} 1"), "{metrics}");
+}
+
 #[test]
 fn connections_survive_a_node_death_and_its_return() {
     let net = ClusterNet::up("csa", 2, BACKENDS);
@@ -62,6 +106,7 @@ fn connections_survive_a_node_death_and_its_return() {
     assert!(p1 > 0 && p2 > 0, "both nodes carry connections: {p1} and {p2} packets");
     assert!(wait_until(Duration::from_secs(5), || held(&n2) > 0 && held(&n1) > 0), "each holds the other's sessions");
     let before = (resets(&net.cli()), resets(&net.srv()));
+    forgeries_change_nothing(&net, &n1);
 
     // Node 1 dies. Its flows come to node 2, which forwards them from node 1's local IP; the
     // router sends the backends' replies to node 2 by its backup announcement of that IP.

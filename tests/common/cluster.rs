@@ -3,7 +3,7 @@
 //! tests read off the router.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -588,4 +588,98 @@ impl UdpFlows {
             })
             .collect()
     }
+}
+
+/// Runs `f` on a thread inside namespace `ns`.
+fn inside<R: Send + 'static>(ns: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    super::in_netns(ns, f)
+}
+
+/// The payload of the first UDP datagram from `src` to `dst` seen on interface `iface` of
+/// namespace `ns` (within 5 s) for which `wanted` holds: a capture, to replay it.
+pub fn capture_udp(
+    ns: &str,
+    iface: &str,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    wanted: impl Fn(&[u8]) -> bool + Send + 'static,
+) -> Option<Vec<u8>> {
+    let iface = std::ffi::CString::new(iface).unwrap();
+    inside(ns, move || {
+        // SAFETY: plain system calls on a socket this closure owns and closes.
+        unsafe {
+            let proto = (libc::ETH_P_ALL as u16).to_be();
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
+            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_protocol = proto;
+            addr.sll_ifindex = libc::if_nametoindex(iface.as_ptr()) as i32;
+            let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            assert_eq!(libc::bind(fd, (&addr as *const libc::sockaddr_ll).cast(), len), 0);
+            let timeout = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+            let tlen = std::mem::size_of::<libc::timeval>() as u32;
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&timeout as *const libc::timeval).cast(), tlen);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut buf = [0u8; 2048];
+            let mut found = None;
+            while found.is_none() && Instant::now() < deadline {
+                let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+                // An Ethernet frame carrying IPv4.
+                if n < 14 + 28 || buf[12..14] != [0x08, 0x00] {
+                    continue;
+                }
+                let p = &buf[14..n as usize];
+                let ihl = usize::from(p[0] & 0x0f) * 4;
+                let (from, to) = (Ipv4Addr::new(p[12], p[13], p[14], p[15]), Ipv4Addr::new(p[16], p[17], p[18], p[19]));
+                if p[9] != 17 || p.len() < ihl + 8 || from != *src.ip() || to != *dst.ip() {
+                    continue;
+                }
+                let udp = &p[ihl..];
+                let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
+                if sport == src.port() && dport == dst.port() && wanted(&udp[8..]) {
+                    found = Some(udp[8..].to_vec());
+                }
+            }
+            libc::close(fd);
+            found
+        }
+    })
+}
+
+/// Sends `payload` to `dst` from `src`, an address that is not the sender's own (a transparent
+/// socket in namespace `ns`): a forged sender.
+pub fn spoof_udp(ns: &str, src: SocketAddrV4, dst: SocketAddrV4, payload: Vec<u8>) {
+    inside(ns, move || {
+        let one: libc::c_int = 1;
+        let ilen = std::mem::size_of::<libc::c_int>() as u32;
+        let sa = |a: SocketAddrV4| libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let (from, to) = (sa(src), sa(dst));
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        // SAFETY: plain system calls on a socket this closure owns and closes; every pointer is
+        // to a value of the length given.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            libc::setsockopt(fd, libc::SOL_IP, libc::IP_TRANSPARENT, (&one as *const libc::c_int).cast(), ilen);
+            libc::setsockopt(fd, libc::SOL_IP, libc::IP_FREEBIND, (&one as *const libc::c_int).cast(), ilen);
+            let bound = libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), len);
+            assert_eq!(bound, 0, "bind {src}: {}", std::io::Error::last_os_error());
+            let sent = libc::sendto(
+                fd,
+                payload.as_ptr().cast(),
+                payload.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                len,
+            );
+            assert_eq!(sent, payload.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+            libc::close(fd);
+        }
+    })
 }
