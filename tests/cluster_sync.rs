@@ -169,3 +169,33 @@ fn without_sync_a_node_death_stops_its_connections() {
     assert!(r.longest >= Duration::from_secs(3) || !r.errors.is_empty(), "{r:?}");
     drop(n2);
 }
+
+/// Directors that are also real servers (the LVS-DR + keepalived setup that bounced packets
+/// between two such nodes forever): each node's own host address is a backend of a per-datagram
+/// UDP service on both nodes, served by its kernel. Every datagram reaches one backend once and
+/// its answer comes back once.
+#[test]
+fn directors_that_are_also_backends_forward_each_packet_once() {
+    let net = ClusterNet::up("csc", 2, 1);
+    let colo = |k| {
+        sync_config(&net, k, 1, true)
+            + "\n[[service]]\nname = \"colo\"\nvip = \"198.18.10.10:7000\"\nprotocol = \"udp\"\nper_packet = true\n\
+               local_ips = [\"198.18.12." + &k.to_string() + "\"]\n\
+               [[service.backend]]\naddress = \"198.18.0.11:7000\"\n[[service.backend]]\naddress = \"198.18.0.12:7000\"\n"
+    };
+    let n1 = net.start_node(1, &colo(1));
+    let n2 = net.start_node(2, &colo(2));
+    // On the addresses of the kernel interfaces Sluice made.
+    let in1 = servers::udp_named_echo(&net.node(1), &["198.18.0.11:7000"]);
+    let in2 = servers::udp_named_echo(&net.node(2), &["198.18.0.12:7000"]);
+    await_hops(&net, &both(), Duration::from_secs(30));
+
+    let flows = UdpFlows::open(&net.cli(), format!("{VIP}:7000").parse().unwrap(), 40);
+    let (sent, answered) = flows.exchange(50);
+    assert_eq!(answered, sent, "every datagram answered once");
+    let (a, b) = (in1.total(), in2.total());
+    eprintln!("{sent} datagrams: node 1's kernel served {a}, node 2's {b}");
+    assert_eq!(a + b, sent, "the backends saw exactly what the clients sent: no packet went round twice");
+    assert!(a > 0 && b > 0, "both hosts served: {a} and {b}");
+    assert!(packets(&n1) > 0 && packets(&n2) > 0);
+}

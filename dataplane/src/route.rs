@@ -22,11 +22,14 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 /// Where to send a packet: out of link `link` (an index into the appliance's interfaces) to
-/// `gateway` (the destination itself for connected prefixes).
+/// `gateway` (the destination itself for connected prefixes); with `kernel`, the destination is
+/// one of this host's own addresses on that link: the packet goes to the host's kernel, through
+/// the exception path, not out of the port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
     pub link: usize,
     pub gateway: Ipv4Addr,
+    pub kernel: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,8 @@ struct Prefixes {
 pub struct Routes {
     /// Longest prefix length first.
     by_len: Vec<Prefixes>,
+    /// The host's own addresses and their links: reached through the kernel.
+    hosts: Vec<(u32, usize)>,
 }
 
 fn mask(len: u8) -> u32 {
@@ -66,7 +71,7 @@ impl Routes {
     /// connected prefix containing its gateway (longest match); a gateway with none is an
     /// `Err(String)` naming it.
     pub fn new(connected: &[(Ipv4Addr, u8, usize)], via: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Result<Routes, String> {
-        let mut routes = Routes { by_len: Vec::new() };
+        let mut routes = Routes { by_len: Vec::new(), hosts: Vec::new() };
         for &(net, len, link) in connected {
             check_len(net, len)?;
             let net = Ipv4Addr::from(u32::from(net) & mask(len));
@@ -87,7 +92,7 @@ impl Routes {
                 Some(hop) => hop.link,
                 None => return Err(format!("route {net}/{len}: gateway {gateway} is not in any connected prefix")),
             };
-            resolved.push((net, len, NextHop { link, gateway }));
+            resolved.push((net, len, NextHop { link, gateway, kernel: false }));
         }
         for (net, len, hop) in resolved {
             match routes.get(net, len) {
@@ -107,10 +112,20 @@ impl Routes {
     /// Longest-prefix match; a connected prefix beats a via route of the same length.
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<NextHop> {
         let dst_bits = u32::from(dst);
+        if let Some(&(_, link)) = self.hosts.iter().find(|&&(a, _)| a == dst_bits) {
+            return Some(NextHop { link, gateway: dst, kernel: true });
+        }
         self.by_len.iter().find_map(|p| p.routes.get(&(dst_bits & p.mask))).map(|target| match *target {
-            Target::Connected { link } => NextHop { link, gateway: dst },
+            Target::Connected { link } => NextHop { link, gateway: dst, kernel: false },
             Target::Via(hop) => hop,
         })
+    }
+
+    /// The same routes, with the host's own addresses (address, link): a backend or a client at
+    /// one of them is reached through the host's kernel on that link.
+    pub fn with_hosts(mut self, hosts: impl IntoIterator<Item = (Ipv4Addr, usize)>) -> Routes {
+        self.hosts = hosts.into_iter().map(|(a, link)| (u32::from(a), link)).collect();
+        self
     }
 
     fn get(&self, net: Ipv4Addr, len: u8) -> Option<Target> {
@@ -147,7 +162,7 @@ mod tests {
     }
 
     fn hop(link: usize, gateway: &str) -> Option<NextHop> {
-        Some(NextHop { link, gateway: ip(gateway) })
+        Some(NextHop { link, gateway: ip(gateway), kernel: false })
     }
 
     /// link 0: 192.0.2.0/24 (uplink), link 1: 10.1.0.0/16 (backends).

@@ -70,7 +70,11 @@ pub fn routes(config: &Config) -> Result<Routes, String> {
         .collect();
     let via: Vec<(Ipv4Addr, u8, Ipv4Addr)> =
         config.routes.iter().map(|r| (r.prefix.network(), r.prefix.prefix_len, r.via)).collect();
-    Routes::new(&connected, &via)
+    // The host's own addresses are reached through its kernel: a director that is also a
+    // real server is its own backend.
+    let hosts =
+        config.interfaces.iter().enumerate().flat_map(|(i, iface)| iface.addresses.iter().map(move |n| (n.addr, i)));
+    Ok(Routes::new(&connected, &via)?.with_hosts(hosts))
 }
 
 pub fn timeouts(config: &Config) -> Timeouts {
@@ -173,5 +177,8 @@ local_ips = ["198.18.1.101"]
         assert_eq!((hop.link, hop.gateway), (1, Ipv4Addr::new(198, 18, 1, 2)));
         let hop = r.lookup(Ipv4Addr::new(198, 19, 0, 1)).expect("default route");
         assert_eq!((hop.link, hop.gateway), (0, Ipv4Addr::new(198, 18, 0, 254)));
+        assert!(!hop.kernel);
+        let hop = r.lookup(Ipv4Addr::new(198, 18, 1, 1)).expect("the host's own address");
+        assert_eq!((hop.link, hop.kernel), (1, true), "through the kernel of lan");
     }
 }

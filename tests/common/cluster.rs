@@ -565,6 +565,29 @@ impl UdpFlows {
         UdpFlows { sockets, target }
     }
 
+    /// `rounds` datagrams on every flow, each waiting for its answer (no retry): how many were
+    /// sent, and how many answered with exactly their payload.
+    pub fn exchange(&self, rounds: usize) -> (u64, u64) {
+        let mut buf = [0u8; 256];
+        let (mut sent, mut answered) = (0, 0);
+        for round in 0..rounds {
+            for (i, s) in self.sockets.iter().enumerate() {
+                let payload = format!("flow {i} round {round}");
+                if s.send_to(payload.as_bytes(), self.target).is_err() {
+                    continue;
+                }
+                sent += 1;
+                if let Ok((n, _)) = s.recv_from(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if text.split_once(' ').is_some_and(|(_, echoed)| echoed == payload) {
+                        answered += 1;
+                    }
+                }
+            }
+        }
+        (sent, answered)
+    }
+
     /// The backend that answers each flow now (a datagram is tried up to 5 times).
     pub fn backends(&self) -> Vec<Option<String>> {
         let mut buf = [0u8; 256];

@@ -32,7 +32,9 @@ pub const ANY_BACKEND: u16 = u16::MAX;
 /// The backend side of a per-datagram session's reply key: replies from any backend find it.
 const WILDCARD: Endpoint = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
 
-/// Where a rewritten packet goes: out of link `link` to the neighbour `gateway`.
+/// Where a rewritten packet goes: out of link `link` to the neighbour `gateway`, or, with the
+/// `KERNEL` bit in `link`, to this host's own kernel on that link (a backend or client at one of
+/// the host's addresses: a director that is also a real server).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hop {
     pub link: u16,
@@ -41,11 +43,26 @@ pub struct Hop {
 
 impl Hop {
     const NONE: Hop = Hop { link: 0, gateway: Ipv4Addr::UNSPECIFIED };
+    /// The bit of `link` that says: to the kernel.
+    pub const KERNEL: u16 = 0x8000;
+
+    /// Whether the packet goes to this host's kernel rather than out of the port.
+    #[inline(always)]
+    pub fn to_kernel(self) -> bool {
+        self.link & Hop::KERNEL != 0
+    }
+
+    /// The link, an index into the snapshot's links.
+    #[inline(always)]
+    pub fn link_index(self) -> usize {
+        usize::from(self.link & !Hop::KERNEL)
+    }
 }
 
 impl From<NextHop> for Hop {
     fn from(h: NextHop) -> Hop {
-        Hop { link: h.link as u16, gateway: h.gateway }
+        let kernel = if h.kernel { Hop::KERNEL } else { 0 };
+        Hop { link: h.link as u16 | kernel, gateway: h.gateway }
     }
 }
 
@@ -59,8 +76,9 @@ pub enum OffloadL4 {
 /// What to do with the packet `process` was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Rewritten in place: send it to `hop`. With `offload`, the NIC must fill the IPv4 header
-    /// checksum and that L4 checksum; without, every checksum is already right.
+    /// Rewritten in place: send it to `hop` (to the host's kernel if `hop.to_kernel()`, never
+    /// with offload). With `offload`, the NIC must fill the IPv4 header checksum and that L4
+    /// checksum; without, every checksum is already right.
     Forward {
         hop: Hop,
         offload: Option<OffloadL4>,
@@ -298,7 +316,7 @@ impl FullNat {
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
-        let offload = snap.links[hop.link as usize].checksum_offload;
+        let offload = !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
         let done = if offload {
             nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
         } else {

@@ -45,7 +45,7 @@ impl FullNat {
         // With RSS steering on the backend's port, the local port is chosen so that the reply's
         // hash lands on this worker's queue.
         let rss =
-            if def.per_packet { None } else { snap.links.get(to_backend.link as usize).and_then(|l| l.rss.as_deref()) };
+            if def.per_packet { None } else { snap.links.get(to_backend.link_index()).and_then(|l| l.rss.as_deref()) };
         for _ in 0..PORT_TRIES {
             let state = &mut self.services[service];
             let local = match rss {

@@ -193,7 +193,7 @@ impl Worker {
             for i in 0..self.queues.len() {
                 work += self.poll_port(&snap, i, &mut rx, now);
                 if kernel_turn {
-                    work += self.poll_kernel(i, &mut rx);
+                    work += self.poll_kernel(&snap, i, &mut rx, now);
                 }
             }
             for r in 0..self.setup.rings_in.len() {
@@ -279,11 +279,23 @@ impl Worker {
         n
     }
 
-    fn poll_kernel(&mut self, i: usize, rx: &mut RxBurst) -> usize {
+    /// What the host's kernel sends out of link `i`. Mostly it leaves by the port as it is; but
+    /// the host's own traffic to an address the data path answers for (a backend running on
+    /// this host replying to a local IP, the host using a VIP) goes through FULLNAT as if it
+    /// had come in, and the kernel's ARP requests for such addresses are answered here.
+    fn poll_kernel(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
         let n = rx.receive(self.queues[i].kernel_port, self.setup.queue);
         self.setup.counters.from_kernel.add(n as u64);
-        for m in rx.by_ref() {
-            self.send(i, m);
+        let link = &snap.links[i];
+        for mut m in rx.by_ref() {
+            match classify(m.data(), &link.owned) {
+                Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now),
+                Verdict::ArpRequestForUs { .. } if answer_arp(m.data_mut(), link.mac) => {
+                    self.setup.counters.arp_replies.add(1);
+                    self.to_kernel(i, m);
+                }
+                _ => self.send(i, m),
+            }
         }
         n
     }
@@ -391,6 +403,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether the IPv4 frame's destination is one the data path answers for (owned, not silent).
+#[inline]
+fn answers(frame: &[u8], owned: &crate::classify::OwnedAddrs) -> bool {
+    frame.get(ETH + 16..ETH + 20).is_some_and(|d| !owned.is_silent(Ipv4Addr::new(d[0], d[1], d[2], d[3])))
 }
 
 /// Sets the Ethernet addresses of a frame we send.

@@ -52,7 +52,14 @@ impl NextHopCache {
 impl Worker {
     /// Sends `m` (an IPv4 frame) to `hop`, or holds it while ARP resolves the neighbour.
     pub(super) fn transmit(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, now: u64) {
-        let link = hop.link as usize;
+        let link = hop.link_index();
+        if hop.to_kernel() {
+            // To this host's own address: its kernel, through the exception path.
+            let mac = snap.links[link].mac;
+            address(m.data_mut(), mac, mac);
+            self.to_kernel(link, m);
+            return;
+        }
         let cache = &mut self.next_hops;
         if cache.generation != self.neigh.generation() {
             cache.generation = self.neigh.generation();

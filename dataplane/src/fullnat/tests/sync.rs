@@ -181,3 +181,35 @@ fn a_new_session_steps_over_ports_copies_hold() {
     assert_ne!(local.1, r.local.port, "the held port was passed over");
     assert_eq!(c.c.sessions_created.get(), 1);
 }
+
+#[test]
+fn a_backend_at_the_hosts_own_address_is_reached_through_its_kernel() {
+    // The lan link's host address 198.18.1.1 serves DNS itself, on a port with offload.
+    let mut snap = snapshot(Options { lan_offload: true, ..PLAIN });
+    let routes = Routes::new(&[(ip(0, 0), 24, 0), (ip(1, 0), 24, 1)], &[(Ipv4Addr::UNSPECIFIED, 0, ROUTER)])
+        .unwrap()
+        .with_hosts([(ip(0, 1), 0), (ip(1, 1), 1)]);
+    let own = Endpoint::new(ip(1, 1), 53);
+    snap.backends[0].endpoint = own;
+    snap.backends[0].hop = routes.lookup(own.ip).map(Into::into);
+    snap.routes = routes;
+    let mut nat = FullNat::for_worker(&snap, 0, 1, 64);
+    let c = WorkerCounters::default();
+    let mut q = udp_packet(CLIENT, DNS, 64, QUERY, true, &[]);
+    let step = nat.process(&snap, &mut q, 1000, &c);
+    let Step::Forward { hop, offload } = step else { panic!("{step:?}") };
+    assert!(hop.to_kernel() && hop.link_index() == 1, "{hop:?}");
+    assert_eq!(offload, None, "the kernel gets whole checksums, whatever the port offloads");
+    let s = *nat.sessions().get(
+        nat.sessions()
+            .lookup(&FlowKey {
+                proto: protocol::UDP,
+                src: Endpoint::new(CLIENT.0, CLIENT.1),
+                dst: Endpoint::new(DNS.0, DNS.1),
+            })
+            .unwrap()
+            .0,
+    );
+    assert_eq!(q, udp_packet((s.local.ip, s.local.port), (own.ip, 53), 63, QUERY, true, &[]));
+    assert_checksums_exact(&q);
+}
