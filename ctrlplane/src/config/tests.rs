@@ -173,6 +173,10 @@ fn the_reference_config_parses_cleanly() {
     let mut bgp = crate::config::Bgp::defaults(65001, v4(198, 18, 0, 1));
     bgp.neighbors.push(crate::config::BgpNeighbor { address: v4(198, 18, 0, 254), remote_as: 65000, password: None });
     assert_eq!(config.bgp, Some(bgp));
+    let cluster = config.cluster.expect("[cluster]");
+    assert_eq!((cluster.node, cluster.address, cluster.port), (1, v4(198, 18, 0, 1), 8849));
+    assert_eq!((cluster.hello, cluster.dead_after), (Duration::from_millis(100), Duration::from_millis(500)));
+    assert_eq!(cluster.key_file, PathBuf::from("/etc/sluice/cluster.key"));
 }
 
 #[test]

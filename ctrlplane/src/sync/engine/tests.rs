@@ -231,3 +231,21 @@ fn forged_and_replayed_messages_change_nothing_and_are_counted() {
         drop(a);
     });
 }
+
+#[test]
+fn nodes_that_schedule_from_different_input_say_so() {
+    isolated(|| {
+        let (log_a, lines_a) = logger();
+        let a = Engine::start(settings(1, A, B), Memory::default(), log_a).expect("a");
+        let (log_b, _) = logger();
+        let b = Engine::start(settings(2, B, A), Memory::default(), log_b).expect("b");
+        a.set_advert(Advert { local_ips: vec![], digest: 0x1111 });
+        b.set_advert(Advert { local_ips: vec![], digest: 0x2222 });
+        wait_until("a sees the difference", || a.status().peers[0].digest_matches == Some(false));
+        wait_until("a logs it after its grace", || {
+            lines_a.lock().unwrap().iter().any(|l| l.contains("peer 198.18.0.12 schedules from another input"))
+        });
+        b.set_advert(Advert { local_ips: vec![], digest: 0x1111 });
+        wait_until("they agree again", || a.status().peers[0].digest_matches == Some(true));
+    });
+}
