@@ -110,6 +110,21 @@ fn ecmp_spreads_flows_and_each_node_answers_for_its_own_health_and_death() {
     let again: Vec<i32> = net.node_pids(1).into_iter().filter(|&p| p != sluice_pid).collect();
     assert!(again.len() == 1 && again != bird, "a new BIRD: {again:?}");
 
+    // A reload that adds a VIP announces it, and one that removes it withdraws it, without
+    // restarting BIRD (its BGP session stays up).
+    let bird_pid: Vec<i32> = net.node_pids(1).into_iter().filter(|&p| p != sluice_pid).collect();
+    let second = "\n[[service]]\nname = \"web2\"\nvip = \"198.18.10.11:80\"\nprotocol = \"tcp\"\n\
+                  local_ips = [\"198.18.12.1\"]\n[[service.backend]]\naddress = \"198.18.1.2:80\"\n";
+    let log = n1.reload(&(node_config(&net, 1, BACKENDS, "") + second));
+    assert!(log.contains("service web2 added"), "{log}");
+    assert!(wait_until(Duration::from_secs(5), || net.next_hops("198.18.10.11") == [node_address(1)]), "announced");
+    let log = n1.reload(&node_config(&net, 1, BACKENDS, ""));
+    assert!(log.contains("service web2 removed"), "{log}");
+    assert!(wait_until(Duration::from_secs(5), || net.next_hops("198.18.10.11").is_empty()), "withdrawn");
+    let after: Vec<i32> = net.node_pids(1).into_iter().filter(|&p| p != sluice_pid).collect();
+    assert_eq!(after, bird_pid, "the same BIRD all along");
+    assert_eq!(n1.ctl_json(&["status"])["bgp"]["neighbors"][0]["up"], true);
+
     // A worker that stops polling (stopped by ptrace, the rest of Sluice running): the node's
     // routes are withdrawn, and come back when it polls again.
     let frozen = FrozenWorker::freeze(n1.pid());
