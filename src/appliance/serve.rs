@@ -108,8 +108,8 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
             after_reload(control, &mut observer, &mut routing, &app.counters);
         }
         let mut handler = |request: Request| {
-            let stalled = watchdog.any_stalled();
-            handle(request, app, control, &mut observer, &ports, &mut routing, sync.as_ref(), stalled)
+            let mut node = Node { routing: &mut routing, sync: sync.as_ref(), stalled: watchdog.any_stalled() };
+            handle(request, app, control, &mut observer, &ports, &mut node)
         };
         if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
             warn!("api: {e}");
@@ -216,16 +216,22 @@ fn after_reload(
     }
 }
 
+/// What the API may look at or change of the node beyond its services: its routing, its sync.
+struct Node<'a> {
+    routing: &'a mut Option<Routing>,
+    sync: Option<&'a Sync>,
+    stalled: bool,
+}
+
 fn handle(
     request: Request,
     app: &Appliance,
     control: &mut Control,
     observer: &mut Observer,
     ports: &[PortView],
-    routing: &mut Option<Routing>,
-    sync: Option<&Sync>,
-    stalled: bool,
+    node: &mut Node,
 ) -> Result<Value, String> {
+    let (routing, sync, stalled) = (&mut *node.routing, node.sync, node.stalled);
     let json = |v: Result<Value, serde_json::Error>| v.map_err(|e| e.to_string());
     match request {
         Request::Status => {

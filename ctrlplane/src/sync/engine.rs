@@ -283,27 +283,25 @@ impl<T: Table> Run<T> {
             }
             let peer = &mut self.peers[i];
             let old_epoch = peer.epoch;
-            match peer.receive(&message, self.local, now) {
-                Ok(got) => {
-                    if got.new_epoch && old_epoch.is_some() {
-                        let line = format!(
-                            "cluster: peer {} (node {}) restarted (epoch {}); it gets this node's whole table",
-                            peer.address, message.header.node, message.header.epoch
-                        );
-                        (self.log)(Level::Warning, &line);
-                    }
-                    if !got.records.is_empty() {
-                        self.table.apply(&got.records);
-                    }
-                    if got.bulk_complete {
-                        let line = format!(
-                            "cluster: received the whole table of peer {} (node {})",
-                            peer.address, message.header.node
-                        );
-                        (self.log)(Level::Info, &line);
-                    }
+            // A refusal is counted by the peer.
+            if let Ok(got) = peer.receive(&message, self.local, now) {
+                if got.new_epoch && old_epoch.is_some() {
+                    let line = format!(
+                        "cluster: peer {} (node {}) restarted (epoch {}); it gets this node's whole table",
+                        peer.address, message.header.node, message.header.epoch
+                    );
+                    (self.log)(Level::Warning, &line);
                 }
-                Err(_) => {} // counted by the peer
+                if !got.records.is_empty() {
+                    self.table.apply(&got.records);
+                }
+                if got.bulk_complete {
+                    let line = format!(
+                        "cluster: received the whole table of peer {} (node {})",
+                        peer.address, message.header.node
+                    );
+                    (self.log)(Level::Info, &line);
+                }
             }
         }
     }

@@ -33,6 +33,8 @@ fn isolated<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
 }
 
 type Key4 = (SocketAddrV4, SocketAddrV4);
+/// A walk under way: its generation and the records it has still to give.
+type Walk = Option<(u32, Vec<SessionRecord>)>;
 
 /// A table in memory: sessions by (client, vip); updates and walks fed by the test.
 #[derive(Clone, Default)]
@@ -40,7 +42,7 @@ struct Memory {
     sessions: Arc<Mutex<BTreeMap<Key4, SessionRecord>>>,
     updates: Arc<Mutex<Vec<SessionRecord>>>,
     applied: Arc<Mutex<u64>>,
-    walk: Arc<Mutex<Option<(u32, Vec<SessionRecord>)>>>,
+    walk: Arc<Mutex<Walk>>,
 }
 
 impl Table for Memory {
