@@ -232,10 +232,11 @@ impl FullNat {
                     (Direction::Reply, _) => return Step::Drop(DropReason::NoSession),
                 }
             } else {
-                let before = self.sessions.get(id).state;
+                // In a cluster, a state change or a due refresh is sent to the peers.
+                let before = self.sync.is_some().then(|| self.sessions.get(id).state);
                 match self.sessions.touch(id, dir, seen.tcp_flags, len, now_ms) {
                     Touch::Ok => {
-                        if self.sync.is_some() {
+                        if let Some(before) = before {
                             self.after_touch(id, before, now_ms, c);
                         }
                         return self.send(snap, ip, id, dir, t.src, len, c);
