@@ -108,12 +108,11 @@ pub fn cluster_section(net: &ClusterNet, k: u32) -> String {
     )
 }
 
-/// Node `k`'s config: one-armed on `wan`, BGP to the router with BFD, one TCP service on the
-/// VIP port 80 over `backends` HTTP backends (198.18.1.2 on), checked by TCP; `extra` is
-/// appended to the `[bgp]` section.
-pub fn node_config(net: &ClusterNet, k: u32, backends: u32, bgp_extra: &str) -> String {
+/// What every node's config starts with: one-armed on `wan` (node `k`'s address), a default
+/// route through the router, BGP to it (with BFD by default); `bgp_extra` goes into `[bgp]`.
+fn node_base(net: &ClusterNet, k: u32, bgp_extra: &str) -> String {
     let runtime = Sluice::dir(&net.tag(k)).join("bird");
-    let mut text = format!(
+    format!(
         r#"
 [dpdk]
 args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0"]
@@ -142,78 +141,42 @@ runtime_dir = "{runtime}"
 [[bgp.neighbor]]
 address = "198.18.0.254"
 remote_as = 65000
-
-[[service]]
-name = "web"
-vip = "{VIP}:80"
-protocol = "tcp"
-local_ips = ["198.18.12.{k}"]
-
-[service.health]
-check = "tcp"
-interval = "200ms"
-timeout = "150ms"
-rise = 2
-fall = 2
 "#,
         address = node_address(k),
         runtime = runtime.display(),
+    )
+}
+
+/// A service of node `k` on the VIP (local IP 198.18.12.k) over `backends` backends from
+/// 198.18.1.2 on `port`; `more` is written into the `[[service]]` table.
+fn service(name: &str, proto: &str, port: u16, k: u32, backends: u32, more: &str) -> String {
+    let mut text = format!(
+        "\n[[service]]\nname = \"{name}\"\nvip = \"{VIP}:{port}\"\nprotocol = \"{proto}\"\nlocal_ips = [\"198.18.12.{k}\"]\n{more}"
     );
     for i in 0..backends {
-        text.push_str(&format!("\n[[service.backend]]\naddress = \"198.18.1.{}:80\"\n", 2 + i));
+        text.push_str(&format!("\n[[service.backend]]\naddress = \"198.18.1.{}:{port}\"\n", 2 + i));
     }
     text
 }
 
-/// Node `k`'s config for the sync tests: like `node_config` (one-armed, BGP, BFD), with two
-/// services over `backends` backends and no health checks (a check's own resets would blur
-/// the backends' reset counters): `echo`, TCP :9000, and `uecho`, UDP :9001, both `maglev`;
-/// with `sync`, the `[cluster]` section.
+/// Node `k`'s config: `node_base`, and one TCP service on the VIP port 80 over `backends`
+/// HTTP backends, checked by TCP every 200 ms.
+pub fn node_config(net: &ClusterNet, k: u32, backends: u32, bgp_extra: &str) -> String {
+    let checks = "\n[service.health]\ncheck = \"tcp\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 2\nfall = 2\n";
+    node_base(net, k, bgp_extra) + &service("web", "tcp", 80, k, backends, checks)
+}
+
+/// Node `k`'s config for the sync tests: `node_base` with two services over `backends`
+/// backends and no health checks (a check's own resets would blur the backends' reset
+/// counters): `echo`, TCP :9000, and `uecho`, UDP :9001, both `maglev`; with `sync`, the
+/// `[cluster]` section.
 pub fn sync_config(net: &ClusterNet, k: u32, backends: u32, sync: bool) -> String {
-    let runtime = Sluice::dir(&net.tag(k)).join("bird");
-    let mut text = format!(
-        r#"
-[dpdk]
-args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0"]
-hugepages = false
-mbufs = 8191
-
-[cpu]
-control = 0
-workers = [1]
-idle = "adaptive"
-
-[[interface]]
-name = "wan"
-device = "net_af_packet0"
-addresses = ["{address}/24"]
-
-[[route]]
-prefix = "0.0.0.0/0"
-via = "198.18.0.254"
-
-[bgp]
-local_as = 65001
-runtime_dir = "{runtime}"
-drain = "1s"
-
-[[bgp.neighbor]]
-address = "198.18.0.254"
-remote_as = 65000
-"#,
-        address = node_address(k),
-        runtime = runtime.display(),
-    );
+    let mut text = node_base(net, k, "drain = \"1s\"");
     if sync {
         text.push_str(&cluster_section(net, k));
     }
     for (name, proto, port) in [("echo", "tcp", 9000), ("uecho", "udp", 9001)] {
-        text.push_str(&format!(
-            "\n[[service]]\nname = \"{name}\"\nvip = \"{VIP}:{port}\"\nprotocol = \"{proto}\"\nscheduler = \"maglev\"\nlocal_ips = [\"198.18.12.{k}\"]\n"
-        ));
-        for i in 0..backends {
-            text.push_str(&format!("\n[[service.backend]]\naddress = \"198.18.1.{}:{port}\"\n", 2 + i));
-        }
+        text.push_str(&service(name, proto, port, k, backends, "scheduler = \"maglev\"\n"));
     }
     text
 }

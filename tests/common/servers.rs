@@ -48,32 +48,18 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// UDP echo: every datagram goes back to its sender unchanged.
 pub fn udp_echo(ns: &str, addrs: &[&str]) -> Servers {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
-    for addr in addrs {
-        let addr: SocketAddr = addr.parse().expect("server address");
-        let socket = in_netns(ns, move || UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}")));
-        socket.set_read_timeout(Some(POLL)).unwrap();
-        let served = Arc::new(AtomicU64::new(0));
-        let (stop, count) = (stop.clone(), served.clone());
-        servers.threads.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::SeqCst) {
-                if let Ok((n, peer)) = socket.recv_from(&mut buf) {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let _ = socket.send_to(&buf[..n], peer);
-                }
-            }
-        }));
-        servers.addrs.push(addr);
-        servers.served.push(served);
-    }
-    servers
+    udp_servers(ns, addrs, |_, datagram| datagram.to_vec())
 }
 
 /// UDP echo that names itself: every datagram goes back prefixed with the server's address
 /// and a space, so that a client sees which backend answered.
 pub fn udp_named_echo(ns: &str, addrs: &[&str]) -> Servers {
+    udp_servers(ns, addrs, |me, datagram| [format!("{} ", me.ip()).as_bytes(), datagram].concat())
+}
+
+/// UDP servers on `addrs`, each answering every datagram with `answer(own address, datagram)`;
+/// `served[i]` counts datagrams.
+fn udp_servers(ns: &str, addrs: &[&str], answer: fn(SocketAddr, &[u8]) -> Vec<u8>) -> Servers {
     let stop = Arc::new(AtomicBool::new(false));
     let mut servers = Servers { addrs: Vec::new(), served: Vec::new(), stop: stop.clone(), threads: Vec::new() };
     for addr in addrs {
@@ -87,9 +73,7 @@ pub fn udp_named_echo(ns: &str, addrs: &[&str]) -> Servers {
             while !stop.load(Ordering::SeqCst) {
                 if let Ok((n, peer)) = socket.recv_from(&mut buf) {
                     count.fetch_add(1, Ordering::SeqCst);
-                    let mut reply = format!("{} ", addr.ip()).into_bytes();
-                    reply.extend_from_slice(&buf[..n]);
-                    let _ = socket.send_to(&reply, peer);
+                    let _ = socket.send_to(&answer(addr, &buf[..n]), peer);
                 }
             }
         }));
