@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::format::{self, duration};
 use super::{
-    BackendAction, BackendStatus, BgpStatus, NeighborStatus, PortStatus, ReloadReport, Request, RouteStatus,
-    ServiceStatus, SessionRow, Status, WorkerStatus,
+    BackendAction, BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, ReloadReport,
+    Request, RouteStatus, ServiceStatus, SessionRow, Status, WorkerStatus,
 };
 
 fn backend(address: &str, weight: u32, state: &str, packets: u64) -> BackendStatus {
@@ -210,4 +210,43 @@ PREFIX           KIND      ANNOUNCED
     let data = serde_json::to_value(&bgp).unwrap();
     assert_eq!(format::render(&Request::DrainNode, &data, false).unwrap(), expected);
     assert_eq!(data["routes"][1].get("withdrawn"), None, "absent when announced");
+}
+
+#[test]
+fn cluster_shows_each_peer_with_what_it_holds_and_drops() {
+    let peer = |address: &str, up: bool, dropped: Vec<(String, u64)>| PeerStatus {
+        address: address.into(),
+        node: up.then_some(2),
+        up,
+        epoch: None,
+        sessions_held: if up { 120 } else { 0 },
+        sessions_reported: 0,
+        local_ips: vec![],
+        digest_matches: None,
+        messages_in: 10,
+        messages_out: 11,
+        records_in: 0,
+        records_out: 0,
+        resends: 1,
+        dropped,
+        awaiting_bulk: false,
+    };
+    let c = ClusterStatus {
+        node: 1,
+        epoch: 1795786620359068,
+        ready: true,
+        peers: vec![
+            peer("198.18.0.12", true, vec![("replay".into(), 1), ("bad_mac".into(), 2)]),
+            peer("198.18.0.13", false, vec![]),
+        ],
+        dropped: vec![],
+    };
+    let expected = "\
+cluster: node 1, epoch 1795786620359068, in sync
+
+PEER         NODE  UP   HELD  MSGS_IN  MSGS_OUT  RESENT  DROPPED
+198.18.0.12     2  yes   120       10        11       1  replay 1, bad_mac 2
+198.18.0.13     -  no      0       10        11       1  -
+";
+    assert_eq!(format::cluster(&c), expected);
 }
