@@ -26,6 +26,7 @@ pub const DEFAULT_PORTS: RangeInclusive<u16> = 1024..=65535;
 /// only after every other free port, which keeps the old 4-tuple out of use as long as the
 /// pool allows (the backend may still hold the old connection in TIME_WAIT). The shuffle makes
 /// the ports a client's connections get unpredictable.
+#[derive(Clone)]
 pub struct PortPool {
     ip: Ipv4Addr,
     first: u16,

@@ -1,12 +1,23 @@
-//! Any frame through what a worker does with it: classify, then for IPv4 the whole FULLNAT
-//! step (inspect, session lookup or creation, rewrite, ICMP answer or relay) on a persistent
-//! worker state, and the byte-level NAT functions on their own. Nothing may panic, and a
-//! packet FULLNAT forwards must leave with exact checksums.
+//! Frames through what a worker does with them: classify, then for IPv4 the whole FULLNAT step
+//! (inspect, session lookup or creation, rewrite, ICMP answer or relay, reset), and the
+//! byte-level NAT functions on their own. Every input starts from the same fresh worker, so a
+//! saved crash replays exactly.
+//!
+//! An input is: a byte choosing how the snapshot changes half way through (nothing; a service
+//! removed; a backend removed; a backend down with `on_failure = "remove"`; every service
+//! below quorum; every weight 0; a service moved to another port), a byte for how far time
+//! moves between frames (so that sessions expire), then frames, each a big-endian u16 length
+//! and that many bytes. So sessions opened under one snapshot meet the next one: the paths
+//! that end sessions, reset connections and reschedule datagrams are reached.
+//!
+//! Checked: nothing panics; what FULLNAT forwards, bounces or resets has an exact IPv4 header
+//! checksum, and an exact TCP, UDP or ICMP checksum whenever the packet came in with one.
 
 #![no_main]
 
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use dataplane::classify::{classify, OwnedAddrs, Verdict};
 use dataplane::counters::WorkerCounters;
@@ -15,92 +26,177 @@ use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, ServiceSpec, Snapshot, Steering};
+use dataplane::snapshot::{BackendState, Link, ServiceSpec, Snapshot, Steering, VipIndex};
 use dataplane::wire::{checksum, MacAddr};
 use libfuzzer_sys::fuzz_target;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
+/// How the snapshot may change half way (index 0: it does not).
+const CHANGES: usize = 7;
 
-struct World {
-    snapshot: Snapshot,
-    nat: FullNat,
+struct Fixture {
+    /// `snapshots[0]` first; `snapshots[change]` from half way.
+    snapshots: Vec<Snapshot>,
+    /// A worker that has seen nothing, cloned for every input.
+    pristine: FullNat,
+    /// Counters only count (no scheduler here reads them), so inputs may share them.
     counters: WorkerCounters,
-    now: u64,
 }
 
-fn world() -> &'static Mutex<World> {
-    static WORLD: OnceLock<Mutex<World>> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let link = |name: &str, port, addr| Link {
-            name: name.into(),
-            port,
-            kernel_port: port + 2,
-            mac: MacAddr([2, 0, 0, 0, 0, port as u8]),
-            addresses: vec![(addr, 24)],
-            owned: OwnedAddrs::new([VIP, LOCAL]),
-            checksum_offload: false,
-            steering: Steering::Single,
-            rss: None,
-        };
-        let backends: Vec<Endpoint> = (2..5).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
-        let spec = |name: &str, proto, port, scheduler, per_packet, weights: [u32; 3]| ServiceSpec {
-            name: name.into(),
-            proto,
-            vip: Endpoint::new(VIP, port),
-            scheduler,
-            per_packet,
-            remove_on_failure: false,
-            backends: backends.iter().copied().zip(weights).collect(),
-            local_ips: vec![LOCAL],
-        };
-        let services = [
-            spec("udp", 17, 53, SchedulerKind::Rr, false, [1, 1, 1]),
-            spec("tcp", 6, 80, SchedulerKind::Wrr, false, [2, 1, 1]),
-            spec("per-datagram", 17, 54, SchedulerKind::Maglev, true, [1, 2, 3]),
-        ];
-        let routes = Routes::new(
-            &[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)],
-            &[(Ipv4Addr::new(0, 0, 0, 0), 0, Ipv4Addr::new(198, 18, 0, 254))],
-        )
-        .expect("routes");
-        let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
-        let snapshot = Snapshot::from_specs(links, &services, routes, Timeouts::default());
-        let nat = FullNat::for_worker(&snapshot, 0, 1, 4096);
-        Mutex::new(World { snapshot, nat, counters: WorkerCounters::default(), now: 0 })
+fn snapshot(change: usize) -> Snapshot {
+    let link = |name: &str, port, addr| Link {
+        name: name.into(),
+        port,
+        kernel_port: port + 2,
+        mac: MacAddr([2, 0, 0, 0, 0, port as u8]),
+        addresses: vec![(addr, 24)],
+        owned: OwnedAddrs::new([VIP, LOCAL]),
+        checksum_offload: false,
+        steering: Steering::Single,
+        rss: None,
+    };
+    let backends: Vec<Endpoint> = (2..5).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
+    let spec = |name: &str, proto, port, scheduler, per_packet, weights: [u32; 3]| ServiceSpec {
+        name: name.into(),
+        proto,
+        vip: Endpoint::new(VIP, port),
+        scheduler,
+        per_packet,
+        remove_on_failure: false,
+        backends: backends.iter().copied().zip(weights).collect(),
+        local_ips: vec![LOCAL],
+    };
+    let services = [
+        spec("udp", 17, 53, SchedulerKind::Rr, false, [1, 1, 1]),
+        spec("tcp", 6, 80, SchedulerKind::Wrr, false, [2, 1, 1]),
+        spec("per-datagram", 17, 54, SchedulerKind::Maglev, true, [1, 2, 3]),
+    ];
+    let routes = Routes::new(
+        &[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)],
+        &[(Ipv4Addr::new(0, 0, 0, 0), 0, Ipv4Addr::new(198, 18, 0, 254))],
+    )
+    .expect("routes");
+    let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
+    // Short timeouts, so that time moving on a few seconds expires sessions.
+    let timeouts = Timeouts {
+        tcp_syn: Duration::from_secs(1),
+        tcp_established: Duration::from_secs(4),
+        tcp_closing: Duration::from_secs(1),
+        udp: Duration::from_secs(2),
+    };
+    let mut s = Snapshot::from_specs(links, &services, routes, timeouts);
+    match change {
+        1 => s.services[0].live = false,
+        2 => s.backends[0].live = false,
+        3 => {
+            s.backends[0].state = BackendState::Down;
+            s.services.iter_mut().for_each(|svc| svc.remove_on_failure = true);
+        }
+        4 => s.services.iter_mut().for_each(|svc| svc.quorum = false),
+        5 => s.backends.iter_mut().for_each(|b| b.weight = 0),
+        6 => s.services[1].vip.port = 8080,
+        _ => {}
+    }
+    s.vips = VipIndex::new(&s.services);
+    s
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let snapshots: Vec<Snapshot> = (0..CHANGES).map(snapshot).collect();
+        let pristine = FullNat::for_worker(&snapshots[0], 0, 1, 256);
+        Fixture { snapshots, pristine, counters: WorkerCounters::default() }
     })
 }
 
-fuzz_target!(|data: &[u8]| {
-    let mut world = world().lock().unwrap_or_else(|e| e.into_inner());
-    let World { snapshot, nat, counters, now } = &mut *world;
-    *now += 7;
-    let verdict = classify(data, &snapshot.links[0].owned);
-    let mut frame = data.to_vec();
-    if verdict == Verdict::Local {
-        let ip = &mut frame[14..];
-        if let Step::Forward { offload: None, .. } = nat.process(snapshot, ip, *now, counters) {
-            assert_exact_checksums(ip);
-        }
-        nat.expire(*now, 16, counters);
+/// The frames of an input: each a big-endian u16 length and its bytes (the last may be short).
+fn frames(mut rest: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while rest.len() >= 2 && out.len() < 64 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]])).min(rest.len() - 2);
+        out.push(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
     }
-    // The byte-level functions on their own, on whatever follows an Ethernet header.
-    if frame.len() > 14 {
-        let ip = &mut frame[14..];
-        let _ = nat::inspect(ip);
-        let _ = nat::quoted_tuple(ip);
-        let mut out = [0u8; 576];
-        let _ = nat::time_exceeded(ip, Ipv4Addr::new(198, 18, 0, 1), &mut out);
-        let _ = nat::translate_error(ip, LOCAL, VIP, (LOCAL, 1), (VIP, 2));
-        let _ = nat::echo_reply(ip);
-        let _ = nat::rewrite(ip, (LOCAL, 1024), (VIP, 53));
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [change, step, rest @ ..] = data else { return };
+    let f = fixture();
+    let mut nat = f.pristine.clone();
+    let counters = &f.counters;
+    let frames = frames(rest);
+    let half = frames.len() / 2;
+    let mut now = 1000;
+    for (i, frame) in frames.iter().enumerate() {
+        let snap = &f.snapshots[if i < half { 0 } else { usize::from(*change) % CHANGES }];
+        now += u64::from(*step) * 25;
+        nat.expire(now, 64, counters);
+        let mut buf = frame.to_vec();
+        if classify(frame, &snap.links[0].owned) == Verdict::Local {
+            let ip = &mut buf[14..];
+            let l4_was_exact = l4_exact(ip) == Some(true);
+            match nat.process(snap, ip, now, counters) {
+                Step::Forward { offload: None, .. } | Step::Bounce => check(ip, l4_was_exact),
+                Step::Reset { ip_len } => check(&ip[..ip_len], true),
+                _ => {}
+            }
+        }
+        // The byte-level functions on their own, on whatever follows an Ethernet header.
+        if let Some(ip) = buf.get_mut(14..) {
+            let _ = nat::inspect(ip);
+            let _ = nat::quoted_tuple(ip);
+            let mut out = [0u8; 576];
+            let _ = nat::time_exceeded(ip, Ipv4Addr::new(198, 18, 0, 1), &mut out);
+            let _ = nat::translate_error(ip, LOCAL, VIP, (LOCAL, 1), (VIP, 2));
+            let _ = nat::echo_reply(ip);
+            let _ = nat::rewrite(ip, (LOCAL, 1024), (VIP, 53));
+        }
     }
 });
 
-/// A forwarded packet's IP header checksum must be exact: `inspect` refused any packet whose
-/// header checksum was wrong on the way in. (L4 checksums are updated incrementally, so a bad
-/// one stays bad by design; the unit tests check them on valid packets.)
-fn assert_exact_checksums(ip: &[u8]) {
+/// A packet FULLNAT sent on: exact IPv4 header checksum, and exact L4 checksum when `l4` says
+/// the packet came in with an exact one (an incremental update keeps a wrong one wrong).
+fn check(ip: &[u8], l4: bool) {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     assert_eq!(checksum::ipv4_header(&ip[..ihl]), u16::from_be_bytes([ip[10], ip[11]]), "IP header checksum");
+    if l4 {
+        assert_eq!(l4_exact(ip), Some(true), "L4 checksum");
+    }
+}
+
+/// Whether the TCP, UDP or ICMP checksum of an IPv4 packet is exact (a UDP checksum of zero,
+/// "none", counts as exact); `None` when the packet is not one of those whole and unfragmented.
+fn l4_exact(ip: &[u8]) -> Option<bool> {
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    if ihl < 20 || total < ihl || total > ip.len() || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        return None;
+    }
+    let l4 = &ip[ihl..total];
+    let (src, dst) = (Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]), Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
+    let pseudo = |proto| checksum::pseudo_header(src, dst, proto, l4.len() as u16);
+    let at = match ip[9] {
+        6 if l4.len() >= 20 => 16,
+        17 if l4.len() >= 8 => {
+            if u16::from_be_bytes([l4[6], l4[7]]) == 0 {
+                return Some(true);
+            }
+            if usize::from(u16::from_be_bytes([l4[4], l4[5]])) != l4.len() {
+                return None;
+            }
+            6
+        }
+        1 if l4.len() >= 8 => 2,
+        _ => return None,
+    };
+    let mut copy = l4.to_vec();
+    let stored = u16::from_be_bytes([copy[at], copy[at + 1]]);
+    copy[at..at + 2].fill(0);
+    let initial = if ip[9] == 1 { 0 } else { pseudo(ip[9]) };
+    let full = checksum::compute(initial, &copy);
+    let full = if ip[9] == 17 { checksum::udp_on_wire(full) } else { full };
+    Some(stored == full)
 }

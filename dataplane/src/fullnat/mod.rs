@@ -94,6 +94,8 @@ pub enum Step {
     Drop(DropReason),
 }
 
+/// `Clone` for fuzzing and tests that need a pristine worker per case.
+#[derive(Clone)]
 pub struct FullNat {
     sessions: SessionTable,
     /// Next hops per session, indexed by `SessionId`: [towards the backend, towards the client].

@@ -14,6 +14,7 @@ use crate::snapshot::Snapshot;
 pub const MAGLEV_TABLE_SIZE: u32 = 65537;
 
 /// A worker's mutable state for one service slot.
+#[derive(Clone)]
 pub struct ServiceState {
     pub scheduler: Scheduler,
     /// Indices into the worker's pools of its local IPs of the service.

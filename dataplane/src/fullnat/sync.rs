@@ -27,6 +27,7 @@ struct Meta {
     sent_tick: u32,
 }
 
+#[derive(Clone)]
 pub(super) struct SyncSide {
     setup: SyncSetup,
     meta: Box<[Meta]>,

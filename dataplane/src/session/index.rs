@@ -27,6 +27,7 @@ struct Slot {
 pub(super) const EMPTY: u32 = u32::MAX;
 const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
 
+#[derive(Clone)]
 pub(super) struct FlowIndex {
     slots: Box<[Slot]>,
     len: usize,

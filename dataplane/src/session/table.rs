@@ -42,6 +42,7 @@ impl fmt::Display for InsertError {
 
 impl std::error::Error for InsertError {}
 
+#[derive(Clone)]
 pub struct SessionTable {
     sessions: Box<[Session]>,
     index: FlowIndex,

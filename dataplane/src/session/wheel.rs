@@ -17,6 +17,7 @@ struct Link {
     prev: u32,
 }
 
+#[derive(Clone)]
 pub(super) struct Wheel {
     /// `[0, capacity)`: sessions; `[capacity, capacity + slots)`: slot heads.
     links: Box<[Link]>,
