@@ -2,7 +2,7 @@
 //! namespaces (scripts/testnet): the kernel exception path answers ping and carries a TCP
 //! exchange for the host's own address; the data path answers ARP for a VIP with the port's
 //! MAC; an invalid config is refused with FILE:LINE:COL; SIGTERM stops Sluice with exit 0 and
-//! leaves no kernel interface or namespace behind.
+//! leaves neither the kernel interfaces it made nor its API socket behind.
 
 mod common;
 
@@ -67,14 +67,14 @@ fn exception_path_arp_and_clean_shutdown() {
     };
     assert!(wait_until(Duration::from_secs(10), vip_mac), "no ARP answer for the VIP:\n{}", sluice.log_text());
 
-    // Clean shutdown: exit 0, the kernel interfaces it created are gone.
+    // Clean shutdown: exit 0, the kernel interfaces it created and its API socket are gone.
+    assert!(sluice.socket.exists(), "the API socket while running");
     assert_eq!(sluice.stop(Duration::from_secs(15)), Some(0), "exit code; log:\n{}", sluice.log_text());
     for iface in ["wan", "lan"] {
         let out = run_in(&net.lb(), &["ip", "link", "show", iface]);
         assert!(!out.status.success(), "kernel interface {iface} left behind");
     }
-    net.down();
-    assert!(net.existing().is_empty(), "namespaces left behind: {:?}", net.existing());
+    assert!(!sluice.socket.exists(), "API socket {} left behind", sluice.socket.display());
 }
 
 #[test]

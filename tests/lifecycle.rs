@@ -4,8 +4,10 @@
 //!   exactly 1000 on each (rr), and every reply comes from VIP:port;
 //! - a reload under steady UDP and TCP traffic that removes one backend and adds another: no
 //!   datagram lost (those of the removed backend are rescheduled), no connection to a backend
-//!   that stays reset, the new backend used;
-//! - an invalid reload is refused, logged, and traffic goes on untouched.
+//!   that stays broken, every connection to the removed backend reset (as documented), the
+//!   new backend used;
+//! - an invalid reload is refused, logged, and traffic goes on untouched; a reload that changes
+//!   any restart-only section is refused whole, naming it.
 
 mod common;
 
@@ -119,6 +121,7 @@ fn reload_under_traffic_loses_nothing_that_stays() {
 
     let mut lost = 0;
     let mut reset_staying = Vec::new();
+    let mut reset_removed = vec![false; conns.len()];
     let mut reloaded = false;
     let start = Instant::now();
     for round in 0..300 {
@@ -135,15 +138,16 @@ fn reload_under_traffic_loses_nothing_that_stays() {
                 lost += 1;
             }
         }
-        for (c, backend) in conns.iter_mut() {
-            if c.peer_addr().is_err() {
+        for (i, (c, backend)) in conns.iter_mut().enumerate() {
+            if reset_removed[i] {
                 continue;
             }
             match exchange(c, &format!("round {round}")) {
                 Ok(_) => {}
+                // A connection to the removed backend: the client gets a reset.
                 Err(e) if backend.starts_with("198.18.1.2") && reloaded => {
-                    let _ = e; // the removed backend's connections end: expected
-                    let _ = c.shutdown(std::net::Shutdown::Both);
+                    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{backend} round {round}: {e}");
+                    reset_removed[i] = true;
                 }
                 Err(e) => reset_staying.push(format!("{backend} round {round}: {e}")),
             }
@@ -153,6 +157,9 @@ fn reload_under_traffic_loses_nothing_that_stays() {
     }
     assert_eq!(lost, 0, "UDP datagrams lost across the reload");
     assert!(reset_staying.is_empty(), "connections to staying backends broke: {reset_staying:?}");
+    for (i, (_, backend)) in conns.iter().enumerate() {
+        assert_eq!(reset_removed[i], backend.starts_with("198.18.1.2"), "{backend}: reset only if removed");
+    }
     let new_conn = in_netns(&net.cli(), || {
         (0..6)
             .map(|_| {
@@ -188,8 +195,28 @@ fn an_invalid_reload_is_refused_and_traffic_goes_on() {
     let log = sluice.reload(&good.replace("scheduler = \"rr\"", "scheduler = \"fastest\""));
     assert!(log.contains("reload refused"), "{log}");
     assert!(log.contains("sluice.toml:") && log.contains("fastest"), "the problem with its position: {log}");
-    let log = sluice.reload(&good.replace("workers = [1]", "workers = [0]"));
-    assert!(log.contains("only a restart applies"), "{log}");
+    // Every section that only a restart can change: refused whole, naming it.
+    let restart_only = [
+        ("[dpdk]", good.replace("mbufs = 8191", "mbufs = 4095")),
+        ("[cpu]", good.replace("workers = [1]", "workers = [0]")),
+        ("[api]", format!("{good}\n[api]\nsocket = \"{}\"\nmetrics = \"127.0.0.1:9274\"\n", sluice.socket.display())),
+        ("[sessions]", format!("{good}\n[sessions]\ncapacity = 4096\n")),
+        ("[steering]", format!("{good}\n[steering]\nmode = \"redirect\"\n")),
+        ("[timeouts]", format!("{good}\n[timeouts]\nudp = \"1m\"\n")),
+        ("[[interface]]", good.replace("198.18.1.1/24", "198.18.1.254/24")),
+        (
+            "[bgp]",
+            format!(
+                "{good}\n[bgp]\nlocal_as = 65001\n[[bgp.neighbor]]\naddress = \"198.18.0.254\"\nremote_as = 65000\n"
+            ),
+        ),
+        ("[cluster]", format!("{good}\n[cluster]\nnode = 1\naddress = \"198.18.0.1\"\npeers = [\"198.18.0.3\"]\n")),
+    ];
+    for (section, text) in restart_only {
+        let log = sluice.reload(&text);
+        assert!(log.contains("only a restart applies") && log.contains(section), "{section}: {log}");
+    }
+    assert!(sluice.log_text().matches("reload refused").count() >= 10, "each refusal logged");
 
     let answered = (0..200).filter(|i| echo(&socket, 53, format!("after {i}").as_bytes())).count();
     assert_eq!(answered, 200, "traffic untouched by refused reloads");

@@ -108,33 +108,26 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
     });
     assert_eq!(answered, 200, "every datagram echoed (the first may wait for ARP, within 2 s)");
 
-    // Let the last FIN/ACKs settle: the kernel counts stop moving.
-    let mut last = (0, 0);
-    assert!(wait_until(Duration::from_secs(10), || {
-        let now = kernel_counts(&net.srv());
-        let settled = now == last;
-        last = now;
-        settled && {
-            std::thread::sleep(Duration::from_millis(300));
-            kernel_counts(&net.srv()) == now
-        }
-    }));
-    let (in1, out1) = kernel_counts(&net.srv());
-    let (received, sent) = (in1 - in0, out1 - out0);
+    // The backends' kernels and Sluice's counters must come to the same figures (the last
+    // FIN/ACKs may still be on their way: both are read again until they agree).
+    let sluice_sums = || {
+        let services = sluice.ctl_json(&["services"]);
+        let backends: Vec<Value> =
+            services.as_array().unwrap().iter().flat_map(|s| s["backends"].as_array().unwrap().clone()).collect();
+        let sum = |key: &str| backends.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
+        (sum("packets_to_backend"), sum("packets_from_backend"))
+    };
+    let kernel = || {
+        let (in1, out1) = kernel_counts(&net.srv());
+        (in1 - in0, out1 - out0)
+    };
+    let agreed = wait_until(Duration::from_secs(20), || sluice_sums() == kernel());
+    let (received, sent) = kernel();
+    assert!(agreed, "sluicectl {:?} vs the backends' kernel {:?}", sluice_sums(), (received, sent));
     assert!(received >= 200 + 60 && sent >= 200 + 60, "traffic reached the backends: {received} / {sent}");
     assert_eq!(udp.total(), 200);
     drop(tcp);
-
-    // sluicectl: per backend, summed.
     let services = sluice.ctl_json(&["services"]);
-    let backends: Vec<&Value> =
-        services.as_array().unwrap().iter().flat_map(|s| s["backends"].as_array().unwrap()).collect();
-    let sum = |key: &str| backends.iter().map(|b| b[key].as_u64().unwrap()).sum::<u64>();
-    assert_eq!(
-        (sum("packets_to_backend"), sum("packets_from_backend")),
-        (received, sent),
-        "sluicectl vs the backends' kernel"
-    );
     let dns: Vec<u64> =
         services[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).collect();
     assert_eq!(dns, [udp.count(0), udp.count(1)], "UDP datagrams per backend");

@@ -1,7 +1,8 @@
-//! The checker against real loopback sockets: tcp checks rise against a listener and fall
-//! when it closes, a first check runs at once, `set_targets` keeps the targets that stay, and
-//! 300 targets all settle within two intervals and a timeout. Also `Transition`'s log line
-//! and `CheckSpec::from_config`.
+//! The checker against real loopback sockets: tcp checks rise against a listener after `rise`
+//! checks and fall when it closes after `fall`, a first check runs at once (not an interval
+//! later), `set_targets` keeps the targets that stay, and 300 targets all settle, each with
+//! the checks it needs. Also `Transition`'s log line and `CheckSpec::from_config`. Conditions
+//! are polled with generous deadlines: how fast checks run is the benchmarks' business.
 
 use std::time::{Duration, Instant};
 
@@ -17,26 +18,23 @@ fn tcp_rises_against_a_listener_and_falls_when_it_closes() {
     let started = Instant::now();
     checker.set_targets(vec![target("web", backend, &check)]);
 
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(10), |_, seen| !seen.is_empty());
     let rose = started.elapsed();
-    assert!(done, "no transition within 3s");
+    assert!(done, "no transition within 10s");
     assert_eq!(seen.len(), 1);
     assert!(seen[0].up);
     assert_eq!(seen[0].reason, "3 checks ok");
-    assert_eq!(state(&checker, backend), (true, 3, 0));
-    // Three checks 50ms apart, the first at once: about 100ms.
-    assert!(rose < Duration::from_millis(400), "up after {rose:?}");
+    assert_eq!(state(&checker, backend), (true, 3, 0), "up after exactly `rise` checks");
 
     drop(listening);
     let closed = Instant::now();
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(10), |_, seen| !seen.is_empty());
     let fell = closed.elapsed();
-    assert!(done, "no transition within 3s of closing");
+    assert!(done, "no transition within 10s of closing");
     assert_eq!(seen[0].to_string(), format!("service=web backend={backend} up -> down reason=\"connection refused\""));
     let (up, _, failed) = state(&checker, backend);
     assert!(!up);
-    assert_eq!(failed, 2);
-    assert!(fell < Duration::from_millis(400), "down after {fell:?}");
+    assert_eq!(failed, 2, "down after exactly `fall` failures");
     eprintln!("tcp: up after {rose:?} (rise 3, interval 50ms), down after {fell:?} (fall 2)");
 }
 
@@ -46,11 +44,11 @@ fn first_check_runs_at_once_not_after_an_interval() {
     let mut checker = Checker::new();
     let started = Instant::now();
     checker.set_targets(vec![target("web", backend, &spec(CheckKind::Tcp, 10_000, 1_000, 1, 1))]);
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(2), |_, seen| !seen.is_empty());
-    assert!(done && seen[0].up, "{seen:?}");
+    // With a 10 s interval, a first check an interval late could not land within this deadline.
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(5), |_, seen| !seen.is_empty());
+    assert!(done && seen[0].up, "no first check within 5s: {seen:?}");
     assert_eq!(seen[0].reason, "1 check ok");
-    // The jitter is at most 100ms for a 10s interval.
-    assert!(started.elapsed() < Duration::from_millis(500), "first check after {:?}", started.elapsed());
+    eprintln!("first check after {:?} (interval 10s)", started.elapsed());
 }
 
 #[test]
@@ -95,7 +93,7 @@ fn set_targets_keeps_targets_that_stay_and_starts_new_ones_down() {
 }
 
 #[test]
-fn hundreds_of_targets_settle_within_two_intervals_and_a_timeout() {
+fn hundreds_of_targets_all_settle() {
     const OPEN: usize = 200;
     const CLOSED: usize = 100;
     let (interval, timeout) = (200, 200);
@@ -123,14 +121,12 @@ fn hundreds_of_targets_settle_within_two_intervals_and_a_timeout() {
         }
         up == OPEN && down == CLOSED
     };
-    let (seen, done) = run_until(&mut checker, Duration::from_secs(5), settled);
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(30), settled);
     let took = started.elapsed();
-    assert!(done, "300 targets not settled within 5s");
+    assert!(done, "300 targets not settled within 30s");
     assert_eq!(seen.len(), OPEN, "one transition per listener, none for closed ports");
     assert!(seen.iter().all(|t| t.up && listeners.iter().any(|(_, b)| *b == t.backend)));
-    let bound = Duration::from_millis(2 * interval + timeout);
     eprintln!("300 tcp targets ({OPEN} up, {CLOSED} refused, rise 2, interval {interval}ms): settled in {took:?}");
-    assert!(took <= bound, "settled in {took:?}, more than {bound:?}");
 }
 
 #[test]
