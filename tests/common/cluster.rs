@@ -588,49 +588,20 @@ pub fn capture_udp(
     iface: &str,
     src: SocketAddrV4,
     dst: SocketAddrV4,
-    wanted: impl Fn(&[u8]) -> bool + Send + 'static,
+    wanted: impl Fn(&[u8]) -> bool,
 ) -> Option<Vec<u8>> {
-    let iface = std::ffi::CString::new(iface).unwrap();
-    inside(ns, move || {
-        // SAFETY: plain system calls on a socket this closure owns and closes.
-        unsafe {
-            let proto = (libc::ETH_P_ALL as u16).to_be();
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
-            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
-            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_protocol = proto;
-            addr.sll_ifindex = libc::if_nametoindex(iface.as_ptr()) as i32;
-            let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            assert_eq!(libc::bind(fd, (&addr as *const libc::sockaddr_ll).cast(), len), 0);
-            let timeout = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
-            let tlen = std::mem::size_of::<libc::timeval>() as u32;
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&timeout as *const libc::timeval).cast(), tlen);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let mut buf = [0u8; 2048];
-            let mut found = None;
-            while found.is_none() && Instant::now() < deadline {
-                let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-                // An Ethernet frame carrying IPv4.
-                if n < 14 + 28 || buf[12..14] != [0x08, 0x00] {
-                    continue;
-                }
-                let p = &buf[14..n as usize];
-                let ihl = usize::from(p[0] & 0x0f) * 4;
-                let (from, to) = (Ipv4Addr::new(p[12], p[13], p[14], p[15]), Ipv4Addr::new(p[16], p[17], p[18], p[19]));
-                if p[9] != 17 || p.len() < ihl + 8 || from != *src.ip() || to != *dst.ip() {
-                    continue;
-                }
-                let udp = &p[ihl..];
-                let (sport, dport) = (u16::from_be_bytes([udp[0], udp[1]]), u16::from_be_bytes([udp[2], udp[3]]));
-                if sport == src.port() && dport == dst.port() && wanted(&udp[8..]) {
-                    found = Some(udp[8..].to_vec());
-                }
-            }
-            libc::close(fd);
-            found
-        }
-    })
+    let udp_payload = |frame: &[u8]| -> Option<Vec<u8>> {
+        let p = frame.get(14..).filter(|_| frame.get(12..14) == Some(&[0x08, 0x00]))?;
+        let ihl = usize::from(*p.first()? & 0x0f) * 4;
+        let (from, to) = (Ipv4Addr::new(p[12], p[13], p[14], p[15]), Ipv4Addr::new(p[16], p[17], p[18], p[19]));
+        let udp = p.get(ihl..).filter(|_| p[9] == 17 && from == *src.ip() && to == *dst.ip())?;
+        let ports =
+            (u16::from_be_bytes([*udp.first()?, *udp.get(1)?]), u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]));
+        (ports == (src.port(), dst.port())).then(|| udp.get(8..).map(<[u8]>::to_vec)).flatten()
+    };
+    let capture = super::Capture::open(ns, iface);
+    let frame = capture.find(Duration::from_secs(5), |f| udp_payload(f).is_some_and(|p| wanted(&p)))?;
+    udp_payload(&frame)
 }
 
 /// Sends `payload` to `dst` from `src`, an address that is not the sender's own (a transparent

@@ -133,6 +133,11 @@ impl Sluice {
 
     /// Starts Sluice in namespace `ns`; `tag` names its directory (`dir`).
     pub fn start_in(ns: &str, tag: &str, config: &str) -> Sluice {
+        Sluice::start_with_env(ns, tag, config, &[])
+    }
+
+    /// `start_in` with environment variables set for Sluice (a failpoint).
+    pub fn start_with_env(ns: &str, tag: &str, config: &str, env: &[(&str, &str)]) -> Sluice {
         let dir = Sluice::dir(tag);
         fs::create_dir_all(&dir).expect("temp dir");
         let config_path = dir.join("sluice.toml");
@@ -143,6 +148,7 @@ impl Sluice {
         let log_file = File::create(&log).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", ns, sluice_bin(), "--config", config_path.to_str().unwrap()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
             .stderr(log_file)
@@ -303,4 +309,56 @@ pub fn logged_drops(log: &str, reason: &str) -> Option<u64> {
         let mut words = item.split_whitespace();
         (words.next()? == reason).then(|| words.next()?.parse().ok())?
     })
+}
+
+/// A packet socket on interface `iface` of a namespace: every frame it carries, seen from the
+/// moment `open` returns (so that what a process does right at start is caught). Closed on drop.
+pub struct Capture {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Capture {
+    pub fn open(ns: &str, iface: &str) -> Capture {
+        let iface = std::ffi::CString::new(iface).unwrap();
+        let fd = in_netns(ns, move || {
+            // SAFETY: plain system calls; the descriptor is owned by the returned value.
+            unsafe {
+                let proto = (libc::ETH_P_ALL as u16).to_be();
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
+                assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+                let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                addr.sll_family = libc::AF_PACKET as u16;
+                addr.sll_protocol = proto;
+                addr.sll_ifindex = libc::if_nametoindex(iface.as_ptr()) as i32;
+                assert!(addr.sll_ifindex > 0, "no interface {iface:?}");
+                let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                assert_eq!(libc::bind(fd, (&addr as *const libc::sockaddr_ll).cast(), len), 0);
+                let timeout = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+                let tlen = std::mem::size_of::<libc::timeval>() as u32;
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&timeout as *const libc::timeval).cast(),
+                    tlen,
+                );
+                <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            }
+        });
+        Capture { fd }
+    }
+
+    /// The next frame (Ethernet header first) for which `wanted` holds, within `within`.
+    pub fn find(&self, within: Duration, wanted: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            // SAFETY: recv into a buffer of the length given, on our own socket.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n > 0 && wanted(&buf[..n as usize]) {
+                return Some(buf[..n as usize].to_vec());
+            }
+        }
+        None
+    }
 }

@@ -105,7 +105,13 @@ pub struct Worker {
     /// Recent next hops and their MACs, valid for one neighbour-table generation: most traffic
     /// goes to a handful of next hops, and this spares the table's hash on every packet.
     next_hops: NextHopCache,
+    /// `SLUICE_FAILPOINT=worker-panic-on-reload`: the worker panics when it takes a new
+    /// snapshot, so that tests can see what a worker's failure does to the appliance.
+    panic_on_reload: bool,
 }
+
+/// The failpoint that makes workers panic on their next snapshot (tests only).
+pub const FAILPOINT_PANIC_ON_RELOAD: &str = "worker-panic-on-reload";
 
 /// Allows `per_second` events a second, refilled whole each second.
 struct TokenBucket {
@@ -168,6 +174,7 @@ impl Worker {
             handoff,
             requests,
             next_hops,
+            panic_on_reload: std::env::var("SLUICE_FAILPOINT").is_ok_and(|f| f == FAILPOINT_PANIC_ON_RELOAD),
         }
     }
 
@@ -226,6 +233,7 @@ impl Worker {
 
     /// Switches to a new snapshot between bursts; the old one goes back to the control core.
     fn adopt(&mut self, old: Arc<Snapshot>, update: Update) -> Arc<Snapshot> {
+        assert!(!self.panic_on_reload, "failpoint SLUICE_FAILPOINT={FAILPOINT_PANIC_ON_RELOAD}");
         let generation = update.snapshot.generation;
         let old_part = self.nat.adopt(update.part);
         self.nat.publish_ports(&self.setup.counters);
