@@ -42,13 +42,22 @@ pub struct NeighbourConfig {
     pub max_retries: u32,
     /// Packets held per unresolved neighbour: 4 (raised to 1 if 0).
     pub hold_per_entry: usize,
+    /// Packets held over all neighbours at most: 4096.
+    pub hold_total: usize,
     /// Neighbours per worker, all preallocated: 4096.
     pub capacity: usize,
 }
 
 impl Default for NeighbourConfig {
     fn default() -> Self {
-        NeighbourConfig { reachable_ms: 30_000, retry_ms: 1_000, max_retries: 3, hold_per_entry: 4, capacity: 4096 }
+        NeighbourConfig {
+            reachable_ms: 30_000,
+            retry_ms: 1_000,
+            max_retries: 3,
+            hold_per_entry: 4,
+            hold_total: 4096,
+            capacity: 4096,
+        }
     }
 }
 
@@ -124,6 +133,7 @@ impl<P> Neighbours<P> {
         let config = NeighbourConfig {
             retry_ms: config.retry_ms.max(1),
             hold_per_entry: config.hold_per_entry.max(1),
+            hold_total: config.hold_total.max(1),
             capacity: config.capacity.min(u32::MAX as usize - 1),
             ..config
         };
@@ -134,7 +144,7 @@ impl<P> Neighbours<P> {
             index: HashMap::with_capacity(2 * n),
             slots: vec![free_slot; n],
             free: (0..n as u32).rev().collect(),
-            held: Held::new(n, config.hold_per_entry),
+            held: Held::new(n, config.hold_per_entry, config.hold_total),
             timers: Timers::new(n),
             generation: 0,
         }
@@ -432,7 +442,14 @@ mod tests {
 
     #[test]
     fn degenerate_settings_neither_panic_nor_spin() {
-        let config = NeighbourConfig { retry_ms: 0, max_retries: 0, hold_per_entry: 0, capacity: 4, reachable_ms: 0 };
+        let config = NeighbourConfig {
+            retry_ms: 0,
+            max_retries: 0,
+            hold_per_entry: 0,
+            capacity: 4,
+            reachable_ms: 0,
+            hold_total: 1,
+        };
         let mut t: Neighbours<u32> = Neighbours::new(config);
         assert_eq!(t.hold(0, A, 1, 0), Ok(true), "one packet is always held");
         assert_eq!(tick(&mut t, 0), vec![]);
@@ -443,8 +460,14 @@ mod tests {
 
     #[test]
     fn churn_allocates_nothing_after_new() {
-        let config =
-            NeighbourConfig { reachable_ms: 200, retry_ms: 50, max_retries: 1, hold_per_entry: 2, capacity: 56 };
+        let config = NeighbourConfig {
+            reachable_ms: 200,
+            retry_ms: 50,
+            max_retries: 1,
+            hold_per_entry: 2,
+            hold_total: 112,
+            capacity: 56,
+        };
         let mut t = Neighbours::new(config);
         let vecs = |t: &Neighbours<u32>| (t.free.capacity(), t.held.capacity(), t.slots.capacity());
         let (before, index_before, mut created) = (vecs(&t), t.index.capacity(), 0);

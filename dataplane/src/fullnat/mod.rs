@@ -217,21 +217,22 @@ impl FullNat {
                 return Step::Drop(DropReason::VipDown);
             }
             if let Standing::Ended = standing(snap, self.sessions.get(id), self.queue) {
+                if dir == Direction::Reply {
+                    // The backend answers what it was sent before it (or its service) went
+                    // away: the answer still reaches the client, and the session ends with the
+                    // client's next packet.
+                    return self.send(snap, ip, id, dir, t.src, len, c);
+                }
                 let old = self.sessions.remove(id);
                 end(&mut self.pools, c, &old);
-                match (dir, t.proto) {
-                    // A datagram of a flow whose backend went away is scheduled afresh, and so
-                    // is a (retransmitted) SYN.
-                    (Direction::Forward, protocol::UDP) => {}
-                    (Direction::Forward, _) if open::may_open(t.proto, seen.tcp_flags) => {}
-                    // A connection whose backend went away: the client learns at once.
-                    (Direction::Forward, _) => {
-                        return match nat::tcp_reset(ip) {
-                            Ok(ip_len) => Step::Reset { ip_len },
-                            Err(_) => Step::Drop(DropReason::NoSession),
-                        };
-                    }
-                    (Direction::Reply, _) => return Step::Drop(DropReason::NoSession),
+                // A datagram of a flow whose backend went away is scheduled afresh below, and so
+                // is a (retransmitted) SYN; any other segment of such a connection gets a reset:
+                // the client learns at once.
+                if t.proto != protocol::UDP && !open::may_open(t.proto, seen.tcp_flags) {
+                    return match nat::tcp_reset(ip) {
+                        Ok(ip_len) => Step::Reset { ip_len },
+                        Err(_) => Step::Drop(DropReason::NoSession),
+                    };
                 }
             } else {
                 // In a cluster, a state change or a due refresh is sent to the peers.

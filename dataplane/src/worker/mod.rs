@@ -43,8 +43,11 @@ const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
 /// is a system call even when it is empty, and at full load a loop takes a few microseconds,
 /// so the kernel's packets wait some tens of microseconds at most.
 const KERNEL_POLL_EVERY: u32 = 16;
-/// Packets held per neighbour while ARP resolves it.
-const HELD_PER_NEIGHBOUR: usize = 64;
+/// Packets held per neighbour while ARP resolves it (a burst of new flows to a backend not yet
+/// resolved on this worker), and over all neighbours: held packets are mbufs, which a burst
+/// towards many unresolved neighbours must not exhaust.
+const HELD_PER_NEIGHBOUR: usize = 256;
+const HELD_IN_ALL: usize = 2048;
 /// Sessions looked at per expiry call, once per poll loop.
 const EXPIRE_BUDGET: usize = 256;
 /// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
@@ -154,10 +157,13 @@ impl Worker {
             nat.enable_sync(sync);
         }
         nat.publish_ports(&setup.counters);
-        // A burst of new flows to a neighbour not yet resolved is held, not dropped: Linux
-        // holds about a hundred packets per unresolved neighbour; 64 here.
-        let neigh =
-            Neighbours::new(NeighbourConfig { hold_per_entry: HELD_PER_NEIGHBOUR, ..NeighbourConfig::default() });
+        // A burst of new flows to a neighbour not yet resolved is held, not dropped (Linux holds
+        // up to 208 KB of packets per unresolved neighbour).
+        let neigh = Neighbours::new(NeighbourConfig {
+            hold_per_entry: HELD_PER_NEIGHBOUR,
+            hold_total: HELD_IN_ALL,
+            ..NeighbourConfig::default()
+        });
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();

@@ -423,6 +423,7 @@ fn vip_port_or_protocol_without_a_service() {
     assert!(lab.nat.sessions().is_empty());
 }
 
+mod ending;
 mod expiry;
 mod icmp_to_us;
 mod sync;
