@@ -101,3 +101,19 @@ fn shipped_configs_are_valid() {
         assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn a_session_table_the_machine_cannot_hold_is_refused_at_start() {
+    // Valid for --check-config (the largest table there is), too big for this machine's memory:
+    // refused at start with a message, before DPDK or any allocation.
+    let text = config(SERVICE) + "\n[sessions]\ncapacity = 268435456\n";
+    let path = write_temp("sluice-huge-table.toml", &text);
+    let path = path.to_str().unwrap();
+    let out = Command::new(sluice_bin()).args(["--check-config", path]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(sluice_bin()).args(["--config", path]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[sessions] capacity 268435456 for 1 worker(s) needs about"), "{stderr}");
+    assert!(!stderr.contains("EAL"), "refused before DPDK started: {stderr}");
+}

@@ -197,7 +197,7 @@ fn an_invalid_reload_is_refused_and_traffic_goes_on() {
     assert!(log.contains("sluice.toml:") && log.contains("fastest"), "the problem with its position: {log}");
     // Every section that only a restart can change: refused whole, naming it.
     let restart_only = [
-        ("[dpdk]", good.replace("mbufs = 8191", "mbufs = 4095")),
+        ("[dpdk]", good.replace("mbufs = 8191", "mbufs = 16383")),
         ("[cpu]", good.replace("workers = [1]", "workers = [0]")),
         ("[api]", format!("{good}\n[api]\nsocket = \"{}\"\nmetrics = \"127.0.0.1:9274\"\n", sluice.socket.display())),
         ("[sessions]", format!("{good}\n[sessions]\ncapacity = 4096\n")),

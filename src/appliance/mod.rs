@@ -88,6 +88,10 @@ pub fn run(path: &Path) -> i32 {
     }
     signals::install();
     info!("sluice {} starting with {}", crate::version(), path.display());
+    if let Err(e) = check_memory(&config) {
+        error!("{e}");
+        return EXIT_FAILED;
+    }
     // With [bgp], BIRD must be there and accept its configuration before any device is touched.
     let bird = match config.bgp.as_ref().map(ctrlplane::bgp::preflight).transpose() {
         Ok(bird) => bird,
@@ -337,6 +341,27 @@ fn redirect_rings(
         }
     }
     Ok((out, into))
+}
+
+/// Refuses session tables the machine cannot hold (they are allocated whole at start, and an
+/// allocation that fails would abort the process).
+fn check_memory(config: &Config) -> Result<(), String> {
+    let workers = config.cpu.workers.len() as u64;
+    let needed = workers * dataplane::fullnat::FullNat::bytes_for(config.sessions.capacity, config.cluster.is_some());
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    match available {
+        Some(available) if needed > available => Err(format!(
+            "[sessions] capacity {} for {workers} worker(s) needs about {} MiB of session tables; \
+             this machine has {} MiB available",
+            config.sessions.capacity,
+            needed >> 20,
+            available >> 20
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn pin_control_thread(cpu: usize) {

@@ -44,7 +44,7 @@ pub use model::{
     Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Cluster, Config, Cpu, Dpdk, Health, IdleMode, Interface,
     OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
 };
-pub use system::MIN_MBUFS;
+pub use system::{mbufs_needed, MAX_SESSIONS, MIN_MBUFS};
 
 use diagnostic::Report;
 
@@ -88,6 +88,7 @@ fn resolve(mut report: Report, document: &raw::Document, host: &Host) -> Result<
     let steering = system::steering(&mut report, document.steering.as_ref());
     let timeouts = system::timeouts(&mut report, document.timeouts.as_ref());
     let interfaces = network::interfaces(&mut report, &document.interface);
+    system::check_mbufs(&mut report, document.dpdk.as_ref(), dpdk.mbufs, cpu.workers.len(), interfaces.len());
     let routes = network::routes(&mut report, &document.route, &interfaces);
     let services = service::services(&mut report, &document.service, cpu.workers.len(), &interfaces);
     let bgp = document.bgp.as_ref().and_then(|table| bgp::bgp(&mut report, table, &interfaces));

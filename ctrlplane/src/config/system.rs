@@ -14,6 +14,42 @@ use super::Host;
 
 /// The smallest mbuf pool that can fill the rx rings of a port.
 pub const MIN_MBUFS: u32 = 1023;
+/// Descriptors of each rx ring Sluice asks for (a driver may grant fewer, never more).
+pub const RX_RING: u32 = 1024;
+/// Mbufs each lcore may keep in its cache of the pool.
+pub const MBUF_CACHE: u32 = 256;
+/// Mbufs in flight beyond the rings: tx rings draining, packets held for ARP, redirects.
+pub const MBUF_HEADROOM: u32 = 1024;
+/// The most sessions one worker's table can hold (session ids are 28 bits).
+pub const MAX_SESSIONS: u32 = 1 << 28;
+
+/// The mbufs `workers` workers on `interfaces` interfaces need at least: every rx ring of every
+/// port and of its kernel interface (one queue per worker each) filled, every lcore's cache
+/// (the workers' and the control core's) full, and headroom for what is in flight.
+pub fn mbufs_needed(workers: usize, interfaces: usize) -> u64 {
+    let rings = 2 * u64::from(RX_RING) * workers as u64 * interfaces as u64;
+    rings + u64::from(MBUF_CACHE) * (workers as u64 + 1) + u64::from(MBUF_HEADROOM)
+}
+
+/// Refuses a pool that cannot fill the rings of the ports and queues the config asks for.
+pub fn check_mbufs(
+    report: &mut Report,
+    table: Option<&Spanned<raw::Dpdk>>,
+    mbufs: u32,
+    workers: usize,
+    interfaces: usize,
+) {
+    let needed = mbufs_needed(workers, interfaces);
+    if u64::from(mbufs) >= needed {
+        return;
+    }
+    let place = table.map_or(0, |t| t.get_ref().mbufs.as_ref().map_or(at(t), at));
+    let message = format!(
+        "dpdk.mbufs is {mbufs}, but {workers} worker(s) on {interfaces} interface(s) need at least {needed}: \
+         rx rings of {RX_RING} on every port and kernel interface, per-core caches of {MBUF_CACHE}, and {MBUF_HEADROOM} in flight"
+    );
+    report.error(place, message);
+}
 
 pub fn dpdk(report: &mut Report, table: Option<&Spanned<raw::Dpdk>>) -> Dpdk {
     let mut dpdk = Dpdk::default();
@@ -165,7 +201,7 @@ pub fn sessions(report: &mut Report, table: Option<&Spanned<raw::Sessions>>) -> 
     let mut sessions = Sessions::default();
     let capacity = table.and_then(|t| t.get_ref().capacity.as_ref());
     if let Some(capacity) = capacity {
-        let n = bounded(report, capacity, "sessions.capacity", 1, u32::MAX);
+        let n = bounded(report, capacity, "sessions.capacity", 1, MAX_SESSIONS);
         sessions.capacity = n.unwrap_or(sessions.capacity);
     }
     sessions

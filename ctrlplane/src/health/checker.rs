@@ -25,9 +25,6 @@ const MAX_JITTER: Duration = Duration::from_millis(100);
 /// The shortest interval honoured: a zero interval must not spin the loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Why a target that was up starts over, down, after `set_targets` changed its check.
-pub const CHECK_CHANGED: &str = "health check changed";
-
 /// Checks every target on its schedule. Owned and polled by the housekeeping loop.
 pub struct Checker {
     watched: Vec<Watched>,
@@ -59,12 +56,12 @@ impl Checker {
     }
 
     /// Replaces the set of targets (on start and on every reload). A target that stays (same
-    /// service, backend and check) keeps its state, counters, schedule and check in flight.
-    /// A new one starts down and must pass `rise` checks in a row to come up; its first check
-    /// is due at once (plus a jitter of at most `min(interval / 10, 100ms)`). A target whose
-    /// check changed starts over as a new one; if it was up, the next `poll` reports it down
-    /// with the reason `CHECK_CHANGED`, so that the caller's view follows. A target listed
-    /// twice is checked once.
+    /// service and backend) keeps its state and counters: up stays up, down stays down, as
+    /// keepalived keeps them. If its check is the same it keeps its schedule and check in
+    /// flight; if its check changed, the check in flight is dropped and the next one, with the
+    /// new settings, is due at once (plus the jitter). A new target starts down and must pass
+    /// `rise` checks in a row to come up; its first check is due at once (plus a jitter of at
+    /// most `min(interval / 10, 100ms)`). A target listed twice is checked once.
     pub fn set_targets(&mut self, targets: Vec<Target>) {
         let now = Instant::now();
         let mut old: HashMap<(String, SocketAddrV4), Watched> = self
@@ -80,15 +77,12 @@ impl Checker {
             }
             match old.remove(&key) {
                 Some(kept) if kept.target.spec == target.spec => self.watched.push(kept),
-                changed => {
-                    if changed.is_some_and(|was| was.tally.up) {
-                        self.pending.push(Transition {
-                            service: target.service.clone(),
-                            backend: target.backend,
-                            up: false,
-                            reason: CHECK_CHANGED.to_owned(),
-                        });
-                    }
+                Some(kept) => {
+                    // New settings from the next check on; the state stays.
+                    let due = now + jitter(&target);
+                    self.watched.push(Watched { target, tally: kept.tally.restarted(), due, probe: None });
+                }
+                None => {
                     let due = now + jitter(&target);
                     self.watched.push(Watched { target, tally: Tally::default(), due, probe: None });
                 }

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use crate::config::{CheckKind, Health, HTTP_DEFAULT_PATH, HTTP_DEFAULT_STATUS};
 
-pub use checker::{Checker, CHECK_CHANGED};
+pub use checker::Checker;
 
 /// The most bytes of a reply a check reads: a udp datagram, or an http status line.
 pub const MAX_REPLY: usize = 4096;

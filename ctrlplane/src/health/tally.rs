@@ -15,6 +15,12 @@ pub(super) struct Tally {
 }
 
 impl Tally {
+    /// The same state and totals, with the runs towards `rise` and `fall` started afresh (the
+    /// check changed: its earlier results say nothing of the new one).
+    pub(super) fn restarted(&self) -> Tally {
+        Tally { up: self.up, ok_in_a_row: 0, failed_in_a_row: 0, ok: self.ok, failed: self.failed }
+    }
+
     /// Counts one check; returns the reason when the state flips: the new state is `self.up`.
     /// A `rise` or `fall` of 0 acts as 1.
     pub(super) fn record(&mut self, outcome: Outcome, rise: u32, fall: u32) -> Option<String> {

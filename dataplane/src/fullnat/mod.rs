@@ -138,6 +138,14 @@ impl FullNat {
         }
     }
 
+    /// What one worker's state for `capacity` sessions allocates, near enough (the session
+    /// table, the next hops, and with `sync` the sync bookkeeping): checked against the
+    /// machine's memory before anything is allocated.
+    pub fn bytes_for(capacity: u32, sync: bool) -> u64 {
+        let per_session = std::mem::size_of::<[Hop; 2]>() + if sync { 8 } else { 0 };
+        SessionTable::bytes_for(capacity) + u64::from(capacity) * per_session as u64
+    }
+
     /// The other workers' counters (set once at start), so that `wlc` sees every session.
     pub fn set_peers(&mut self, peers: Vec<std::sync::Arc<WorkerCounters>>) {
         self.peers = peers;

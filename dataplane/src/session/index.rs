@@ -125,6 +125,11 @@ impl FlowIndex {
         true
     }
 
+    /// What an index for `max_entries` entries allocates.
+    pub(super) fn bytes_for(max_entries: usize) -> usize {
+        (max_entries + max_entries / 3 + 1) * std::mem::size_of::<Slot>()
+    }
+
     pub(super) fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.slots)
     }

@@ -290,6 +290,13 @@ impl SessionTable {
         }
     }
 
+    /// What a table of `capacity` sessions allocates, near enough (the wheel's slots aside):
+    /// to refuse, before any allocation, a capacity the machine cannot hold.
+    pub fn bytes_for(capacity: u32) -> u64 {
+        let n = u64::from(capacity);
+        n * std::mem::size_of::<Session>() as u64 + FlowIndex::bytes_for(2 * capacity as usize) as u64 + n * 8
+    }
+
     /// What the table allocated: the slab, the index and the wheel's links.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.sessions) + self.index.memory_bytes() + self.wheel.memory_bytes()

@@ -10,7 +10,7 @@ fn written_values_replace_defaults() {
 [dpdk]
 args = ["--no-pci"]
 hugepages = false
-mbufs = 1023
+mbufs = 5632
 [cpu]
 control = 1
 workers = [0]
@@ -28,7 +28,7 @@ udp = "1m30s"
     );
     assert_eq!(config.dpdk.args, ["--no-pci"]);
     assert!(!config.dpdk.hugepages);
-    assert_eq!(config.dpdk.mbufs, 1023);
+    assert_eq!(config.dpdk.mbufs, 5632);
     assert_eq!((config.cpu.control, config.cpu.workers.as_slice()), (1, &[0][..]));
     assert_eq!(config.cpu.idle, IdleMode::Adaptive);
     assert_eq!(config.api.socket.to_str(), Some("/tmp/s.sock"));
@@ -48,6 +48,30 @@ fn mbufs_must_fill_the_rx_rings() {
     assert_eq!(
         errors("[dpdk]\nmbufs = 5000000000\n"),
         "t.toml:2:9: dpdk.mbufs must be at most 4294967295, got 5000000000"
+    );
+}
+
+#[test]
+fn the_pool_must_fill_every_ring_of_every_worker() {
+    assert_eq!(crate::config::mbufs_needed(1, 2), 2 * 1024 * 2 + 2 * 256 + 1024);
+    assert_eq!(
+        errors("[dpdk]\nmbufs = 5631\n"),
+        "t.toml:2:9: dpdk.mbufs is 5631, but 1 worker(s) on 2 interface(s) need at least 5632: rx rings of 1024 \
+         on every port and kernel interface, per-core caches of 256, and 1024 in flight"
+    );
+    assert_eq!(
+        errors_on("[cpu]\ncontrol = 0\nworkers = [1, 2]\n[dpdk]\nmbufs = 8191\n", &Host { cpus: 3 }),
+        "t.toml:5:9: dpdk.mbufs is 8191, but 2 worker(s) on 2 interface(s) need at least 9984: rx rings of 1024 \
+         on every port and kernel interface, per-core caches of 256, and 1024 in flight"
+    );
+}
+
+#[test]
+fn session_capacity_stops_where_session_ids_do() {
+    assert_eq!(config("[sessions]\ncapacity = 268435456\n").sessions.capacity, 1 << 28);
+    assert_eq!(
+        errors("[sessions]\ncapacity = 268435457\n"),
+        "t.toml:2:12: sessions.capacity must be at most 268435456, got 268435457"
     );
 }
 
