@@ -208,6 +208,12 @@ pub struct WorkerCounters {
     pub replied: Counter,
     pub sessions_created: Counter,
     pub sessions_expired: Counter,
+    /// Unconfirmed sessions ended to make room for a new flow (`[sessions] when_full`).
+    pub sessions_evicted: Counter,
+    /// The longest poll loop so far, in TSC cycles (a gauge that only rises).
+    pub longest_loop_cycles: Gauge,
+    /// ICMP errors to a VIP handed to the next worker in search of their session.
+    pub icmp_handed_over: Counter,
     pub icmp_echo_replies: Counter,
     pub icmp_errors_relayed: Counter,
     pub icmp_time_exceeded_sent: Counter,
@@ -252,6 +258,9 @@ impl Default for WorkerCounters {
             replied: Counter::default(),
             sessions_created: Counter::default(),
             sessions_expired: Counter::default(),
+            sessions_evicted: Counter::default(),
+            longest_loop_cycles: Gauge::default(),
+            icmp_handed_over: Counter::default(),
             icmp_echo_replies: Counter::default(),
             icmp_errors_relayed: Counter::default(),
             icmp_time_exceeded_sent: Counter::default(),

@@ -11,11 +11,18 @@
 //! - held packets live in one preallocated array, `hold_per_entry` places per slot (`held`).
 //!
 //! Life of an entry (r = retry_ms, m = max_retries, R = reachable_ms, times from the event):
-//! - Pending: created by `hold`, whose caller sends the first request. Requests are retransmitted
-//!   at r, 2r, .. m*r; at (m+1)*r with no answer the held packets are `Dropped` and it is forgotten.
-//! - Reachable: `learn` recorded its MAC. R after the last confirmation it turns Stale.
-//! - Stale: `lookup` still answers with the MAC. A refresh request goes out at once and every r
-//!   after, m in all; `learn` makes it Reachable again, else it is forgotten at R + m*r.
+//! - Pending: created by `hold` (the data path needs this next hop), whose caller sends the
+//!   first request. Requests are retransmitted at r, 2r, .. m*r; at (m+1)*r with no answer the
+//!   held packets are `Dropped` and it is forgotten. Nothing else creates entries in the data
+//!   path: ARP the table did not ask for (`update`) only changes entries it has, so spoofed
+//!   senders cannot fill it.
+//! - Reachable: its MAC confirmed (an answer to our request). R later it turns Stale.
+//! - Stale: `lookup` still answers with the MAC. If it is used (`use_mac`) within r, a refresh
+//!   request goes out then and every r after, m in all, until an answer makes it Reachable
+//!   again (else it is forgotten); if it is not used, it is forgotten at r. So only neighbours
+//!   in use are kept, and a neighbour's own ARP traffic never keeps it alive.
+//! - An unsolicited ARP from a known neighbour with a new MAC updates the MAC and makes the
+//!   entry Stale (Linux does the same): used, it is confirmed by a request of ours.
 //!
 //! Timers: every deadline is `now + r` or `now + R`, so two FIFO lists, one per duration, stay
 //! sorted by deadline by appending alone (`timer`). Arming is O(1) and `tick` pops due heads
@@ -93,10 +100,11 @@ enum State {
     Reachable {
         mac: MacAddr,
     },
-    /// `requests`: refresh requests sent since it went stale.
+    /// `requests`: refresh requests sent since it went stale; `used`: looked up since.
     Stale {
         mac: MacAddr,
         requests: u32,
+        used: bool,
     },
 }
 
@@ -159,6 +167,20 @@ impl<P> Neighbours<P> {
         }
     }
 
+    /// As `lookup`, for a packet about to be sent: a stale neighbour that is used gets refreshed.
+    #[inline]
+    pub fn use_mac(&mut self, link: usize, ip: Ipv4Addr) -> Option<MacAddr> {
+        let &i = self.index.get(&key(link, ip))?;
+        match &mut self.slots[i as usize].state {
+            State::Reachable { mac } => Some(*mac),
+            State::Stale { mac, used, .. } => {
+                *used = true;
+                Some(*mac)
+            }
+            _ => None,
+        }
+    }
+
     /// What the table knows of `ip` on `link`.
     pub fn state(&self, link: usize, ip: Ipv4Addr) -> Lookup {
         match self.index.get(&key(link, ip)).map(|&i| self.slots[i as usize].state) {
@@ -189,17 +211,45 @@ impl<P> Neighbours<P> {
         }
     }
 
-    /// An ARP request or reply from `ip` seen on `link` (gleaning both, as Linux does for requests
-    /// aimed at us): records/refreshes the MAC; held packets for it are emitted as Release events,
-    /// in the order they were held. A new neighbour is not recorded when the table is full.
+    /// Records `ip`'s MAC on `link` as confirmed, creating the entry if need be (not when the
+    /// table is full): for configured neighbours and tests. Held packets for it are emitted as
+    /// Release events, in the order they were held.
     pub fn learn(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
-        self.record(link, ip, mac, now_ms, true, events);
+        let i = match self.index.get(&key(link, ip)) {
+            Some(&i) => i as usize,
+            None => match self.alloc(link, ip) {
+                Some(i) => i,
+                None => return,
+            },
+        };
+        self.confirm(i, mac, now_ms, events);
     }
 
-    /// As `learn`, but only for a neighbour already in the table (pending or known): what ARP
-    /// not aimed at us says, so that a busy segment cannot fill the table.
-    pub fn update(&mut self, link: usize, ip: Ipv4Addr, mac: MacAddr, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
-        self.record(link, ip, mac, now_ms, false, events);
+    /// What an ARP frame from `ip` on `link` says, for a neighbour already in the table (none is
+    /// created). `reply`: an ARP reply addressed to us. A pending entry is resolved by any ARP
+    /// from its address; a stale one we asked about is confirmed by a reply; otherwise a new MAC
+    /// replaces the old and the entry turns stale (confirmed by our request if it is used).
+    pub fn update(
+        &mut self,
+        link: usize,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        reply: bool,
+        now_ms: u64,
+        events: &mut impl FnMut(Event<P>),
+    ) {
+        let Some(&i) = self.index.get(&key(link, ip)) else { return };
+        let i = i as usize;
+        match self.slots[i].state {
+            State::Pending { .. } => self.confirm(i, mac, now_ms, events),
+            State::Stale { requests, .. } if reply && requests > 0 => self.confirm(i, mac, now_ms, events),
+            State::Reachable { mac: old } | State::Stale { mac: old, .. } if old != mac => {
+                self.generation = self.generation.wrapping_add(1);
+                self.slots[i].state = State::Stale { mac, requests: 0, used: false };
+                self.timers.arm(i, Timer::Retry, now_ms.saturating_add(self.config.retry_ms));
+            }
+            _ => {}
+        }
     }
 
     /// See the field: compare it to tell whether a cached `lookup` still holds.
@@ -208,26 +258,12 @@ impl<P> Neighbours<P> {
         self.generation
     }
 
-    fn record(
-        &mut self,
-        link: usize,
-        ip: Ipv4Addr,
-        mac: MacAddr,
-        now_ms: u64,
-        create: bool,
-        events: &mut impl FnMut(Event<P>),
-    ) {
-        let i = match self.index.get(&key(link, ip)) {
-            Some(&i) => i as usize,
-            None if !create => return,
-            None => match self.alloc(link, ip) {
-                Some(i) => i,
-                None => return,
-            },
-        };
+    /// Slot `i` has `mac`, confirmed now: Reachable, and its held packets go out.
+    fn confirm(&mut self, i: usize, mac: MacAddr, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
         if !matches!(self.slots[i].state, State::Reachable { mac: old } | State::Stale { mac: old, .. } if old == mac) {
             self.generation = self.generation.wrapping_add(1);
         }
+        let link = self.slots[i].link;
         self.slots[i].state = State::Reachable { mac };
         self.timers.arm(i, Timer::Reachable, now_ms.saturating_add(self.config.reachable_ms));
         self.held.drain(i, |packet| events(Event::Release { mac, packet, link }));
@@ -249,9 +285,11 @@ impl<P> Neighbours<P> {
         }
         while let Some(i) = self.timers.pop_due(Timer::Reachable, now_ms) {
             if let State::Reachable { mac } = self.slots[i].state {
-                self.slots[i].state = State::Stale { mac, requests: 0 };
+                // Caches of the MAC go, so that the next packet to it says it is in use.
+                self.generation = self.generation.wrapping_add(1);
+                self.slots[i].state = State::Stale { mac, requests: 0, used: false };
+                self.timers.arm(i, Timer::Retry, now_ms.saturating_add(self.config.retry_ms));
             }
-            self.refresh(i, now_ms, events);
         }
     }
 
@@ -273,11 +311,12 @@ impl<P> Neighbours<P> {
         })
     }
 
-    /// A stale neighbour is due: ask again, or forget it after `max_retries` requests.
+    /// A stale neighbour is due: if it was used, ask again (forget it after `max_retries`
+    /// requests); if not, forget it.
     fn refresh(&mut self, i: usize, now_ms: u64, events: &mut impl FnMut(Event<P>)) {
         match self.slots[i].state {
-            State::Stale { mac, requests } if requests < self.config.max_retries => {
-                self.slots[i].state = State::Stale { mac, requests: requests + 1 };
+            State::Stale { mac, requests, used: true } if requests < self.config.max_retries => {
+                self.slots[i].state = State::Stale { mac, requests: requests + 1, used: true };
                 self.send_request(i, now_ms, events);
             }
             _ => self.forget(i, events),
@@ -379,33 +418,72 @@ mod tests {
         assert_eq!(t.hold(0, A, 3, 4_001), Ok(true), "a new attempt starts afresh");
     }
 
-    #[test]
-    fn refresh_of_stale_entries_while_still_answering() {
-        let mut t = table(8);
-        learn(&mut t, 0, A, MAC, 0);
-        assert_eq!(tick(&mut t, 29_999), vec![]);
-        assert_eq!(tick(&mut t, 30_000), vec![request(0, A)]);
-        assert_eq!(t.lookup(0, A), Some(MAC), "stale is still used");
-        assert_eq!(tick(&mut t, 30_999), vec![], "one refresh per retry_ms");
-        assert_eq!(tick(&mut t, 31_000), vec![request(0, A)]);
-        assert_eq!(learn(&mut t, 0, A, MAC2, 31_200), vec![], "nothing was held");
-        assert_eq!(t.lookup(0, A), Some(MAC2), "the MAC may change");
-        assert_eq!(tick(&mut t, 61_199), vec![], "confirmed: no more refreshes for reachable_ms");
-        assert_eq!(tick(&mut t, 61_200), vec![request(0, A)]);
+    fn update(t: &mut Neighbours<u32>, ip: Ipv4Addr, mac: MacAddr, reply: bool, now: u64) -> Vec<Event<u32>> {
+        let mut out = Vec::new();
+        t.update(0, ip, mac, reply, now, &mut |e| out.push(e));
+        out
     }
 
     #[test]
-    fn forgetting_unconfirmed_entries() {
+    fn a_stale_neighbour_in_use_is_refreshed_by_our_requests() {
         let mut t = table(8);
         learn(&mut t, 0, A, MAC, 0);
-        learn(&mut t, 0, B, MAC2, 3_000);
-        let mut requests = 0;
-        for now in (0..=33_000).step_by(100) {
-            requests += tick(&mut t, now).len();
+        let g = t.generation();
+        assert_eq!(tick(&mut t, 30_000), vec![], "stale: nothing asked until it is used");
+        assert_ne!(t.generation(), g, "caches drop it, so that the next packet marks it used");
+        assert_eq!(t.use_mac(0, A), Some(MAC), "stale is still used");
+        assert_eq!(tick(&mut t, 30_999), vec![]);
+        assert_eq!(tick(&mut t, 31_000), vec![request(0, A)]);
+        assert_eq!(tick(&mut t, 32_000), vec![request(0, A)]);
+        assert_eq!(update(&mut t, A, MAC2, true, 32_200), vec![], "the answer; nothing was held");
+        assert_eq!(t.lookup(0, A), Some(MAC2), "the MAC may change");
+        assert_eq!(tick(&mut t, 62_199), vec![], "confirmed: nothing for reachable_ms");
+        tick(&mut t, 62_200);
+        t.use_mac(0, A);
+        let asked: usize = (62_300..=67_000).step_by(100).map(|now| tick(&mut t, now).len()).sum();
+        assert_eq!(asked, 3, "max_retries requests unanswered");
+        assert_eq!((t.lookup(0, A), t.len()), (None, 0), "then forgotten");
+    }
+
+    #[test]
+    fn a_stale_neighbour_nobody_uses_is_forgotten_whatever_it_says() {
+        let mut t = table(8);
+        learn(&mut t, 0, A, MAC, 0);
+        learn(&mut t, 0, B, MAC2, 0);
+        tick(&mut t, 30_000);
+        assert_eq!(update(&mut t, A, MAC, false, 30_500), vec![], "its broadcasts do not refresh it");
+        assert_eq!(update(&mut t, A, MAC, true, 30_600), vec![], "nor an answer we did not ask for");
+        t.use_mac(0, B);
+        let asked: Vec<_> = (30_100..=31_000).step_by(100).flat_map(|now| tick(&mut t, now)).collect();
+        assert_eq!(asked, vec![request(0, B)], "only B, in use, is asked for");
+        assert_eq!((t.lookup(0, A), t.lookup(0, B), t.len()), (None, Some(MAC2), 1));
+    }
+
+    #[test]
+    fn arp_we_did_not_ask_for_creates_nothing() {
+        let mut t = table(8);
+        for n in 0..100u32 {
+            let spoofed = Ipv4Addr::from(0x0a00_0100 + n);
+            assert_eq!(update(&mut t, spoofed, MAC, n % 2 == 0, 10), vec![]);
         }
-        assert_eq!(requests, 3 + 1, "A: max_retries refreshes; B: its first");
-        assert_eq!((t.lookup(0, A), t.len()), (None, 1), "A forgotten at reachable + max_retries * retry");
-        assert_eq!(t.lookup(0, B), Some(MAC2));
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.hold(0, A, 1, 0), Ok(true));
+        let release = Event::Release { mac: MAC, packet: 1, link: 0 };
+        assert_eq!(update(&mut t, A, MAC, false, 5), vec![release], "any ARP from a pending neighbour resolves it");
+        assert_eq!(t.state(0, A), Lookup::Known(MAC));
+    }
+
+    #[test]
+    fn an_unsolicited_new_mac_replaces_the_old_and_must_be_confirmed() {
+        let mut t = table(8);
+        learn(&mut t, 0, A, MAC, 0);
+        assert_eq!(update(&mut t, A, MAC, false, 10), vec![]);
+        assert_eq!(t.lookup(0, A), Some(MAC));
+        let g = t.generation();
+        update(&mut t, A, MAC2, false, 20);
+        assert_eq!((t.lookup(0, A), t.generation() != g), (Some(MAC2), true));
+        t.use_mac(0, A);
+        assert_eq!(tick(&mut t, 1_020), vec![request(0, A)], "stale and in use: asked at once");
     }
 
     #[test]
@@ -455,7 +533,9 @@ mod tests {
         assert_eq!(tick(&mut t, 0), vec![]);
         assert_eq!(tick(&mut t, 1), vec![Event::Dropped { packet: 1 }]);
         learn(&mut t, 0, A, MAC, 5);
-        assert_eq!((tick(&mut t, 5), t.len()), (vec![], 0), "max_retries 0: forgotten when stale");
+        assert_eq!((tick(&mut t, 5), t.len()), (vec![], 1), "stale");
+        t.use_mac(0, A);
+        assert_eq!((tick(&mut t, 6), t.len()), (vec![], 0), "max_retries 0: forgotten, not asked for");
     }
 
     #[test]

@@ -81,7 +81,7 @@ mod tests {
 
     fn update(generation: u64) -> Update {
         let snapshot = snapshot(generation);
-        let part = PoolLayout::new(0, 1).part(&snapshot);
+        let part = PoolLayout::new(0, 1, 64).part(&snapshot);
         Update { snapshot, part }
     }
 

@@ -206,6 +206,9 @@ pub struct Snapshot {
     pub vips: VipIndex,
     pub routes: Routes,
     pub timeouts: Timeouts,
+    /// `[sessions] when_full = "evict"`: a new flow that finds the table or its local IP's
+    /// ports full takes the place of the oldest unconfirmed session (else it is dropped).
+    pub evict_when_full: bool,
     /// Local IP (as u32) -> the worker that owns it, sorted (see `Snapshot::owners`).
     pub local_owners: Vec<(u32, u16)>,
 }
@@ -384,6 +387,7 @@ impl Snapshot {
             backends,
             routes,
             timeouts,
+            evict_when_full: true,
             local_owners: Vec::new(),
         }
     }

@@ -82,8 +82,13 @@ fn snapshot(change: usize) -> Snapshot {
     let timeouts = Timeouts {
         tcp_syn: Duration::from_secs(1),
         tcp_established: Duration::from_secs(4),
+        tcp_fin_wait: Duration::from_secs(2),
+        tcp_close_wait: Duration::from_secs(2),
+        tcp_last_ack: Duration::from_secs(1),
+        tcp_time_wait: Duration::from_secs(1),
         tcp_closing: Duration::from_secs(1),
         udp: Duration::from_secs(2),
+        udp_new: Duration::from_secs(1),
     };
     let mut s = Snapshot::from_specs(links, &services, routes, timeouts);
     match change {

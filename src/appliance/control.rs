@@ -17,7 +17,7 @@ use dataplane::snapshot::{Link, Snapshot};
 
 use super::kernel::KernelRoutes;
 use super::model::Model;
-use super::snapshot::{relink, routes, timeouts};
+use super::snapshot::{relink, routes, timeouts, with_policy};
 
 pub struct Control {
     path: PathBuf,
@@ -59,8 +59,9 @@ impl Control {
         let mut checker = Checker::new();
         checker.set_targets(targets(&config));
         sync_health(&checker, &mut model);
-        let snapshot = Arc::new(model.snapshot(&links, routes(&config)?, timeouts(&config), workers, &[]));
-        let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers)).collect();
+        let snapshot = model.snapshot(&links, routes(&config)?, timeouts(&config), workers, &[]);
+        let snapshot = Arc::new(with_policy(snapshot, &config));
+        let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers, config.sessions.capacity)).collect();
         let parts = layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
         let mailboxes: Vec<Arc<Mailbox>> = (0..workers).map(|_| Arc::new(Mailbox::new(snapshot.generation))).collect();
         let control = Control {
@@ -156,13 +157,9 @@ impl Control {
             return Ok(());
         }
         let workers = self.config.cpu.workers.len();
-        let snapshot = Arc::new(self.model.snapshot(
-            &self.links,
-            routes(&self.config)?,
-            timeouts(&self.config),
-            workers,
-            &self.owners,
-        ));
+        let snapshot =
+            self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), workers, &self.owners);
+        let snapshot = Arc::new(with_policy(snapshot, &self.config));
         self.owners = snapshot.local_owners.clone();
         // Every part is built before any is posted; a post can only fail if the protocol is
         // broken (a worker took an update it was not acknowledged for), which is fatal.

@@ -151,6 +151,11 @@ struct Appliance {
 }
 
 impl Appliance {
+    /// Free mbufs in the pool, for the metrics.
+    fn mbufs_available(&self) -> u32 {
+        self.pool.available()
+    }
+
     /// `epoch`: with `[cluster]`, this start's epoch.
     fn start(path: &Path, config: Config, epoch: Option<u64>) -> Result<(Appliance, Control), String> {
         let config = &config;

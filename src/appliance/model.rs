@@ -319,6 +319,7 @@ impl Model {
             backends,
             routes,
             timeouts,
+            evict_when_full: true,
         }
     }
 }

@@ -120,6 +120,7 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
         let mut scrape = || {
             let checks = control.check_counts();
             let mut sample = observer.sample(&ports, &app.counters, control.model(), &checks);
+            sample.mbufs_available = Some(u64::from(app.mbufs_available()));
             if let Some(r) = &routing {
                 r.sample(&mut sample);
             }

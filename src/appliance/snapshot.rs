@@ -3,13 +3,13 @@
 
 use std::net::Ipv4Addr;
 
-use ctrlplane::config::Config;
+use ctrlplane::config::{Config, WhenFull};
 use dataplane::classify::OwnedAddrs;
 use dataplane::route::Routes;
 use dataplane::session::Timeouts;
 use std::sync::Arc;
 
-use dataplane::snapshot::{Link, Steering};
+use dataplane::snapshot::{Link, Snapshot, Steering};
 use dataplane::steer::rss::RssSteering;
 use dataplane::wire::MacAddr;
 
@@ -77,9 +77,25 @@ pub fn routes(config: &Config) -> Result<Routes, String> {
     Ok(Routes::new(&connected, &via)?.with_hosts(hosts))
 }
 
+/// The session policies of `config` that the snapshot carries (`[sessions] when_full`).
+pub fn with_policy(mut snapshot: Snapshot, config: &Config) -> Snapshot {
+    snapshot.evict_when_full = config.sessions.when_full == WhenFull::Evict;
+    snapshot
+}
+
 pub fn timeouts(config: &Config) -> Timeouts {
     let t = &config.timeouts;
-    Timeouts { tcp_syn: t.tcp_syn, tcp_established: t.tcp_established, tcp_closing: t.tcp_closing, udp: t.udp }
+    Timeouts {
+        tcp_syn: t.tcp_syn,
+        tcp_established: t.tcp_established,
+        tcp_fin_wait: t.tcp_fin_wait,
+        tcp_close_wait: t.tcp_close_wait,
+        tcp_last_ack: t.tcp_last_ack,
+        tcp_time_wait: t.tcp_time_wait,
+        tcp_closing: t.tcp_closing,
+        udp: t.udp,
+        udp_new: t.udp_new,
+    }
 }
 
 /// VIPs and local IPs: the addresses the data path answers ARP for.

@@ -32,5 +32,5 @@ pub use reply::{
     BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, ReloadReport, RouteStatus,
     ServiceStatus, SessionRow, Status, WorkerStatus,
 };
-pub use server::{ApiServer, IDLE_TIMEOUT, MAX_CLIENTS, MAX_LINE};
+pub use server::{answer, ApiServer, IDLE_TIMEOUT, MAX_CLIENTS, MAX_LINE};
 pub use table::{Align, Table};

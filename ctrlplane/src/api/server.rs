@@ -251,8 +251,9 @@ impl Client {
     }
 }
 
-/// The reply line to one request line.
-fn answer(line: &[u8], handler: &mut impl FnMut(Request) -> Result<Value, String>) -> String {
+/// The reply line to one request line (its bytes, newline excluded), what `handler` made of it
+/// or why it was refused. Public for fuzzing.
+pub fn answer(line: &[u8], handler: &mut impl FnMut(Request) -> Result<Value, String>) -> String {
     let result = match std::str::from_utf8(line) {
         Ok(text) => Request::parse(text).and_then(handler),
         Err(_) => Err("bad JSON: the request is not valid UTF-8".into()),

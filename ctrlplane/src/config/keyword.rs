@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::model::{CheckKind, ClientAddress, IdleMode, OnFailure, Protocol, Scheduler, SteeringMode};
+use super::model::{CheckKind, ClientAddress, IdleMode, OnFailure, Protocol, Scheduler, SteeringMode, WhenFull};
 
 /// An enum written in the config file as one of a fixed set of strings.
 pub trait Keyword: Copy + PartialEq + 'static {
@@ -72,6 +72,7 @@ keyword!(CheckKind, "health check", [
     "udp" => CheckKind::Udp,
     "http" => CheckKind::Http,
 ]);
+keyword!(WhenFull, "when_full action", ["evict" => WhenFull::Evict, "drop" => WhenFull::Drop]);
 keyword!(OnFailure, "on_failure action", [
     "inhibit" => OnFailure::Inhibit,
     "remove" => OnFailure::Remove,

@@ -42,7 +42,7 @@ pub use ipv4net::{InvalidIpv4Net, Ipv4Net};
 pub use keyword::Keyword;
 pub use model::{
     Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Cluster, Config, Cpu, Dpdk, Health, IdleMode, Interface,
-    OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts,
+    OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts, WhenFull,
 };
 pub use system::{mbufs_needed, MAX_SESSIONS, MIN_MBUFS};
 
@@ -102,5 +102,9 @@ fn resolve(mut report: Report, document: &raw::Document, host: &Host) -> Result<
 /// TOML's messages may span lines; a diagnostic is one line.
 fn one_line(message: &str) -> String {
     let parts: Vec<&str> = message.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    if parts.is_empty() {
+        // The TOML parser says nothing for some errors (a control character in a comment).
+        return "invalid TOML syntax".to_owned();
+    }
     parts.join(": ")
 }

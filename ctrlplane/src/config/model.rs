@@ -92,12 +92,24 @@ impl Default for Api {
 pub struct Sessions {
     /// Sessions per worker, preallocated at start.
     pub capacity: u32,
+    /// What a new flow does when the table or its local IP's ports are full.
+    pub when_full: WhenFull,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions { capacity: 1 << 20 }
+        Sessions { capacity: 1 << 20, when_full: WhenFull::Evict }
     }
+}
+
+/// `[sessions] when_full`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// It takes the place of the oldest unconfirmed session (a handshake not finished, a UDP
+    /// flow of one datagram): conntrack's early drop.
+    Evict,
+    /// It is refused.
+    Drop,
 }
 
 /// `[steering]`: how replies reach the worker that owns their local IP.
@@ -122,19 +134,39 @@ pub enum SteeringMode {
 /// `[timeouts]`: session idle timeouts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeouts {
+    /// A SYN seen, the handshake not finished.
     pub tcp_syn: Duration,
     pub tcp_established: Duration,
+    /// The client sent FIN; the backend may still answer.
+    pub tcp_fin_wait: Duration,
+    /// The backend sent FIN; the client may still send.
+    pub tcp_close_wait: Duration,
+    /// Both sent FIN, the last ACK not seen.
+    pub tcp_last_ack: Duration,
+    /// Closed both ways and acknowledged.
+    pub tcp_time_wait: Duration,
+    /// Reset by either side (or a FIN before the handshake finished).
     pub tcp_closing: Duration,
+    /// A UDP flow that sent more than one datagram.
     pub udp: Duration,
+    /// A UDP flow of one datagram so far.
+    pub udp_new: Duration,
 }
 
 impl Default for Timeouts {
+    /// LVS's TCP timeouts (FIN_WAIT 2 min, CLOSE_WAIT 1 min, LAST_ACK 30 s), a shorter
+    /// TIME_WAIT (it holds a local port), and short ones for unconfirmed flows.
     fn default() -> Self {
         Timeouts {
             tcp_syn: Duration::from_secs(30),
             tcp_established: Duration::from_secs(15 * 60),
+            tcp_fin_wait: Duration::from_secs(120),
+            tcp_close_wait: Duration::from_secs(60),
+            tcp_last_ack: Duration::from_secs(30),
+            tcp_time_wait: Duration::from_secs(10),
             tcp_closing: Duration::from_secs(10),
             udp: Duration::from_secs(30),
+            udp_new: Duration::from_secs(10),
         }
     }
 }

@@ -64,6 +64,7 @@ pub struct Api {
 #[serde(deny_unknown_fields)]
 pub struct Sessions {
     pub capacity: Option<Integer>,
+    pub when_full: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,8 +78,13 @@ pub struct Steering {
 pub struct Timeouts {
     pub tcp_syn: Option<DurationValue>,
     pub tcp_established: Option<DurationValue>,
+    pub tcp_fin_wait: Option<DurationValue>,
+    pub tcp_close_wait: Option<DurationValue>,
+    pub tcp_last_ack: Option<DurationValue>,
+    pub tcp_time_wait: Option<DurationValue>,
     pub tcp_closing: Option<DurationValue>,
     pub udp: Option<DurationValue>,
+    pub udp_new: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -204,6 +204,9 @@ pub fn sessions(report: &mut Report, table: Option<&Spanned<raw::Sessions>>) -> 
         let n = bounded(report, capacity, "sessions.capacity", 1, MAX_SESSIONS);
         sessions.capacity = n.unwrap_or(sessions.capacity);
     }
+    if let Some(when_full) = table.and_then(|t| t.get_ref().when_full.as_ref()) {
+        sessions.when_full = keyword(report, when_full).unwrap_or(sessions.when_full);
+    }
     sessions
 }
 
@@ -223,8 +226,13 @@ pub fn timeouts(report: &mut Report, table: Option<&Spanned<raw::Timeouts>>) -> 
     let fields = [
         (&table.tcp_syn, &mut timeouts.tcp_syn),
         (&table.tcp_established, &mut timeouts.tcp_established),
+        (&table.tcp_fin_wait, &mut timeouts.tcp_fin_wait),
+        (&table.tcp_close_wait, &mut timeouts.tcp_close_wait),
+        (&table.tcp_last_ack, &mut timeouts.tcp_last_ack),
+        (&table.tcp_time_wait, &mut timeouts.tcp_time_wait),
         (&table.tcp_closing, &mut timeouts.tcp_closing),
         (&table.udp, &mut timeouts.udp),
+        (&table.udp_new, &mut timeouts.udp_new),
     ];
     for (written, slot) in fields {
         if let Some(value) = written.as_ref().and_then(|v| duration(report, v)) {

@@ -103,13 +103,14 @@ fn the_interface_md_example_means_what_it_says() {
             socket: PathBuf::from("/run/sluice/sluice.sock"),
             metrics: SocketAddr::from((v4(127, 0, 0, 1), 9273)),
         },
-        sessions: Sessions { capacity: 1_048_576 },
+        sessions: Sessions { capacity: 1_048_576, when_full: WhenFull::Evict },
         steering: Steering { mode: SteeringMode::Auto },
         timeouts: Timeouts {
             tcp_syn: Duration::from_secs(30),
             tcp_established: Duration::from_secs(900),
             tcp_closing: Duration::from_secs(10),
             udp: Duration::from_secs(30),
+            ..Timeouts::default()
         },
         interfaces: vec![
             interface("wan", "net_af_packet0", "198.18.0.1/24"),
@@ -153,9 +154,20 @@ fn omitted_sections_take_the_documented_defaults() {
     assert_eq!(config.api.metrics.to_string(), "127.0.0.1:9273");
     assert_eq!(config.sessions.capacity, 1 << 20);
     assert_eq!(config.steering.mode, SteeringMode::Auto);
-    let timeouts =
-        [config.timeouts.tcp_syn, config.timeouts.tcp_established, config.timeouts.tcp_closing, config.timeouts.udp];
-    assert_eq!(timeouts.map(|t| t.as_secs()), [30, 900, 10, 30]);
+    let t = &config.timeouts;
+    let timeouts = [
+        t.tcp_syn,
+        t.tcp_established,
+        t.tcp_fin_wait,
+        t.tcp_close_wait,
+        t.tcp_last_ack,
+        t.tcp_time_wait,
+        t.tcp_closing,
+        t.udp,
+        t.udp_new,
+    ];
+    assert_eq!(timeouts.map(|t| t.as_secs()), [30, 900, 120, 60, 30, 10, 10, 30, 10]);
+    assert_eq!(config.sessions.when_full, WhenFull::Evict);
     assert!(config.routes.is_empty() && config.services.is_empty() && config.warnings.is_empty());
     // Empty sections too.
     let empty = super::test_support::config("[dpdk]\n[cpu]\n[api]\n[sessions]\n[steering]\n[timeouts]\n");
@@ -194,6 +206,8 @@ fn load_reads_the_file_and_names_it() {
 fn toml_syntax_errors_are_one_line_with_a_place() {
     assert_eq!(errors("[dpdk]\nargs = [\"a\",\nmbufs = 5\n"), "t.toml:3:1: invalid array: expected `]`");
     assert_eq!(errors("[dpdk]\n[dpdk]\n"), "t.toml:2:1: invalid table header: duplicate key `dpdk` in document root");
+    // Found by fuzzing (fuzz/fuzz_targets/config_parse.rs): the parser's own message is empty.
+    assert_eq!(errors("#\u{3}\u{0}"), "t.toml:1:2: invalid TOML syntax");
 }
 
 #[test]

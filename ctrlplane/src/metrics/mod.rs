@@ -21,5 +21,5 @@ pub use render::{render, CONTENT_TYPE};
 pub use sample::{
     BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, HealthChecks, LocalPortsFree, NeighborUp,
     PeerSample, PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample, ServiceCount,
-    ServiceSessions, WorkerBusy, WorkerDrops, WorkerRedirected,
+    ServiceSessions, WorkerBusy, WorkerCount, WorkerDrops, WorkerRedirected, WorkerSeconds,
 };

@@ -69,6 +69,31 @@ pub fn render(sample: &Sample) -> String {
             "Sessions created, by service.",
             s.sessions_created.iter().map(|r| (labels!(service = r.service), r.value)),
         ),
+        counter(
+            "sluice_sessions_expired_total",
+            "Sessions that ended idle, by worker.",
+            s.sessions_expired.iter().map(|r| (labels!(worker = r.worker), r.value)),
+        ),
+        counter(
+            "sluice_sessions_evicted_total",
+            "Unconfirmed sessions ended to make room for a new flow (sessions.when_full = evict), by worker.",
+            s.sessions_evicted.iter().map(|r| (labels!(worker = r.worker), r.value)),
+        ),
+        counter(
+            "sluice_icmp_errors_relayed_total",
+            "ICMP errors about a session passed to its other side, by worker.",
+            s.icmp_relayed.iter().map(|r| (labels!(worker = r.worker), r.value)),
+        ),
+        gauge(
+            "sluice_worker_longest_loop_seconds",
+            "The longest poll loop of each worker since start.",
+            s.longest_loop.iter().map(|r| (labels!(worker = r.worker), r.seconds)),
+        ),
+        gauge(
+            "sluice_mbufs_available",
+            "Free mbufs in the packet buffer pool, per-core caches included.",
+            s.mbufs_available.iter().map(|&v| (Vec::new(), v as f64)),
+        ),
         gauge(
             "sluice_backend_up",
             "1 while the backend passes its health checks, 0 while it is down.",

@@ -20,6 +20,9 @@ fn sample() -> Sample {
         worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.25 }],
         sessions: vec![ServiceSessions { service: service.clone(), worker: 1, value: 12 }],
         sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
+        sessions_evicted: vec![WorkerCount { worker: 0, value: 4 }],
+        longest_loop: vec![WorkerSeconds { worker: 0, seconds: 0.00125 }],
+        mbufs_available: Some(16_000),
         backend_up: vec![
             BackendUp { service: service.clone(), backend: backend.clone(), up: true },
             BackendUp { service: service.clone(), backend: "198.18.1.3:5353".into(), up: false },
@@ -70,6 +73,7 @@ fn sample() -> Sample {
             },
             PeerSample { peer: "unknown".into(), dropped: vec![("unknown_peer".into(), 3)], ..PeerSample::default() },
         ],
+        ..Sample::default()
     }
 }
 
@@ -103,6 +107,15 @@ sluice_sessions{service="dns",worker="1"} 12
 # HELP sluice_sessions_created_total Sessions created, by service.
 # TYPE sluice_sessions_created_total counter
 sluice_sessions_created_total{service="dns"} 18446744073709
+# HELP sluice_sessions_evicted_total Unconfirmed sessions ended to make room for a new flow (sessions.when_full = evict), by worker.
+# TYPE sluice_sessions_evicted_total counter
+sluice_sessions_evicted_total{worker="0"} 4
+# HELP sluice_worker_longest_loop_seconds The longest poll loop of each worker since start.
+# TYPE sluice_worker_longest_loop_seconds gauge
+sluice_worker_longest_loop_seconds{worker="0"} 0.00125
+# HELP sluice_mbufs_available Free mbufs in the packet buffer pool, per-core caches included.
+# TYPE sluice_mbufs_available gauge
+sluice_mbufs_available 16000
 # HELP sluice_backend_up 1 while the backend passes its health checks, 0 while it is down.
 # TYPE sluice_backend_up gauge
 sluice_backend_up{service="dns",backend="198.18.1.2:5353"} 1
@@ -195,7 +208,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 25);
+    assert_eq!(families.len(), 28);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

@@ -27,6 +27,16 @@ pub struct Sample {
     pub sessions: Vec<ServiceSessions>,
     /// `sluice_sessions_created_total{service}`.
     pub sessions_created: Vec<ServiceCount>,
+    /// `sluice_sessions_expired_total{worker}`.
+    pub sessions_expired: Vec<WorkerCount>,
+    /// `sluice_sessions_evicted_total{worker}`: unconfirmed sessions that made way for a new flow.
+    pub sessions_evicted: Vec<WorkerCount>,
+    /// `sluice_icmp_errors_relayed_total{worker}`.
+    pub icmp_relayed: Vec<WorkerCount>,
+    /// `sluice_worker_longest_loop_seconds{worker}`: the longest poll loop since start.
+    pub longest_loop: Vec<WorkerSeconds>,
+    /// `sluice_mbufs_available`: free mbufs in the pool (per-core caches included).
+    pub mbufs_available: Option<u64>,
     /// `sluice_backend_up{service,backend}`.
     pub backend_up: Vec<BackendUp>,
     /// `sluice_backend_weight{service,backend}`.
@@ -156,6 +166,18 @@ pub struct WorkerDrops {
     /// The data path's drop reason (`no_session`, `ttl_exceeded`, ...).
     pub reason: String,
     pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerCount {
+    pub worker: usize,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSeconds {
+    pub worker: usize,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

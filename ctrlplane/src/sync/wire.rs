@@ -351,10 +351,12 @@ fn record(r: &mut Reader) -> Result<SessionRecord, DecodeError> {
         backend: r.endpoint(),
         idle_ms: r.u32(),
     };
-    let udp_state = rec.state == 0;
+    // The session states of `dataplane::session::State`: UDP 0 (confirmed) and 4 (one
+    // datagram); TCP 1..=3 and 5..=8.
+    let udp_state = matches!(rec.state, 0 | 4);
     match rec.proto {
         17 if udp_state => {}
-        6 if (1..=3).contains(&rec.state) => {}
+        6 if matches!(rec.state, 1..=3 | 5..=8) => {}
         6 | 17 => return Err(DecodeError::Malformed("state does not fit the protocol")),
         _ => return Err(DecodeError::Malformed("protocol is neither tcp nor udp")),
     }

@@ -120,6 +120,17 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// The mbuf's user tag (`hash.usr`): free for the application once the packet is
+    /// received (it shares room with the RSS hash, which Sluice does not read).
+    pub fn tag(&self) -> u32 {
+        // SAFETY: every variant of the union is plain data.
+        unsafe { self.raw().__bindgen_anon_2.hash.usr }
+    }
+
+    pub fn set_tag(&mut self, tag: u32) {
+        unsafe { self.0.as_mut() }.__bindgen_anon_2.hash.usr = tag;
+    }
+
     /// Rx and tx offload flags (`RTE_MBUF_F_*`).
     pub fn offload_flags(&self) -> u64 {
         self.raw().ol_flags

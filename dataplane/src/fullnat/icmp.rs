@@ -5,7 +5,7 @@ use super::*;
 use crate::nat::IcmpKind;
 
 impl FullNat {
-    pub(super) fn icmp(&mut self, ip: &mut [u8], seen: &Inspected, c: &WorkerCounters) -> Step {
+    pub(super) fn icmp(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, c: &WorkerCounters) -> Step {
         match seen.icmp {
             Some(IcmpKind::EchoRequest) => match nat::echo_reply(ip) {
                 Ok(()) => {
@@ -14,7 +14,11 @@ impl FullNat {
                 }
                 Err(refusal) => Step::Drop(refusal.into()),
             },
-            Some(IcmpKind::Error) => self.relay_error(ip, seen.tuple.dst, c),
+            Some(IcmpKind::Error) => match self.relay_error(ip, seen.tuple.dst, c) {
+                // About a client's session, sent to the VIP: it may be another worker's.
+                Step::Drop(DropReason::NoSession) if snap.vips.is_vip(seen.tuple.dst) => Step::Elsewhere,
+                step => step,
+            },
             _ => Step::Drop(DropReason::IcmpUnhandled),
         }
     }

@@ -8,6 +8,7 @@
 //! Knows nothing of mbufs: `process` works on `&mut [u8]` and says what to do with the result
 //! (`Step`), so every rule is testable on byte arrays. Never allocates, locks or blocks.
 
+mod evict;
 mod icmp;
 mod open;
 pub mod part;
@@ -25,6 +26,7 @@ use crate::session::{
 use crate::snapshot::{BackendState, Snapshot};
 use crate::wire::ipv4::protocol;
 
+pub use evict::Unconfirmed;
 pub use part::{PoolLayout, ServiceState, WorkerPart};
 
 /// `Session::backend_index` of a per-datagram session: it has no one backend.
@@ -91,6 +93,9 @@ pub enum Step {
     },
     /// Its TTL ran out here: answer with an ICMP time exceeded to the frame's source.
     TimeExceeded,
+    /// An ICMP error to a VIP about a session this worker does not have: another worker may
+    /// (the error came by another path than the session's packets). Hand it on.
+    Elsewhere,
     Drop(DropReason),
 }
 
@@ -101,6 +106,8 @@ pub struct FullNat {
     /// Next hops per session, indexed by `SessionId`: [towards the backend, towards the client].
     hops: Vec<[Hop; 2]>,
     pools: Vec<PortPool>,
+    /// By pool: the sessions holding its ports unconfirmed, oldest first (`evict`).
+    unconfirmed: Vec<Unconfirmed>,
     /// By service slot.
     services: Vec<ServiceState>,
     /// The other workers' counters, for least-connection choices over all workers.
@@ -130,6 +137,7 @@ impl FullNat {
             sessions,
             hops,
             pools: part.new_pools,
+            unconfirmed: part.new_unconfirmed,
             services: part.services,
             peers: Vec::new(),
             active: Vec::with_capacity(crate::snapshot::MAX_BACKENDS),
@@ -154,7 +162,7 @@ impl FullNat {
     /// Worker `worker` of `workers` on `snapshot`, its part built right here: for tests,
     /// benchmarks and fuzzing (the appliance builds parts on the control core).
     pub fn for_worker(snapshot: &Snapshot, worker: usize, workers: usize, capacity: u32) -> FullNat {
-        let part = PoolLayout::new(worker, workers).part(snapshot);
+        let part = PoolLayout::new(worker, workers, capacity).part(snapshot);
         FullNat::new(part, capacity, snapshot)
     }
 
@@ -162,6 +170,7 @@ impl FullNat {
     /// to free. Sessions, pools and their ports carry over.
     pub fn adopt(&mut self, mut part: WorkerPart) -> WorkerPart {
         self.pools.append(&mut part.new_pools);
+        self.unconfirmed.append(&mut part.new_unconfirmed);
         std::mem::swap(&mut self.services, &mut part.services);
         part
     }
@@ -182,12 +191,19 @@ impl FullNat {
         }
     }
 
-    /// Expires idle sessions (at most `budget`) and gives their local ports back.
+    /// Expires idle sessions (at most `budget` examined) and gives their local ports back.
+    /// Returns how many expired.
     pub fn expire(&mut self, now_ms: u64, budget: usize, c: &WorkerCounters) -> usize {
+        self.expire_some(now_ms, budget, c).0
+    }
+
+    /// As `expire`; returns how many expired and how many were examined (fewer than `budget`
+    /// when nothing more is due), so that a caller can bound expiry by time.
+    pub fn expire_some(&mut self, now_ms: u64, budget: usize, c: &WorkerCounters) -> (usize, usize) {
         let pools = &mut self.pools;
-        let n = self.sessions.expire(now_ms, budget, |s| end(pools, c, s));
+        let (n, examined) = self.sessions.expire_counted(now_ms, budget, |s| end(pools, c, s));
         c.sessions_expired.add(n as u64);
-        n
+        (n, examined)
     }
 
     /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
@@ -208,7 +224,7 @@ impl FullNat {
             protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
                 Step::Drop(DropReason::VipDown)
             }
-            protocol::ICMP => self.icmp(ip, &seen, c),
+            protocol::ICMP => self.icmp(snap, ip, &seen, c),
             _ => Step::Drop(DropReason::UnsupportedProtocol),
         }
     }

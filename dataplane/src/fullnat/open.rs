@@ -8,6 +8,9 @@ use crate::session::{tcp_flags, NewSession};
 /// Local ports tried for one new session when a copy of another node's session holds the
 /// first ones towards the same backend.
 const PORT_TRIES: usize = 4;
+/// Unconfirmed sessions one new flow may end for want of a port (a port steered to this
+/// worker's queue may take more than one).
+const EVICTIONS_PER_FLOW: usize = 4;
 
 /// Any UDP datagram opens a session; of TCP, only a SYN without ACK or RST.
 #[inline]
@@ -30,7 +33,8 @@ impl FullNat {
     ) -> Result<SessionId, DropReason> {
         // Everything that can refuse the flow whatever the backend comes before the scheduler
         // moves on, so that refused flows do not skew the rotation.
-        if self.sessions.len() >= self.sessions.capacity() {
+        let evict = snap.evict_when_full;
+        if self.sessions.len() >= self.sessions.capacity() && !(evict && self.evict_one(service, true, c)) {
             return Err(DropReason::SessionTableFull);
         }
         let to_client = snap.routes.lookup(key.src.ip).ok_or(DropReason::NoRoute)?;
@@ -46,9 +50,10 @@ impl FullNat {
         // hash lands on this worker's queue.
         let rss =
             if def.per_packet { None } else { snap.links.get(to_backend.link_index()).and_then(|l| l.rss.as_deref()) };
-        for _ in 0..PORT_TRIES {
+        let (mut tries, mut evictions) = (0, 0);
+        while tries < PORT_TRIES {
             let state = &mut self.services[service];
-            let local = match rss {
+            let taken = match rss {
                 Some(rss) => {
                     let (to, owner) = (std::net::SocketAddrV4::new(backend.ip, backend.port), self.queue);
                     let steered = take_port(&mut self.pools, state, c, |pool| {
@@ -60,8 +65,17 @@ impl FullNat {
                     steered
                 }
                 None => take_port(&mut self.pools, state, c, PortPool::take),
-            }
-            .ok_or(DropReason::NoLocalPort)?;
+            };
+            let Some((local, pool)) = taken else {
+                // Every port is held: the oldest unconfirmed session of the service's local IPs
+                // gives its port up (a steered port may need a few).
+                if evict && evictions < EVICTIONS_PER_FLOW && self.evict_one(service, false, c) {
+                    evictions += 1;
+                    continue;
+                }
+                return Err(DropReason::NoLocalPort);
+            };
+            tries += 1;
             let new = NewSession {
                 proto: key.proto,
                 client: key.src,
@@ -75,6 +89,11 @@ impl FullNat {
             match self.sessions.insert(new, now_ms) {
                 Ok(id) => {
                     self.hops[id.get() as usize] = [to_backend, to_client.into()];
+                    if self.sessions.get(id).state.unconfirmed() {
+                        if let Some(queue) = self.unconfirmed.get_mut(pool) {
+                            queue.push(id, now_ms);
+                        }
+                    }
                     c.sessions_created.add(1);
                     if let Some(stats) = c.services.get(service) {
                         stats.created.add(1);
@@ -87,11 +106,9 @@ impl FullNat {
                     return Ok(id);
                 }
                 Err(error) => {
-                    if let Some(at) = self.pools.iter().position(|p| p.ip() == local.ip) {
-                        self.pools[at].give_back(local.port);
-                        if let Some(slot) = c.local_ports.get(at) {
-                            slot.free.set(u64::from(self.pools[at].free()));
-                        }
+                    self.pools[pool].give_back(local.port);
+                    if let Some(slot) = c.local_ports.get(pool) {
+                        slot.free.set(u64::from(self.pools[pool].free()));
                     }
                     // The port is held towards this backend by a copy of a session another node
                     // opened (or this node, before it restarted): try the next one.
@@ -138,13 +155,14 @@ fn active_sessions(own: &WorkerCounters, peers: &[std::sync::Arc<WorkerCounters>
 }
 
 /// A local address and port from the service's pools on this worker, taking turns over the
-/// pools; `choose` takes a port from one pool (or says it has none that fits).
+/// pools, and the index of its pool; `choose` takes a port from one pool (or says it has none
+/// that fits).
 fn take_port(
     pools: &mut [PortPool],
     state: &mut ServiceState,
     c: &WorkerCounters,
     mut choose: impl FnMut(&mut PortPool) -> Option<u16>,
-) -> Option<Endpoint> {
+) -> Option<(Endpoint, usize)> {
     let n = state.pools.len();
     for _ in 0..n {
         let at = state.pools[state.next_pool % n] as usize;
@@ -154,7 +172,7 @@ fn take_port(
             if let Some(slot) = c.local_ports.get(at) {
                 slot.free.set(u64::from(pool.free()));
             }
-            return Some(Endpoint::new(pool.ip(), port));
+            return Some((Endpoint::new(pool.ip(), port), at));
         }
     }
     None

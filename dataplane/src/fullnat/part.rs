@@ -30,6 +30,8 @@ pub struct WorkerPart {
     pub services: Vec<ServiceState>,
     /// Pools to append to the worker's own, in order.
     pub new_pools: Vec<PortPool>,
+    /// Their queues of unconfirmed sessions, in the same order.
+    pub new_unconfirmed: Vec<super::Unconfirmed>,
 }
 
 /// The control core's mirror of one worker's local port pools: their IPs, in the worker's
@@ -40,11 +42,13 @@ pub struct PoolLayout {
     pub worker: usize,
     pub workers: usize,
     pub ips: Vec<Ipv4Addr>,
+    /// The worker's session capacity: no pool has more unconfirmed sessions than that.
+    pub sessions: u32,
 }
 
 impl PoolLayout {
-    pub fn new(worker: usize, workers: usize) -> PoolLayout {
-        PoolLayout { worker, workers, ips: Vec::new() }
+    pub fn new(worker: usize, workers: usize, sessions: u32) -> PoolLayout {
+        PoolLayout { worker, workers, ips: Vec::new(), sessions }
     }
 
     /// The worker's part for `snap`; extends the layout with any new local IP's pool.
@@ -77,7 +81,9 @@ impl PoolLayout {
                 ServiceState { scheduler: scheduler(snap, service), pools, next_pool: self.worker }
             })
             .collect();
-        WorkerPart { worker: self.worker as u16, services, new_pools }
+        let new_unconfirmed =
+            new_pools.iter().map(|p| super::Unconfirmed::for_pool(p.size().min(self.sessions))).collect();
+        WorkerPart { worker: self.worker as u16, services, new_pools, new_unconfirmed }
     }
 }
 

@@ -170,7 +170,7 @@ impl FullNat {
             if s.local == r.local && s.backend == r.backend {
                 // The same session: as the record says, but never older than seen here, and a
                 // TCP state never goes back (a record sent before a FIN seen here is stale).
-                let state = if (r.state as u8) < (s.state as u8) { s.state } else { r.state };
+                let state = if r.state.rank() < s.state.rank() { s.state } else { r.state };
                 self.sessions.refresh(id, state, seen, s.origin);
                 return Ok(());
             }

@@ -111,20 +111,54 @@ pub struct Timeouts {
     /// Handshake not finished: SYN seen, no established exchange yet.
     pub tcp_syn: Duration,
     pub tcp_established: Duration,
-    /// FIN or RST seen: long enough for the last ACKs and retransmitted FINs to get through.
+    /// The client sent FIN; the backend may still be answering (LVS's FIN_WAIT).
+    pub tcp_fin_wait: Duration,
+    /// The backend sent FIN; the client may still be sending (CLOSE_WAIT).
+    pub tcp_close_wait: Duration,
+    /// Both sent FIN, the last ACK not seen yet (LAST_ACK).
+    pub tcp_last_ack: Duration,
+    /// Closed both ways: for late segments and retransmitted FINs (TIME_WAIT).
+    pub tcp_time_wait: Duration,
+    /// Reset by either side, or closed before the handshake finished (LVS's CLOSE).
     pub tcp_closing: Duration,
+    /// A UDP flow that sent more than one datagram.
     pub udp: Duration,
+    /// A UDP flow of one client datagram so far.
+    pub udp_new: Duration,
+}
+
+impl Timeouts {
+    /// The timeout of each state, at the index of its number.
+    pub fn by_state(&self) -> [Duration; 9] {
+        State::ALL.map(|s| match s {
+            State::Udp => self.udp,
+            State::UdpNew => self.udp_new,
+            State::TcpSynSent => self.tcp_syn,
+            State::TcpEstablished => self.tcp_established,
+            State::TcpFinWait => self.tcp_fin_wait,
+            State::TcpCloseWait => self.tcp_close_wait,
+            State::TcpLastAck => self.tcp_last_ack,
+            State::TcpTimeWait => self.tcp_time_wait,
+            State::TcpClosing => self.tcp_closing,
+        })
+    }
 }
 
 impl Default for Timeouts {
-    /// LVS's defaults where they fit (established 15 min, UDP 5 min); a shorter handshake
-    /// timeout than LVS's 2 min, since half-open sessions are what a SYN flood fills the table with.
+    /// LVS's defaults where they fit (established 15 min, FIN_WAIT 2 min, CLOSE_WAIT 1 min,
+    /// LAST_ACK 30 s, UDP 5 min); shorter for what a flood fills the table with (handshakes,
+    /// one-datagram flows) and for TIME_WAIT, which holds a local port.
     fn default() -> Timeouts {
         Timeouts {
             tcp_syn: Duration::from_secs(30),
             tcp_established: Duration::from_secs(900),
-            tcp_closing: Duration::from_secs(30),
+            tcp_fin_wait: Duration::from_secs(120),
+            tcp_close_wait: Duration::from_secs(60),
+            tcp_last_ack: Duration::from_secs(30),
+            tcp_time_wait: Duration::from_secs(10),
+            tcp_closing: Duration::from_secs(10),
             udp: Duration::from_secs(300),
+            udp_new: Duration::from_secs(10),
         }
     }
 }

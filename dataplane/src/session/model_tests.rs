@@ -44,14 +44,7 @@ struct Model {
 
 impl Model {
     fn timeout_ms(state: State) -> u64 {
-        let t = test_timeouts();
-        let d = match state {
-            State::Udp => t.udp,
-            State::TcpSynSent => t.tcp_syn,
-            State::TcpEstablished => t.tcp_established,
-            State::TcpClosing => t.tcp_closing,
-        };
-        d.as_millis() as u64
+        test_timeouts().by_state()[state as usize].as_millis() as u64
     }
 
     fn remove(&mut self, forward: &FlowKey) -> Modelled {
@@ -135,7 +128,7 @@ fn run(seed: u64, capacity: u32, steps: usize) {
                     [rng.below(5) as usize];
                 let m = model.by_forward.get_mut(&forward).unwrap();
                 let got = table.touch(m.id, dir, flags, 100, now);
-                match next_state(m.state, dir, flags, m.packets[1] > 0) {
+                match next_state(m.state, dir, flags, m.packets[1] > 0, m.packets[0] > 0) {
                     None => assert_eq!(got, Touch::Reopen),
                     Some(state) => {
                         assert_eq!(got, Touch::Ok);

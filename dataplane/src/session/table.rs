@@ -48,7 +48,7 @@ pub struct SessionTable {
     index: FlowIndex,
     wheel: Wheel,
     /// Idle timeout in ms, indexed by `State`.
-    timeout_ms: [u64; 4],
+    timeout_ms: [u64; 9],
     timeouts: Timeouts,
 }
 
@@ -68,9 +68,7 @@ impl SessionTable {
     /// Like `with_capacity`, with a chosen hash seed: for tests and benchmarks that must repeat.
     pub fn with_seed(capacity: u32, timeouts: Timeouts, seed: u64) -> SessionTable {
         assert!(capacity <= Self::MAX_CAPACITY, "session capacity {capacity} over {}", Self::MAX_CAPACITY);
-        let timeout_ms = [timeouts.udp, timeouts.tcp_syn, timeouts.tcp_established, timeouts.tcp_closing]
-            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        debug_assert!(State::ALL.iter().enumerate().all(|(i, s)| s.index() == i));
+        let timeout_ms = timeouts.by_state().map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let longest = timeout_ms.iter().copied().max().unwrap_or(0);
         let slots = (longest / TICK_MS).saturating_add(2).min(MAX_WHEEL_SLOTS) as u32;
         SessionTable {
@@ -160,7 +158,8 @@ impl SessionTable {
         }
         let session = &mut self.sessions[id.0 as usize];
         let reply_seen = session.packets[Direction::Reply.index()] > 0;
-        let Some(state) = next_state(session.state, dir, tcp_flags, reply_seen) else {
+        let forward_seen = session.packets[Direction::Forward.index()] > 0;
+        let Some(state) = next_state(session.state, dir, tcp_flags, reply_seen, forward_seen) else {
             return Touch::Reopen;
         };
         let d = dir.index();
@@ -225,14 +224,26 @@ impl SessionTable {
     /// Exact within one tick: a session never expires before it has been idle for longer than
     /// its timeout, and once it has, it expires at the next `TICK_MS` boundary (at the first
     /// call from then on with budget to reach it).
-    pub fn expire(&mut self, now_ms: u64, budget: usize, mut on_expired: impl FnMut(&Session)) -> usize {
+    pub fn expire(&mut self, now_ms: u64, budget: usize, on_expired: impl FnMut(&Session)) -> usize {
+        self.expire_counted(now_ms, budget, on_expired).0
+    }
+
+    /// As `expire`; returns how many expired and how many were examined (expired or re-filed):
+    /// fewer than `budget` means nothing more is due.
+    pub fn expire_counted(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        mut on_expired: impl FnMut(&Session),
+    ) -> (usize, usize) {
         let now_tick = now_ms / TICK_MS;
         self.wheel.sync(now_tick);
-        let mut expired = 0;
-        for _ in 0..budget {
+        let (mut expired, mut examined) = (0, 0);
+        while examined < budget {
             let Some(id) = self.wheel.next_due(now_tick) else {
                 break;
             };
+            examined += 1;
             let session = &self.sessions[id as usize];
             let idle = now_ms.saturating_sub(session.last_seen_ms);
             if idle > self.timeout_ms[session.state.index()] {
@@ -245,7 +256,7 @@ impl SessionTable {
                 self.wheel.refile(id, due);
             }
         }
-        expired
+        (expired, examined)
     }
 
     pub fn len(&self) -> usize {

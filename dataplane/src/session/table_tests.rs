@@ -14,8 +14,13 @@ pub(super) fn test_timeouts() -> Timeouts {
     Timeouts {
         tcp_syn: Duration::from_secs(5),
         tcp_established: Duration::from_secs(60),
+        tcp_fin_wait: Duration::from_secs(2),
+        tcp_close_wait: Duration::from_secs(2),
+        tcp_last_ack: Duration::from_secs(2),
+        tcp_time_wait: Duration::from_secs(2),
         tcp_closing: Duration::from_secs(2),
         udp: Duration::from_secs(10),
+        udp_new: Duration::from_secs(10),
     }
 }
 
@@ -150,13 +155,15 @@ fn tcp_handshake_data_and_close() {
     // Established outlives the SYN timeout.
     assert_eq!(t.expire(30_000, 100, |_| {}), 0);
     assert_eq!(t.touch(id, Forward, FIN | ACK, 52, 30_000), Touch::Ok);
-    assert_eq!(t.get(id).state, State::TcpClosing);
+    assert_eq!(t.get(id).state, State::TcpFinWait);
     assert_eq!(t.touch(id, Reply, FIN | ACK, 52, 30_001), Touch::Ok);
+    assert_eq!(t.get(id).state, State::TcpLastAck);
     assert_eq!(t.touch(id, Forward, ACK, 52, 30_002), Touch::Ok);
+    assert_eq!(t.get(id).state, State::TcpTimeWait);
     let s = *t.get(id);
     assert_eq!((s.packets, s.bytes), ([5, 3], [60 + 52 + 1052 + 52 + 52, 60 + 1500 + 52]));
     assert_eq!(s.last_seen_ms, 30_002);
-    // Closing expires after tcp_closing (2 s), not the established 60 s.
+    // Time-wait expires after tcp_time_wait (2 s), not the established 60 s.
     let mut gone = Vec::new();
     assert_eq!(t.expire(32_002, 100, |s| gone.push(*s)), 0);
     assert_eq!(t.expire(32_100, 100, |s| gone.push(*s)), 1);
@@ -256,7 +263,7 @@ fn wall_clock_times_and_long_stalls() {
 
 #[test]
 fn timeouts_longer_than_the_wheel_are_refiled() {
-    let long = Timeouts { udp: Duration::from_secs(3 * 3600), ..test_timeouts() };
+    let long = Timeouts { udp_new: Duration::from_secs(3 * 3600), ..test_timeouts() };
     let mut t = SessionTable::with_seed(4, long, 1);
     t.insert(new_session(UDP, 1, 2000, 0), 0).unwrap();
     let deadline = 3 * 3_600_000 + 1;

@@ -48,8 +48,11 @@ const KERNEL_POLL_EVERY: u32 = 16;
 /// towards many unresolved neighbours must not exhaust.
 const HELD_PER_NEIGHBOUR: usize = 256;
 const HELD_IN_ALL: usize = 2048;
-/// Sessions looked at per expiry call, once per poll loop.
-const EXPIRE_BUDGET: usize = 256;
+/// Expiry's share of one poll loop: sessions are looked at in chunks until this much time
+/// has gone (at least one chunk a loop), so that mass expiry after a flood never stalls
+/// receive, and a quiet worker still keeps up with any rate of expiry.
+const EXPIRE_SLICE: Duration = Duration::from_micros(20);
+const EXPIRE_CHUNK: usize = 32;
 /// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
 /// must not turn Sluice into an amplifier.
 const ICMP_ERRORS_PER_SECOND: u32 = 100;
@@ -99,6 +102,8 @@ pub struct Worker {
     nat: FullNat,
     neigh: Neighbours<Mbuf>,
     tsc_per_ms: u64,
+    /// `EXPIRE_SLICE` in TSC cycles.
+    expire_cycles: u64,
     icmp_budget: TokenBucket,
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
@@ -166,6 +171,7 @@ impl Worker {
         });
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
+        let expire_cycles = tsc_per_ms * EXPIRE_SLICE.as_micros() as u64 / 1000;
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
         let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
         let next_hops = NextHopCache::new();
@@ -175,6 +181,7 @@ impl Worker {
             nat,
             neigh,
             tsc_per_ms,
+            expire_cycles,
             icmp_budget,
             dumper: Dumper::default(),
             handoff,
@@ -213,7 +220,7 @@ impl Worker {
                 work += self.poll_ring(&snap, r, &mut rx, now);
             }
             work += self.nat.sync_step(&snap, now, &self.setup.counters);
-            self.nat.expire(now, EXPIRE_BUDGET, &self.setup.counters);
+            self.expire(now);
             self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
             self.learn_from_others(&snap, now);
             self.neighbour_timers(&snap, now);
@@ -222,6 +229,9 @@ impl Worker {
             let spent = dpdk::tsc().wrapping_sub(started);
             c.polls.add(1);
             c.cycles.add(spent);
+            if spent > c.longest_loop_cycles.get() {
+                c.longest_loop_cycles.set(spent);
+            }
             if work > 0 {
                 c.busy_polls.add(1);
                 c.busy_cycles.add(spent);
@@ -233,6 +243,17 @@ impl Worker {
                     std::thread::sleep(sleep);
                     sleep = (sleep * 2).min(MAX_IDLE_SLEEP);
                 }
+            }
+        }
+    }
+
+    /// Expires idle sessions for at most `EXPIRE_SLICE` (one chunk at least).
+    fn expire(&mut self, now: u64) {
+        let until = dpdk::tsc().wrapping_add(self.expire_cycles);
+        loop {
+            let (_, examined) = self.nat.expire_some(now, EXPIRE_CHUNK, &self.setup.counters);
+            if examined < EXPIRE_CHUNK || dpdk::tsc() >= until {
+                break;
             }
         }
     }
@@ -255,9 +276,9 @@ impl Worker {
         let link = &snap.links[i];
         for mut m in rx.by_ref() {
             match classify(m.data(), &link.owned) {
-                Verdict::Local => self.fullnat(snap, i, m, now),
+                Verdict::Local => self.fullnat(snap, i, m, now, false),
                 Verdict::ArpRequestForUs { sender_ip, sender_mac } => {
-                    self.learn(snap, i, sender_ip, sender_mac, now, true);
+                    self.learn(snap, i, sender_ip, sender_mac, now, false);
                     if answer_arp(m.data_mut(), link.mac) {
                         self.setup.counters.arp_replies.add(1);
                         self.send(i, m);
@@ -266,9 +287,9 @@ impl Worker {
                     }
                 }
                 Verdict::Arp { sender_ip, sender_mac } => {
-                    // A reply (to us: the port only takes our MAC and broadcasts) answers one of
-                    // our requests, maybe another worker's: record it. Other requests only
-                    // refresh what is known, so that a busy segment cannot fill the table.
+                    // A reply (to us: the port only takes our MAC and broadcasts) may answer one
+                    // of our requests, maybe another worker's; other ARP may only update what
+                    // is known. Nothing creates a neighbour but our own need of one.
                     let reply = m.data().get(ETH + 6..ETH + 8) == Some(&[0, 2]);
                     self.learn(snap, i, sender_ip, sender_mac, now, reply);
                     self.to_kernel(i, m);
@@ -286,7 +307,7 @@ impl Worker {
         self.setup.counters.redirected_in.add(n as u64);
         for m in rx.by_ref() {
             match snap.links.iter().position(|l| l.port == m.port()) {
-                Some(link) => self.fullnat(snap, link, m, now),
+                Some(link) => self.fullnat(snap, link, m, now, true),
                 None => self.setup.counters.count_drop(DropReason::Malformed, 1),
             }
         }
@@ -303,7 +324,7 @@ impl Worker {
         let link = &snap.links[i];
         for mut m in rx.by_ref() {
             match classify(m.data(), &link.owned) {
-                Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now),
+                Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now, false),
                 Verdict::ArpRequestForUs { .. } if answer_arp(m.data_mut(), link.mac) => {
                     self.setup.counters.arp_replies.add(1);
                     self.to_kernel(i, m);
@@ -314,7 +335,8 @@ impl Worker {
         n
     }
 
-    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64) {
+    /// FULLNAT for a frame to one of our addresses; `handed`: it came from another worker.
+    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64, handed: bool) {
         if let Some(owner) = self.owner_elsewhere(snap, &m) {
             let ring = self.setup.rings_out[owner].as_ref().expect("a ring to every other worker");
             self.setup.counters.redirected_out.add(1);
@@ -358,8 +380,33 @@ impl Worker {
                     self.time_exceeded(snap, link, &m);
                 }
             }
+            Step::Elsewhere => self.hand_on(m, handed),
             Step::Drop(reason) => c.count_drop(reason, 1),
         }
+    }
+
+    /// An ICMP error about a session this worker does not have goes round the other workers,
+    /// one after the other, until the owner takes it or it is back before the first (which the
+    /// mbuf's tag names): errors are few, and copies to every worker would cost more.
+    fn hand_on(&mut self, mut m: Mbuf, handed: bool) {
+        let workers = self.handoff.len();
+        let c = &self.setup.counters;
+        if workers < 2 {
+            c.count_drop(DropReason::NoSession, 1);
+            return;
+        }
+        if !handed {
+            m.set_tag(self.setup.index as u32);
+        }
+        let next = (self.setup.index + 1) % workers;
+        if next == m.tag() as usize {
+            c.count_drop(DropReason::NoSession, 1);
+            return;
+        }
+        let ring = self.setup.rings_out[next].as_ref().expect("a ring to every other worker");
+        c.icmp_handed_over.add(1);
+        let refused = self.handoff[next].push(ring, m);
+        c.count_drop(DropReason::RedirectFull, refused as u64);
     }
 
     /// The other worker owning the local IP `m` is addressed to, if any (several workers only).

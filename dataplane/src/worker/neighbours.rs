@@ -14,8 +14,8 @@ pub struct Learned {
     pub link: u16,
     pub ip: Ipv4Addr,
     pub mac: MacAddr,
-    /// Record it even if unknown here (it answered us or asked us), or only refresh it.
-    pub create: bool,
+    /// An ARP reply to us (may confirm what we asked), or other ARP (may only update a MAC).
+    pub reply: bool,
 }
 
 /// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
@@ -70,7 +70,7 @@ impl Worker {
         let known = if cache.entries[slot].0 == key {
             Some(cache.entries[slot].1)
         } else {
-            let found = self.neigh.lookup(link, hop.gateway);
+            let found = self.neigh.use_mac(link, hop.gateway);
             if let Some(mac) = found {
                 cache.entries[slot] = (key, mac);
             }
@@ -88,25 +88,26 @@ impl Worker {
         }
     }
 
-    /// What an ARP frame says of its sender: a neighbour recorded if it asked us (`create`),
-    /// else only refreshed or resolved if already known or pending. Other workers hear of it.
-    pub(super) fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, create: bool) {
+    /// What an ARP frame says of its sender (`reply`: an answer to us), for the neighbours this
+    /// worker and the others have asked for; it creates none. Other workers hear of it: ARP
+    /// arrives on whichever queue the NIC picks.
+    pub(super) fn learn(&mut self, snap: &Snapshot, link: usize, ip: Ipv4Addr, mac: MacAddr, now: u64, reply: bool) {
         if ip.is_unspecified() {
             return; // an ARP probe (RFC 5227) says nothing about a neighbour
         }
         for (w, inbox) in self.setup.neighbours.iter().enumerate() {
             if w != self.setup.index {
-                let _ = inbox.push(Learned { link: link as u16, ip, mac, create });
+                let _ = inbox.push(Learned { link: link as u16, ip, mac, reply });
             }
         }
-        self.learn_here(snap, link, ip, mac, now, create);
+        self.learn_here(snap, link, ip, mac, now, reply);
     }
 
     /// Takes the neighbours other workers learned.
     pub(super) fn learn_from_others(&mut self, snap: &Snapshot, now: u64) {
         let index = self.setup.index;
         while let Some(l) = self.setup.neighbours.get(index).and_then(|inbox| inbox.pop()) {
-            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, l.create);
+            self.learn_here(snap, l.link as usize, l.ip, l.mac, now, l.reply);
         }
     }
 
@@ -117,15 +118,11 @@ impl Worker {
         ip: Ipv4Addr,
         mac: MacAddr,
         now: u64,
-        create: bool,
+        reply: bool,
     ) {
         let (queues, counters) = (&mut self.queues, &*self.setup.counters);
         let events = &mut |event| neighbour_event(snap, queues, counters, event);
-        if create {
-            self.neigh.learn(link, ip, mac, now, events);
-        } else {
-            self.neigh.update(link, ip, mac, now, events);
-        }
+        self.neigh.update(link, ip, mac, reply, now, events);
     }
 
     pub(super) fn neighbour_timers(&mut self, snap: &Snapshot, now: u64) {

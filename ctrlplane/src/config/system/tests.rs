@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use crate::config::test_support::{config, errors, errors_on, warnings};
-use crate::config::{Host, IdleMode, SteeringMode};
+use crate::config::{Host, IdleMode, SteeringMode, WhenFull};
 
 #[test]
 fn written_values_replace_defaults() {
@@ -20,10 +20,16 @@ socket = "/tmp/s.sock"
 metrics = "[::1]:9000"
 [sessions]
 capacity = 1
+when_full = "drop"
 [steering]
 mode = "redirect"
 [timeouts]
 udp = "1m30s"
+tcp_fin_wait = "3m"
+tcp_close_wait = "45s"
+tcp_last_ack = "20s"
+tcp_time_wait = "2s"
+udp_new = "500ms"
 "#,
     );
     assert_eq!(config.dpdk.args, ["--no-pci"]);
@@ -37,6 +43,22 @@ udp = "1m30s"
     assert_eq!(config.steering.mode, SteeringMode::Redirect);
     assert_eq!(config.timeouts.udp, Duration::from_secs(90));
     assert_eq!(config.timeouts.tcp_syn, Duration::from_secs(30));
+    assert_eq!(config.sessions.when_full, WhenFull::Drop);
+    let t = &config.timeouts;
+    assert_eq!(
+        [t.tcp_fin_wait, t.tcp_close_wait, t.tcp_last_ack, t.tcp_time_wait, t.udp_new].map(|d| d.as_millis()),
+        [180_000, 45_000, 20_000, 2_000, 500]
+    );
+}
+
+#[test]
+fn when_full_lists_its_choices() {
+    assert_eq!(
+        errors("[sessions]
+when_full = \"lru\"\n"),
+        r#"t.toml:2:13: invalid when_full action "lru": expected "evict" or "drop""#
+    );
+    assert!(errors("[timeouts]\ntcp_time_wait = \"0s\"\n").ends_with("must be more than zero"));
 }
 
 #[test]

@@ -39,8 +39,9 @@ fn tcp_sessions_expire_by_their_state_timeout() {
 }
 
 #[test]
-fn full_session_table_refuses_new_flows_and_keeps_the_port() {
+fn full_session_table_with_when_full_drop_refuses_new_flows_and_keeps_the_port() {
     let mut lab = Lab::with(PLAIN, 0, 1, 4);
+    lab.snap.evict_when_full = false;
     let locals: Vec<Ep> = (0..4).map(|i| lab.query(client(45000 + i), DNS_BACKENDS[i as usize % 3], 0)).collect();
     assert_eq!(lab.free(DNS_LOCAL), PORTS - 4);
     assert_eq!(lab.drop_reason(&udp_packet(client(45004), DNS, 64, QUERY, true, &[]), 1), DropReason::SessionTableFull);
@@ -54,9 +55,81 @@ fn full_session_table_refuses_new_flows_and_keeps_the_port() {
     assert_eq!(b, udp_packet(DNS, client(45003), 63, ANSWER, true, &[]));
 }
 
+/// A DNS query from `c`, which must be forwarded (to whichever backend).
+fn datagram(lab: &mut Lab, c: Ep, now: u64) {
+    let mut b = udp_packet(c, DNS, 64, QUERY, true, &[]);
+    let step = lab.process(&mut b, now);
+    assert!(matches!(step, Step::Forward { .. }), "{c:?}: {step:?}");
+}
+
+#[test]
+fn a_full_table_gives_way_to_a_new_flow_with_its_oldest_unconfirmed_session() {
+    let mut lab = Lab::with(PLAIN, 0, 1, 4);
+    let clients: Vec<Ep> = (0..4).map(|i| client(45100 + i)).collect();
+    for (i, &c) in clients.iter().enumerate() {
+        datagram(&mut lab, c, i as u64);
+    }
+    datagram(&mut lab, clients[0], 10); // a second datagram: confirmed
+    assert_eq!(lab.session(protocol::UDP, clients[0], DNS).unwrap().state, State::Udp);
+    assert_eq!(lab.session(protocol::UDP, clients[1], DNS).unwrap().state, State::UdpNew);
+
+    // A SYN finds the table full: the oldest unconfirmed flow (clients[1]) makes way.
+    let mut syn = tcp_packet(CLIENT, WEB, 64, Flags::SYN, b"", &[]);
+    assert!(matches!(lab.process(&mut syn, 20), Step::Forward { .. }));
+    assert!(lab.session(protocol::UDP, clients[1], DNS).is_none());
+    assert!(lab.session(protocol::UDP, clients[0], DNS).is_some(), "confirmed: kept");
+    assert_eq!((lab.c.sessions_evicted.get(), lab.nat.sessions().len()), (1, 4));
+    assert_eq!(lab.free(DNS_LOCAL), PORTS - 3, "its port is back");
+
+    // A session's own packets take no one's place.
+    datagram(&mut lab, clients[2], 30);
+    assert_eq!(lab.c.sessions_evicted.get(), 1);
+    // clients[2] is confirmed now; next in line: clients[3], then the SYN (a handshake that
+    // has not finished).
+    for i in 0..2u16 {
+        datagram(&mut lab, client(45200 + i), 40);
+    }
+    assert_eq!(lab.c.sessions_evicted.get(), 3);
+    assert!(lab.session(protocol::UDP, clients[3], DNS).is_none());
+    assert!(lab.session(protocol::TCP, CLIENT, WEB).is_none(), "the half-open connection went too");
+    assert!(lab.session(protocol::UDP, clients[2], DNS).is_some());
+
+    // Once every session is confirmed, new flows are refused as before.
+    for i in 0..2u16 {
+        datagram(&mut lab, client(45200 + i), 50);
+    }
+    let next = udp_packet(client(45300), DNS, 64, QUERY, true, &[]);
+    assert_eq!(lab.drop_reason(&next, 60), DropReason::SessionTableFull);
+    assert_eq!(lab.c.sessions_evicted.get(), 3);
+}
+
+#[test]
+fn when_ports_run_out_a_new_flow_takes_the_port_of_the_oldest_unconfirmed_session() {
+    let mut lab = Lab::with(PLAIN, 0, 1, PORTS + 8);
+    for port in 0..PORTS as u16 {
+        let mut b = udp_packet(client(port), DNS, 64, b"", true, &[]);
+        assert!(matches!(lab.process(&mut b, u64::from(port / 1000)), Step::Forward { .. }));
+    }
+    assert_eq!(lab.free(DNS_LOCAL), 0);
+    // The first flow confirms itself; the second is then the oldest unconfirmed.
+    let mut again = udp_packet(client(0), DNS, 64, b"", true, &[]);
+    assert!(matches!(lab.process(&mut again, 100), Step::Forward { .. }));
+    for n in 0..3u16 {
+        let mut b = udp_packet((FAR_CLIENT.0, 7000 + n), DNS, 64, QUERY, true, &[]);
+        assert!(matches!(lab.process(&mut b, 200), Step::Forward { .. }), "new flow {n}");
+    }
+    assert_eq!((lab.c.sessions_evicted.get(), lab.nat.sessions().len()), (3, PORTS as usize));
+    assert!(lab.session(protocol::UDP, client(0), DNS).is_some());
+    for port in 1..=3 {
+        assert!(lab.session(protocol::UDP, client(port), DNS).is_none(), "client port {port} made way");
+    }
+    assert!(lab.session(protocol::UDP, client(4), DNS).is_some());
+}
+
 #[test]
 fn local_ports_run_out_and_come_back() {
     let mut lab = Lab::with(PLAIN, 0, 1, PORTS + 1); // room for one session more than ports
+    lab.snap.evict_when_full = false;
     for port in 0..PORTS as u16 {
         let mut b = udp_packet(client(port), DNS, 64, b"", true, &[]);
         let step = lab.process(&mut b, 0);

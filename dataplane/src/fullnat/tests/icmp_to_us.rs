@@ -104,6 +104,13 @@ fn frag_needed_from_the_client_side_reaches_the_backend() {
         assert_eq!(icmp::Packet::new_checked(&b[20..]).unwrap().next_hop_mtu(), 1400);
     }
     assert_eq!(lab.c.icmp_errors_relayed.get(), 2);
+
+    // About a client flow this worker has no session for: another worker may have it.
+    let other = tcp_packet(WEB, (FAR_CLIENT.0, FAR_CLIENT.1 + 1), 63, Flags::ACK, &data, &[]);
+    let mut b = icmp_packet(ROUTER, VIP, 64, &[], frag_needed(&other));
+    let before = b.clone();
+    assert_eq!(lab.process(&mut b, 20), Step::Elsewhere);
+    assert_eq!(b, before, "handed on as it came");
 }
 
 #[test]

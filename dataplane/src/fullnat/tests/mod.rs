@@ -86,8 +86,13 @@ fn snapshot(o: Options) -> Snapshot {
     let timeouts = Timeouts {
         tcp_syn: Duration::from_secs(1),
         tcp_established: Duration::from_secs(5),
+        tcp_fin_wait: Duration::from_secs(1),
+        tcp_close_wait: Duration::from_secs(1),
+        tcp_last_ack: Duration::from_secs(1),
+        tcp_time_wait: Duration::from_secs(1),
         tcp_closing: Duration::from_secs(1),
         udp: Duration::from_secs(2),
+        udp_new: Duration::from_secs(2),
     };
     let links = vec![link("wan", 0, ip(0, 1), false), link("lan", 1, ip(1, 1), o.lan_offload)];
     Snapshot::from_specs(links, &services, routes, timeouts)
@@ -202,7 +207,7 @@ fn udp_datagram_to_the_vip_opens_a_session_and_leaves_from_a_local_ip() {
     assert_eq!(step, Step::Forward { hop: Hop { link: 1, gateway: DNS_BACKENDS[0].0 }, offload: None });
 
     let s = lab.session(protocol::UDP, CLIENT, DNS).expect("a session");
-    assert_eq!((s.local.ip, s.backend, s.state), (DNS_LOCAL, Endpoint::new(ip(1, 2), 53), State::Udp));
+    assert_eq!((s.local.ip, s.backend, s.state), (DNS_LOCAL, Endpoint::new(ip(1, 2), 53), State::UdpNew));
     assert!(s.local.port >= 1024, "an unprivileged local port: {}", s.local.port);
     let mut expected = udp_packet((DNS_LOCAL, s.local.port), DNS_BACKENDS[0], 63, QUERY, true, &[]);
     expected.extend_from_slice(&[0xee; 6]);
@@ -343,14 +348,19 @@ fn tcp_handshake_data_and_close() {
     lab.segment(WEB_BACKENDS[0], local, Flags::PSH | Flags::ACK, 400);
     assert_eq!(state(&lab), State::TcpEstablished);
 
+    // The client shuts down its side; the backend answers for a while, then closes too.
     lab.segment(CLIENT, WEB, Flags::FIN | Flags::ACK, 500);
-    assert_eq!(state(&lab), State::TcpClosing);
+    assert_eq!(state(&lab), State::TcpFinWait);
+    lab.segment(WEB_BACKENDS[0], local, Flags::PSH | Flags::ACK, 550);
+    lab.segment(CLIENT, WEB, Flags::ACK, 560);
+    assert_eq!(state(&lab), State::TcpFinWait);
     lab.segment(WEB_BACKENDS[0], local, Flags::FIN | Flags::ACK, 600);
+    assert_eq!(state(&lab), State::TcpLastAck);
     lab.segment(CLIENT, WEB, Flags::ACK, 700);
-    assert_eq!(state(&lab), State::TcpClosing);
+    assert_eq!(state(&lab), State::TcpTimeWait);
     let s = lab.session(protocol::TCP, CLIENT, WEB).unwrap();
-    assert_eq!(s.packets, [6, 3]);
-    assert_eq!((lab.c.sessions_created.get(), lab.c.forwarded.get(), lab.c.replied.get()), (1, 6, 3));
+    assert_eq!(s.packets, [7, 4]);
+    assert_eq!((lab.c.sessions_created.get(), lab.c.forwarded.get(), lab.c.replied.get()), (1, 7, 4));
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn a_session_opened_on_one_node_forwards_the_same_on_another() {
     let sent = updates(&ca);
     assert_eq!(sent.len(), 1, "opened: sent at once");
     let r = sent[0];
-    assert_eq!((r.owner, r.incarnation, r.state, r.idle_ms), (1, 100, State::Udp, 0));
+    assert_eq!((r.owner, r.incarnation, r.state, r.idle_ms), (1, 100, State::UdpNew, 0));
     assert_eq!((r.local.ip, r.local.port), local);
     install(&mut b, &cb, &sent, 1005);
     assert_eq!(b.c.sync_installed.get(), 1);
@@ -114,11 +114,11 @@ fn state_changes_and_refreshes_are_sent_but_tcp_states_never_go_back() {
     assert!(updates(&ca).is_empty());
     a.segment(CLIENT, WEB, Flags::ACK, 3600);
     assert_eq!(updates(&ca).len(), 1, "a refresh before peers' copies would time out");
-    // A FIN here, then a late record saying established: closing stays.
+    // A FIN here, then a late record saying established: fin_wait stays.
     a.segment(CLIENT, WEB, Flags::FIN | Flags::ACK, 3700);
-    assert_eq!(updates(&ca)[0].state, State::TcpClosing);
+    assert_eq!(updates(&ca)[0].state, State::TcpFinWait);
     install(&mut a, &ca, &established, 3710);
-    assert_eq!(a.session(protocol::TCP, CLIENT, WEB).unwrap().state, State::TcpClosing);
+    assert_eq!(a.session(protocol::TCP, CLIENT, WEB).unwrap().state, State::TcpFinWait);
 }
 
 #[test]
