@@ -214,6 +214,8 @@ pub struct WorkerCounters {
     pub longest_loop_cycles: Gauge,
     /// ICMP errors to a VIP handed to the next worker in search of their session.
     pub icmp_handed_over: Counter,
+    /// Entries in the worker's neighbour table, pending ones included.
+    pub neighbours: Gauge,
     pub icmp_echo_replies: Counter,
     pub icmp_errors_relayed: Counter,
     pub icmp_time_exceeded_sent: Counter,
@@ -261,6 +263,7 @@ impl Default for WorkerCounters {
             sessions_evicted: Counter::default(),
             longest_loop_cycles: Gauge::default(),
             icmp_handed_over: Counter::default(),
+            neighbours: Gauge::default(),
             icmp_echo_replies: Counter::default(),
             icmp_errors_relayed: Counter::default(),
             icmp_time_exceeded_sent: Counter::default(),

@@ -265,6 +265,7 @@ impl Observer {
             s.worker_busy.push(metrics::WorkerBusy { worker, ratio: self.busy[worker] });
             s.sessions_expired.push(metrics::WorkerCount { worker, value: c.sessions_expired.get() });
             s.sessions_evicted.push(metrics::WorkerCount { worker, value: c.sessions_evicted.get() });
+            s.neighbours.push(metrics::WorkerCount { worker, value: c.neighbours.get() });
             s.icmp_relayed.push(metrics::WorkerCount { worker, value: c.icmp_errors_relayed.get() });
             let seconds = c.longest_loop_cycles.get() as f64 / dataplane::dpdk::tsc_hz().max(1) as f64;
             s.longest_loop.push(metrics::WorkerSeconds { worker, seconds });

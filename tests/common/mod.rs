@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod raw;
 pub mod servers;
 
 use std::fs::{self, File};
@@ -259,7 +260,7 @@ impl Drop for Sluice {
 }
 
 /// `config` with an `[api]` section of its own (unless it has one): tests run side by side.
-fn with_api(config: &str, socket: &std::path::Path) -> String {
+pub fn with_api(config: &str, socket: &std::path::Path) -> String {
     if config.contains("[api]") {
         config.to_owned()
     } else {
@@ -346,6 +347,13 @@ impl Capture {
             }
         });
         Capture { fd }
+    }
+
+    /// Sends `frame` (Ethernet header first) out of the interface; `false` if refused.
+    pub fn send(&self, frame: &[u8]) -> bool {
+        // SAFETY: send of a buffer of the length given, on our own bound socket.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        n == frame.len() as isize
     }
 
     /// The next frame (Ethernet header first) for which `wanted` holds, within `within`.

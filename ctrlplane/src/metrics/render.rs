@@ -90,6 +90,11 @@ pub fn render(sample: &Sample) -> String {
             s.longest_loop.iter().map(|r| (labels!(worker = r.worker), r.seconds)),
         ),
         gauge(
+            "sluice_neighbours",
+            "Entries in each worker's ARP neighbour table (next hops it needs), pending ones included.",
+            s.neighbours.iter().map(|r| (labels!(worker = r.worker), r.value as f64)),
+        ),
+        gauge(
             "sluice_mbufs_available",
             "Free mbufs in the packet buffer pool, per-core caches included.",
             s.mbufs_available.iter().map(|&v| (Vec::new(), v as f64)),

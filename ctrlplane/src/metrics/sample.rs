@@ -35,6 +35,8 @@ pub struct Sample {
     pub icmp_relayed: Vec<WorkerCount>,
     /// `sluice_worker_longest_loop_seconds{worker}`: the longest poll loop since start.
     pub longest_loop: Vec<WorkerSeconds>,
+    /// `sluice_neighbours{worker}`: entries in each worker's neighbour table.
+    pub neighbours: Vec<WorkerCount>,
     /// `sluice_mbufs_available`: free mbufs in the pool (per-core caches included).
     pub mbufs_available: Option<u64>,
     /// `sluice_backend_up{service,backend}`.

@@ -138,6 +138,7 @@ impl Worker {
             self.request(snap, link, ip);
         }
         self.requests = requests;
+        self.setup.counters.neighbours.set(self.neigh.len() as u64);
     }
 
     /// Broadcasts an ARP request for `ip` on `link` from the host's address there.
