@@ -202,10 +202,11 @@ impl Worker {
         let mut sleep = MIN_IDLE_SLEEP;
         let mut loops = 0u32;
         while !self.setup.stop.load(Ordering::Relaxed) {
+            // A loop's time includes taking a new snapshot: packets wait for that too.
+            let started = dpdk::tsc();
             if let Some(update) = self.setup.mailbox.take() {
                 snap = self.adopt(snap, update);
             }
-            let started = dpdk::tsc();
             let now = started / self.tsc_per_ms;
             let mut work = 0;
             loops = loops.wrapping_add(1);
