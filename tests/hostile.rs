@@ -25,19 +25,6 @@ use common::*;
 const SETTLE: Duration = Duration::from_secs(15);
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
-fn scrape(ns: &str) -> String {
-    stdout(&run_in(ns, &["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9273/metrics"]))
-}
-
-/// The sum of `family`'s series whose labels contain every one of `labels`.
-fn metric(text: &str, family: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} ")))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// One datagram from a fresh socket (a new flow) in the client namespace, answered by the VIP
 /// within `tries` sends of one second each.
 fn fresh_flow_answered(net: &TestNet, port: u16, tries: u32) -> bool {
@@ -113,31 +100,31 @@ fn a_spoofed_udp_flood_leaves_every_fresh_flow_served_and_everything_back_to_bas
     let sluice = Sluice::start(&net, &config(services));
     assert!(wait_until(SETTLE, || fresh_flow_answered(&net, 53, 1)), "{}", sluice.log_text());
     let idle = |m: &str| {
-        metric(m, "sluice_sessions", &[]) == 0.0 && metric(m, "sluice_local_ports_free", &[]) == 64512.0
+        metric_sum(m, "sluice_sessions", &[]) == 0.0 && metric_sum(m, "sluice_local_ports_free", &[]) == 64512.0
     };
-    let before = scrape(&net.lb());
-    let mbufs = metric(&before, "sluice_mbufs_available", &[]);
+    let before = scrape_metrics(&net.lb());
+    let mbufs = metric_sum(&before, "sluice_mbufs_available", &[]);
 
     let flood = Flood::start(&net.cli(), SocketAddrV4::new(VIP, 53), 2_000_000);
-    let exhausted = wait_until(Duration::from_secs(60), || metric(&scrape(&net.lb()), "sluice_sessions_evicted_total", &[]) > 0.0);
-    let during = scrape(&net.lb());
+    let exhausted = wait_until(Duration::from_secs(60), || metric_sum(&scrape_metrics(&net.lb()), "sluice_sessions_evicted_total", &[]) > 0.0);
+    let during = scrape_metrics(&net.lb());
     assert!(
         exhausted,
         "the ports never ran out: {} spoofed datagrams sent, {} ports free",
         flood.sent.load(Ordering::Relaxed),
-        metric(&during, "sluice_local_ports_free", &[])
+        metric_sum(&during, "sluice_local_ports_free", &[])
     );
     flood.pace.store(true, Ordering::Relaxed);
     // Up to the first flow left unanswered.
     let answered = (0..100).take_while(|_| fresh_flow_answered(&net, 53, 3)).count();
-    let evicted = metric(&scrape(&net.lb()), "sluice_sessions_evicted_total", &[]);
+    let evicted = metric_sum(&scrape_metrics(&net.lb()), "sluice_sessions_evicted_total", &[]);
     let sent = flood.sent.load(Ordering::Relaxed);
     drop(flood);
     eprintln!(
         "flood: {sent} spoofed datagrams, {evicted} sessions evicted, {} ports free during it; \
          longest worker loop {:.3} ms",
-        metric(&during, "sluice_local_ports_free", &[]),
-        metric(&scrape(&net.lb()), "sluice_worker_longest_loop_seconds", &[]) * 1e3
+        metric_sum(&during, "sluice_local_ports_free", &[]),
+        metric_sum(&scrape_metrics(&net.lb()), "sluice_worker_longest_loop_seconds", &[]) * 1e3
     );
     assert_eq!(answered, 100, "fresh flows of a real client answered in a row during the flood");
 
@@ -145,17 +132,17 @@ fn a_spoofed_udp_flood_leaves_every_fresh_flow_served_and_everything_back_to_bas
     // made (its spoofed sources, asked for to send them the backends' answers) are forgotten,
     // and no mbuf is left behind.
     let back = wait_until(Duration::from_secs(90), || {
-        let m = scrape(&net.lb());
-        idle(&m) && metric(&m, "sluice_neighbours", &[]) <= 4.0 && metric(&m, "sluice_mbufs_available", &[]) >= mbufs
+        let m = scrape_metrics(&net.lb());
+        idle(&m) && metric_sum(&m, "sluice_neighbours", &[]) <= 4.0 && metric_sum(&m, "sluice_mbufs_available", &[]) >= mbufs
     });
-    let after = scrape(&net.lb());
+    let after = scrape_metrics(&net.lb());
     assert!(
         back,
         "not back to baseline: sessions {}, ports free {}, neighbours {}, mbufs {} (before {mbufs})",
-        metric(&after, "sluice_sessions", &[]),
-        metric(&after, "sluice_local_ports_free", &[]),
-        metric(&after, "sluice_neighbours", &[]),
-        metric(&after, "sluice_mbufs_available", &[])
+        metric_sum(&after, "sluice_sessions", &[]),
+        metric_sum(&after, "sluice_local_ports_free", &[]),
+        metric_sum(&after, "sluice_neighbours", &[]),
+        metric_sum(&after, "sluice_mbufs_available", &[])
     );
     assert!(fresh_flow_answered(&net, 53, 1));
 }
@@ -287,32 +274,12 @@ fn arp_from_spoofed_senders_creates_no_neighbour_and_leaves_traffic_alone() {
     });
     assert_eq!(new_client, 20, "a new client answered after the ARP flood");
     // The neighbours are the next hops in use (the backend, the two clients), nothing more.
-    let m = scrape(&net.lb());
-    assert!(metric(&m, "sluice_neighbours", &[]) <= 4.0, "{} neighbours after the ARP flood", metric(&m, "sluice_neighbours", &[]));
-    assert_eq!(metric(&m, "sluice_packets_dropped_total", &["reason=\"neighbour_unresolved\""]), 0.0);
+    let m = scrape_metrics(&net.lb());
+    assert!(metric_sum(&m, "sluice_neighbours", &[]) <= 4.0, "{} neighbours after the ARP flood", metric_sum(&m, "sluice_neighbours", &[]));
+    assert_eq!(metric_sum(&m, "sluice_packets_dropped_total", &["reason=\"neighbour_unresolved\""]), 0.0);
 }
 
-const TWO_WORKERS: &str = r#"
-[dpdk]
-args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0,qpairs=2", "--vdev=net_af_packet1,iface=lb1,qpairs=2"]
-hugepages = false
-mbufs = 16383
-
-[cpu]
-control = 0
-workers = [1, 0]
-idle = "adaptive"
-
-[[interface]]
-name = "wan"
-device = "net_af_packet0"
-addresses = ["198.18.0.1/24"]
-
-[[interface]]
-name = "lan"
-device = "net_af_packet1"
-addresses = ["198.18.1.1/24"]
-
+const GREETING: &str = r#"
 [[service]]
 name = "greeting"
 vip = "198.18.0.10:9000"
@@ -350,7 +317,7 @@ fn with_two_workers_frag_needed_from_the_client_side_reaches_the_session_and_shr
             }
         }
     });
-    let sluice = Sluice::start(&net, TWO_WORKERS);
+    let sluice = Sluice::start(&net, &two_worker_config(GREETING));
     let wan = Capture::open(&net.cli(), "cli0");
 
     // Connections from 16 client ports: RSS spreads them over both workers.
@@ -405,15 +372,15 @@ fn with_two_workers_frag_needed_from_the_client_side_reaches_the_session_and_shr
         assert!(socket.send(&raw::frag_needed(Ipv4Addr::new(198, 18, 0, 2), VIP, 1200, &quoted)));
     }
     let relayed = wait_until(SETTLE, || {
-        metric(&scrape(&net.lb()), "sluice_icmp_errors_relayed_total", &[]) >= greeted.len() as f64
+        metric_sum(&scrape_metrics(&net.lb()), "sluice_icmp_errors_relayed_total", &[]) >= greeted.len() as f64
     });
-    let m = scrape(&net.lb());
+    let m = scrape_metrics(&net.lb());
     assert!(
         relayed,
         "{} of {} relayed; no_session drops {}",
-        metric(&m, "sluice_icmp_errors_relayed_total", &[]),
+        metric_sum(&m, "sluice_icmp_errors_relayed_total", &[]),
         greeted.len(),
-        metric(&m, "sluice_packets_dropped_total", &["reason=\"no_session\""])
+        metric_sum(&m, "sluice_packets_dropped_total", &["reason=\"no_session\""])
     );
     for ip in &locals {
         assert!(wait_until(SETTLE, || backend_pmtu(&net, ip) == Some(1200)), "the backend's path MTU to {ip}");

@@ -21,19 +21,6 @@ use common::*;
 
 const BACKENDS: [&str; 3] = ["198.18.1.2", "198.18.1.3", "198.18.1.4"];
 
-fn scrape(ns: &str) -> String {
-    stdout(&run_in(ns, &["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9273/metrics"]))
-}
-
-/// The sum of `family`'s series whose labels contain every one of `labels`.
-fn metric(text: &str, family: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} ")))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The services of round `round`: weights, check timeouts and the echo service's backends
 /// change from one reload to the next.
 fn services(round: u32) -> String {
@@ -171,10 +158,10 @@ fn soak() {
     let tcp_addrs: Vec<String> = BACKENDS.iter().map(|b| format!("{b}:9000")).collect();
     let _tcp = tcp_echo(&net.srv(), &tcp_addrs.iter().map(String::as_str).collect::<Vec<_>>());
     let mut sluice = Sluice::start(&net, &config(&services(0)));
-    let up = |m: &str| metric(m, "sluice_backend_up", &[]) == 6.0;
-    assert!(wait_until(Duration::from_secs(30), || up(&scrape(&net.lb()))), "backends never up: {}", sluice.log_text());
-    let before = scrape(&net.lb());
-    let (mbufs, ports) = (metric(&before, "sluice_mbufs_available", &[]), metric(&before, "sluice_local_ports_free", &[]));
+    let up = |m: &str| metric_sum(m, "sluice_backend_up", &[]) == 6.0;
+    assert!(wait_until(Duration::from_secs(30), || up(&scrape_metrics(&net.lb()))), "backends never up: {}", sluice.log_text());
+    let before = scrape_metrics(&net.lb());
+    let (mbufs, ports) = (metric_sum(&before, "sluice_mbufs_available", &[]), metric_sum(&before, "sluice_local_ports_free", &[]));
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -227,18 +214,18 @@ fn soak() {
     if cut.is_some() {
         let _ = run_in(&net.srv(), &["nft", "delete table inet soak"]);
     }
-    let during = scrape(&net.lb());
+    let during = scrape_metrics(&net.lb());
 
     // Nothing left behind once the traffic stops.
     let settled = |m: &str| {
-        metric(m, "sluice_sessions", &[]) == 0.0
-            && metric(m, "sluice_local_ports_free", &[]) == ports
-            && metric(m, "sluice_mbufs_available", &[]) >= mbufs
-            && metric(m, "sluice_neighbours", &[]) <= 4.0
+        metric_sum(m, "sluice_sessions", &[]) == 0.0
+            && metric_sum(m, "sluice_local_ports_free", &[]) == ports
+            && metric_sum(m, "sluice_mbufs_available", &[]) >= mbufs
+            && metric_sum(m, "sluice_neighbours", &[]) <= 4.0
     };
-    let clean = wait_until(Duration::from_secs(90), || settled(&scrape(&net.lb())));
-    let after = scrape(&net.lb());
-    let longest_ms = metric(&after, "sluice_worker_longest_loop_seconds", &[]) * 1e3;
+    let clean = wait_until(Duration::from_secs(90), || settled(&scrape_metrics(&net.lb())));
+    let after = scrape_metrics(&net.lb());
+    let longest_ms = metric_sum(&after, "sluice_worker_longest_loop_seconds", &[]) * 1e3;
     let preempted = worker_preemptions(sluice.pid());
     let t = &*tally;
     eprintln!(
@@ -253,15 +240,15 @@ fn soak() {
         t.tcp_failed.load(Ordering::Relaxed),
         t.long_exchanges.load(Ordering::Relaxed),
         t.long_reconnects.load(Ordering::Relaxed),
-        metric(&after, "sluice_sessions", &[]),
-        metric(&during, "sluice_sessions", &[]),
-        metric(&after, "sluice_sessions_created_total", &[]),
-        metric(&after, "sluice_sessions_expired_total", &[]),
-        metric(&after, "sluice_sessions_evicted_total", &[]),
-        metric(&after, "sluice_local_ports_free", &[]),
-        metric(&after, "sluice_mbufs_available", &[]),
-        metric(&after, "sluice_neighbours", &[]),
-        metric(&after, "sluice_packets_dropped_total", &[]),
+        metric_sum(&after, "sluice_sessions", &[]),
+        metric_sum(&during, "sluice_sessions", &[]),
+        metric_sum(&after, "sluice_sessions_created_total", &[]),
+        metric_sum(&after, "sluice_sessions_expired_total", &[]),
+        metric_sum(&after, "sluice_sessions_evicted_total", &[]),
+        metric_sum(&after, "sluice_local_ports_free", &[]),
+        metric_sum(&after, "sluice_mbufs_available", &[]),
+        metric_sum(&after, "sluice_neighbours", &[]),
+        metric_sum(&after, "sluice_packets_dropped_total", &[]),
     );
     assert!(clean, "something was left behind (see the line above)");
     assert!(t.udp_answered.load(Ordering::Relaxed) * 2 > t.udp_sent.load(Ordering::Relaxed), "UDP mostly unanswered");

@@ -14,32 +14,12 @@ use std::time::Duration;
 use common::servers::{tcp_echo, udp_echo};
 use common::*;
 
-const CONFIG: &str = r#"
-[dpdk]
-args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0,qpairs=2", "--vdev=net_af_packet1,iface=lb1,qpairs=2"]
-hugepages = false
-mbufs = 16383
-
-[cpu]
-control = 0
-workers = [1, 0]
-idle = "adaptive"
-
+const SERVICES: &str = r#"
 [sessions]
 capacity = 65536
 
 [steering]
 mode = "auto"
-
-[[interface]]
-name = "wan"
-device = "net_af_packet0"
-addresses = ["198.18.0.1/24"]
-
-[[interface]]
-name = "lan"
-device = "net_af_packet1"
-addresses = ["198.18.1.1/24"]
 
 [[service]]
 name = "dns"
@@ -62,19 +42,12 @@ address = "198.18.1.2:9000"
 address = "198.18.1.3:9000"
 "#;
 
-fn metric_sum(text: &str, name: &str, label: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
 #[test]
 fn hundreds_of_flows_over_two_workers_all_get_their_replies() {
     let net = TestNet::up("slw", 3);
     let udp = udp_echo(&net.srv(), &["198.18.1.2:53", "198.18.1.3:53"]);
     let tcp = tcp_echo(&net.srv(), &["198.18.1.2:9000", "198.18.1.3:9000"]);
-    let sluice = Sluice::start(&net, CONFIG);
+    let sluice = Sluice::start(&net, &two_worker_config(SERVICES));
     assert!(sluice.log_text().contains("reply steering redirect"), "{}", sluice.log_text());
 
     // Warm up ARP on both sides.
@@ -144,16 +117,16 @@ fn hundreds_of_flows_over_two_workers_all_get_their_replies() {
     drop(tcp);
 
     let text = stdout(&run_in(&net.lb(), &["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9273/metrics"]));
-    let out = metric_sum(&text, "sluice_worker_redirected_total", "direction=\"out\"");
-    let inn = metric_sum(&text, "sluice_worker_redirected_total", "direction=\"in\"");
+    let out = metric_sum(&text, "sluice_worker_redirected_total", &["direction=\"out\""]) as u64;
+    let inn = metric_sum(&text, "sluice_worker_redirected_total", &["direction=\"in\""]) as u64;
     assert!(out > 0 && out == inn, "redirected out {out}, in {inn}:\n{text}");
-    assert_eq!(metric_sum(&text, "sluice_packets_dropped_total", "reason=\"redirect_full\""), 0);
+    assert_eq!(metric_sum(&text, "sluice_packets_dropped_total", &["reason=\"redirect_full\""]) as u64, 0);
     assert!(text.contains("sluice_port_steering{interface=\"lan\",mode=\"redirect\"} 1"), "{text}");
     let created: Vec<u64> = (0..2)
         .map(|w| {
             let status = sluice.ctl_json(&["status"]);
             assert_eq!(status["workers"].as_array().unwrap().len(), 2);
-            metric_sum(&text, "sluice_sessions{", &format!("worker=\"{w}\""))
+            metric_sum(&text, "sluice_sessions", &[&format!("worker=\"{w}\"")]) as u64
         })
         .collect();
     assert!(created.iter().all(|&n| n > 0), "both workers own sessions: {created:?}");

@@ -296,6 +296,51 @@ addresses = ["198.18.1.1/24"]
     )
 }
 
+/// What Sluice's metrics endpoint (127.0.0.1:9273 in namespace `ns`) shows now.
+pub fn scrape_metrics(ns: &str) -> String {
+    stdout(&run_in(ns, &["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9273/metrics"]))
+}
+
+/// The sum of `family`'s series in a scrape whose labels contain every one of `labels`
+/// (`reason="no_session"`); 0 when there are none.
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} ")))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A config for `scripts/testnet` with two workers, both ports opened with two queue pairs
+/// (af_packet `qpairs=2`: the kernel spreads flows over the queues by a hash Sluice cannot
+/// predict), with `services` (TOML) appended.
+pub fn two_worker_config(services: &str) -> String {
+    format!(
+        r#"
+[dpdk]
+args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0,qpairs=2", "--vdev=net_af_packet1,iface=lb1,qpairs=2"]
+hugepages = false
+mbufs = 16383
+
+[cpu]
+control = 0
+workers = [1, 0]
+idle = "adaptive"
+
+[[interface]]
+name = "wan"
+device = "net_af_packet0"
+addresses = ["198.18.0.1/24"]
+
+[[interface]]
+name = "lan"
+device = "net_af_packet1"
+addresses = ["198.18.1.1/24"]
+{services}
+"#
+    )
+}
+
 pub fn write_temp(name: &str, text: &str) -> PathBuf {
     let path = std::env::temp_dir().join(name);
     fs::write(&path, text).expect("write temp file");
