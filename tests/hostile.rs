@@ -222,7 +222,7 @@ fn reloads_retuning_every_health_check_under_traffic_lose_nothing() {
     // it and the second after, each waiting for its answer.
     let (mut sent, mut lost) = (0u64, 0u64);
     for round in 0..10u32 {
-        let retuned = config(&service(if round % 2 == 0 { 300 } else { 250 }));
+        let retuned = config(&service(if round.is_multiple_of(2) { 300 } else { 250 }));
         std::fs::write(&sluice.config, with_api(&retuned, &sluice.socket)).unwrap();
         let (code, out, err) = sluice.ctl(&["reload"]);
         assert_eq!(code, 0, "reload {round}: {out}{err}");

@@ -24,7 +24,7 @@ const BACKENDS: [&str; 3] = ["198.18.1.2", "198.18.1.3", "198.18.1.4"];
 /// The services of round `round`: weights, check timeouts and the echo service's backends
 /// change from one reload to the next.
 fn services(round: u32) -> String {
-    let timeout = if round % 2 == 0 { 200 } else { 250 };
+    let timeout = if round.is_multiple_of(2) { 200 } else { 250 };
     let health = |check: &str, extra: &str| {
         format!(
             "[service.health]\ncheck = \"{check}\"\ninterval = \"300ms\"\ntimeout = \"{timeout}ms\"\nrise = 2\nfall = 2\n{extra}"
@@ -96,7 +96,7 @@ fn short_connections(stop: &AtomicBool, tally: &Tally) {
             Ok(mut c) => {
                 c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
                 let ok = (0..3).all(|i| exchange(&mut c, &format!("short {n} {i}")));
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let _ = c.shutdown(Shutdown::Write);
                     let mut rest = Vec::new();
                     let _ = c.read_to_end(&mut rest);

@@ -63,14 +63,6 @@ impl Unconfirmed {
             self.len -= 1;
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl FullNat {
