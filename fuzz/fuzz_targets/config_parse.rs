@@ -17,19 +17,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(u64::from(config.dpdk.mbufs) >= needed, "{} mbufs pass for {needed} needed", config.dpdk.mbufs);
             assert!(config.cpu.workers.iter().all(|&w| w < host.cpus) && config.cpu.control < host.cpus);
             assert!(!config.cpu.workers.is_empty());
-            let t = &config.timeouts;
-            let all = [
-                t.tcp_syn,
-                t.tcp_established,
-                t.tcp_fin_wait,
-                t.tcp_close_wait,
-                t.tcp_last_ack,
-                t.tcp_time_wait,
-                t.tcp_closing,
-                t.udp,
-                t.udp_new,
-            ];
-            assert!(all.iter().all(|d| !d.is_zero()));
+            assert!(config.timeouts.all().iter().all(|d| !d.is_zero()));
         }
         Err(diagnostics) => {
             assert!(diagnostics.errors().count() > 0, "refused without an error");

@@ -270,30 +270,7 @@ pub fn with_api(config: &str, socket: &std::path::Path) -> String {
 
 /// A config for `scripts/testnet`'s topology, with `services` (TOML) appended.
 pub fn config(services: &str) -> String {
-    format!(
-        r#"
-[dpdk]
-args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]
-hugepages = false
-mbufs = 8191
-
-[cpu]
-control = 0
-workers = [1]
-idle = "adaptive"
-
-[[interface]]
-name = "wan"
-device = "net_af_packet0"
-addresses = ["198.18.0.1/24"]
-
-[[interface]]
-name = "lan"
-device = "net_af_packet1"
-addresses = ["198.18.1.1/24"]
-{services}
-"#
-    )
+    testnet_config("", "[1]", 8191, services)
 }
 
 /// What Sluice's metrics endpoint (127.0.0.1:9273 in namespace `ns`) shows now.
@@ -315,16 +292,21 @@ pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
 /// (af_packet `qpairs=2`: the kernel spreads flows over the queues by a hash Sluice cannot
 /// predict), with `services` (TOML) appended.
 pub fn two_worker_config(services: &str) -> String {
+    testnet_config(",qpairs=2", "[1, 0]", 16383, services)
+}
+
+/// The testnet config: af_packet ports with `port_options`, `workers`, `mbufs`, `services`.
+fn testnet_config(port_options: &str, workers: &str, mbufs: u32, services: &str) -> String {
     format!(
         r#"
 [dpdk]
-args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0,qpairs=2", "--vdev=net_af_packet1,iface=lb1,qpairs=2"]
+args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0{port_options}", "--vdev=net_af_packet1,iface=lb1{port_options}"]
 hugepages = false
-mbufs = 16383
+mbufs = {mbufs}
 
 [cpu]
 control = 0
-workers = [1, 0]
+workers = {workers}
 idle = "adaptive"
 
 [[interface]]

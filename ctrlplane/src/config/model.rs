@@ -153,6 +153,23 @@ pub struct Timeouts {
     pub udp_new: Duration,
 }
 
+impl Timeouts {
+    /// Every timeout, in the order of the fields.
+    pub fn all(&self) -> [Duration; 9] {
+        [
+            self.tcp_syn,
+            self.tcp_established,
+            self.tcp_fin_wait,
+            self.tcp_close_wait,
+            self.tcp_last_ack,
+            self.tcp_time_wait,
+            self.tcp_closing,
+            self.udp,
+            self.udp_new,
+        ]
+    }
+}
+
 impl Default for Timeouts {
     /// LVS's TCP timeouts (FIN_WAIT 2 min, CLOSE_WAIT 1 min, LAST_ACK 30 s), a shorter
     /// TIME_WAIT (it holds a local port), and short ones for unconfirmed flows.

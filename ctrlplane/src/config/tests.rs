@@ -154,19 +154,7 @@ fn omitted_sections_take_the_documented_defaults() {
     assert_eq!(config.api.metrics.to_string(), "127.0.0.1:9273");
     assert_eq!(config.sessions.capacity, 1 << 20);
     assert_eq!(config.steering.mode, SteeringMode::Auto);
-    let t = &config.timeouts;
-    let timeouts = [
-        t.tcp_syn,
-        t.tcp_established,
-        t.tcp_fin_wait,
-        t.tcp_close_wait,
-        t.tcp_last_ack,
-        t.tcp_time_wait,
-        t.tcp_closing,
-        t.udp,
-        t.udp_new,
-    ];
-    assert_eq!(timeouts.map(|t| t.as_secs()), [30, 900, 120, 60, 30, 10, 10, 30, 10]);
+    assert_eq!(config.timeouts.all().map(|t| t.as_secs()), [30, 900, 120, 60, 30, 10, 10, 30, 10]);
     assert_eq!(config.sessions.when_full, WhenFull::Evict);
     assert!(config.routes.is_empty() && config.services.is_empty() && config.warnings.is_empty());
     // Empty sections too.
