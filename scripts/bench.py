@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RUN = Path("/run/sluice-bench")
 OUT = ROOT / "docs" / "bench"
-SLUICE = ROOT / "target" / "release" / "sluice"
+# SLUICE_BIN: another build of sluice to measure (an earlier commit's, for before and after).
+SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "release" / "sluice"))
 GEN = ROOT / "target" / "release" / "sluice-gen"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 FLOWS = int(os.environ.get("BENCH_FLOWS", "1024"))
@@ -99,7 +100,9 @@ def cleanup():
 
 
 def gen(mode, client_vdev, backend_vdev, rate="max", duration=SECONDS, ns=None, extra=()):
-    flows = ["--flows", FLOWS] if mode in ("fullnat", "ceiling") else []
+    # Each client address gives 64,512 source ports: enough addresses for FLOWS flows.
+    addresses = max(8, -(-FLOWS // 64512))
+    flows = ["--flows", FLOWS, "--client-ips", addresses] if mode in ("fullnat", "ceiling") else []
     args = [GEN, "--mode", mode, "--client-vdev", client_vdev, "--backend-vdev", backend_vdev,
             "--rate", rate, "--duration", duration, *flows, "--cores", 1, "--cpus", 0, *extra]
     out = sh(*args, ns=ns, capture=True)
@@ -115,7 +118,12 @@ def sluice_config(ports, workers=(1,), capacity=1 << 20, local_ips=4, short_time
     udp_locals = ", ".join(f'"198.18.{2 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
     tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
     # New-session runs: sessions must make way quickly, or the table and ports fill up.
-    timeouts = 'udp = "1s"\ntcp_syn = "1s"\ntcp_closing = "1s"\ntcp_established = "5s"' if short_timeouts else ""
+    timeouts = "\n".join(
+        f'{key} = "{value}"'
+        for key, value in [("udp", "1s"), ("udp_new", "1s"), ("tcp_syn", "1s"), ("tcp_closing", "1s"),
+                           ("tcp_fin_wait", "1s"), ("tcp_close_wait", "1s"), ("tcp_last_ack", "1s"),
+                           ("tcp_time_wait", "1s"), ("tcp_established", "5s")]
+    ) if short_timeouts else ""
     args = ", ".join(f'"{a}"' for a in ["--no-pci"] + [f"--vdev={p}" for p in ports])
     return f"""
 [dpdk]
@@ -482,7 +490,32 @@ def report(results):
     print(text)
 
 
+def quick():
+    """`--quick`: the ceiling and Sluice with one worker only, at BENCH_FLOWS flows; one line of
+    JSON (for before-and-after comparisons: alternate SLUICE_BIN between runs)."""
+    cleanup()
+    RUN.mkdir(parents=True)
+    results = {}
+    try:
+        client, backend = memif(0, "client"), memif(1, "client")
+        servers = [memif(0, "server"), memif(1, "server")]
+        sh("ip", "netns", "add", "sb-lb")
+        sh("ip", "link", "set", "lo", "up", ns="sb-lb")
+        with testpmd():
+            ceiling = gen("ceiling", client, backend)["rx_pps"]
+        with Sluice(servers, "sb-lb", capacity=max(1 << 20, 2 * FLOWS)):
+            r = gen("fullnat", client, backend)
+        results = {"flows": FLOWS, "sluice": str(SLUICE), "ceiling_mpps": mpps(ceiling),
+                   "sluice_mpps": mpps(r["rx_pps"]), "ratio": r["rx_pps"] / max(ceiling, 1), "bad": r["bad"]}
+    finally:
+        cleanup()
+    print(json.dumps(results))
+
+
 def main():
+    if "--quick" in sys.argv:
+        quick()
+        return
     if "--report" in sys.argv:
         # Table and plot again from the last run's JSON.
         report(json.loads((OUT / "latest.json").read_text()))

@@ -18,6 +18,7 @@ pub mod laddr;
 pub mod mix;
 pub mod nat;
 pub mod neigh;
+pub mod prefetch;
 pub mod publish;
 pub mod route;
 pub mod sched;

@@ -181,6 +181,17 @@ impl RxBurst {
 }
 
 impl RxBurst {
+    /// The first segment's bytes of each packet not yet taken, in order: for a look at the
+    /// whole burst (prefetching what processing it will need) before it is handled.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.pkts[self.next..self.len].iter().map(|&raw| {
+            // SAFETY: the burst owns every pointer below `len` until it is taken; the slice
+            // lives no longer than the borrow of the burst.
+            let m = unsafe { &*raw };
+            unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
+        })
+    }
+
     /// Takes up to `BURST` packets out of `ring` instead of a port.
     pub fn receive_ring(&mut self, ring: &super::RingConsumer) -> usize {
         debug_assert_eq!(self.next, self.len, "previous burst not consumed");

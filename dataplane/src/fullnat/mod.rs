@@ -206,6 +206,37 @@ impl FullNat {
         (n, examined)
     }
 
+    /// Stage one of a burst, before `process`: for an IPv4 TCP or UDP packet, its flow's hash
+    /// with the index slot on its way into the cache. A cheap look at the header, not a check:
+    /// `process` validates everything as before.
+    #[inline]
+    pub fn prefetch_index(&self, ip: &[u8]) -> Option<u32> {
+        let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+        let proto = *ip.get(9)?;
+        if ip[0] >> 4 != 4 || !(proto == protocol::TCP || proto == protocol::UDP) || ip.len() < ihl + 4 {
+            return None;
+        }
+        let addr = |at: usize| Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3]);
+        let port = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+        let key = FlowKey {
+            proto,
+            src: Endpoint::new(addr(12), port(ihl)),
+            dst: Endpoint::new(addr(16), port(ihl + 2)),
+        };
+        Some(self.sessions.prefetch_index(&key))
+    }
+
+    /// Stage two, once stage one has run over the burst: the session the packet most likely
+    /// belongs to, and its next hops, on their way into the cache.
+    #[inline]
+    pub fn prefetch_session(&self, hash: u32) {
+        if let Some(id) = self.sessions.prefetch_session(hash) {
+            if let Some(hops) = self.hops.get(id.get() as usize) {
+                crate::prefetch::prefetch(hops);
+            }
+        }
+    }
+
     /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
     /// VIP or local IP of this data path.
     pub fn process(&mut self, snap: &Snapshot, ip: &mut [u8], now_ms: u64, c: &WorkerCounters) -> Step {

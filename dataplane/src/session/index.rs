@@ -56,6 +56,19 @@ impl FlowIndex {
         (h >> 32) as u32
     }
 
+    /// Starts loading `hash`'s home slot.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, hash: u32) {
+        crate::prefetch::prefetch(&self.slots[self.home(hash)]);
+    }
+
+    /// The first entry stored under `hash`, without comparing keys: what a lookup of a key with
+    /// this hash will most likely find, for prefetching.
+    #[inline]
+    pub(super) fn first_under(&self, hash: u32) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
     /// The entry stored under `hash` for which `is_match` holds.
     #[inline]
     pub(super) fn find(&self, hash: u32, mut is_match: impl FnMut(u32) -> bool) -> Option<u32> {

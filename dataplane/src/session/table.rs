@@ -86,6 +86,27 @@ impl SessionTable {
         self.find(self.index.hash(key), key)
     }
 
+    /// Stage one of a burst: the hash of `key`, its index slot on its way into the cache.
+    #[inline]
+    pub fn prefetch_index(&self, key: &FlowKey) -> u32 {
+        let hash = self.index.hash(key);
+        self.index.prefetch(hash);
+        hash
+    }
+
+    /// Stage two: the session a lookup under `hash` will most likely find (and its timer
+    /// links) on their way into the cache; returns its id. Run after `prefetch_index` had time.
+    #[inline]
+    pub fn prefetch_session(&self, hash: u32) -> Option<SessionId> {
+        let (id, _) = decode(self.index.first_under(hash)?);
+        let session = &self.sessions[id as usize];
+        crate::prefetch::prefetch(session);
+        // A session spans two cache lines.
+        crate::prefetch::prefetch((session as *const Session).cast::<u8>().wrapping_add(64));
+        self.wheel.prefetch(id);
+        Some(SessionId(id))
+    }
+
     /// Creates a session in the state `new.tcp_flags` opens (`State::initial`), due to expire
     /// after that state's timeout unless touched. Refused, with nothing changed, if the table is
     /// full or either key is already in use.

@@ -243,6 +243,32 @@ fn backend_reply_returns_from_the_vip_to_the_client() {
 }
 
 #[test]
+fn prefetching_finds_the_session_a_packet_belongs_to_either_way() {
+    let mut lab = Lab::new();
+    let local = lab.query(CLIENT, DNS_BACKENDS[0], 1000);
+    let id = |lab: &Lab, src: Ep, dst: Ep| {
+        let key = FlowKey { proto: protocol::UDP, src: Endpoint::new(src.0, src.1), dst: Endpoint::new(dst.0, dst.1) };
+        lab.nat.sessions().lookup(&key).map(|(id, _)| id)
+    };
+    for (src, dst) in [(CLIENT, DNS), (DNS_BACKENDS[0], local)] {
+        let packet = udp_packet(src, dst, 64, QUERY, true, &[]);
+        let hash = lab.nat.prefetch_index(&packet).expect("a UDP packet is hashed");
+        assert_eq!(lab.nat.sessions().prefetch_session(hash), id(&lab, src, dst), "{src:?} -> {dst:?}");
+        lab.nat.prefetch_session(hash);
+    }
+    // Nothing to prefetch for what is not TCP or UDP over IPv4, or is cut short.
+    let echo = echo_request_packet(CLIENT.0, DNS.0, 64, 1, b"ping");
+    assert_eq!(lab.nat.prefetch_index(&echo), None);
+    let packet = udp_packet(CLIENT, DNS, 64, QUERY, true, &[]);
+    assert_eq!(lab.nat.prefetch_index(&packet[..22]), None);
+    assert_eq!(lab.nat.prefetch_index(&[]), None);
+    // A flow without a session prefetches nothing (but for a 32-bit hash collision, harmless).
+    let unknown = udp_packet(client(50000), DNS, 64, QUERY, true, &[]);
+    let hash = lab.nat.prefetch_index(&unknown).unwrap();
+    assert_eq!(lab.nat.sessions().prefetch_session(hash), None);
+}
+
+#[test]
 fn later_datagrams_of_a_flow_follow_its_session() {
     let mut lab = Lab::new();
     let local = lab.query(CLIENT, DNS_BACKENDS[0], 1000);
