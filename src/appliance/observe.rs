@@ -16,8 +16,13 @@ use dataplane::snapshot::BackendState;
 
 use super::model::Model;
 
-/// How often rates are computed and session dumps asked for.
+/// How often rates are computed and, while an operator is looking, session dumps asked for.
 const PERIOD: Duration = Duration::from_secs(1);
+/// Session dumps are kept fresh for this long after `sluicectl sessions`, and not at all
+/// otherwise: a dump walks the worker's whole slab, which nobody should pay for unasked.
+const DUMP_INTEREST: Duration = Duration::from_secs(10);
+/// How long `sessions` waits for fresh dumps when the latest are older than `PERIOD`.
+const DUMP_WAIT: Duration = Duration::from_secs(1);
 /// Rows a worker puts in one session dump at most.
 const DUMP_ROWS: usize = 10_000;
 
@@ -33,7 +38,10 @@ pub struct Observer {
     started: Instant,
     last: Instant,
     dumps: Vec<Arc<DumpBox>>,
-    latest: Vec<Option<Dump>>,
+    /// Each worker's latest dump and when it came back.
+    latest: Vec<Option<(Dump, Instant)>>,
+    /// Dumps are asked for until then (`DUMP_INTEREST` after the last `sessions`).
+    dumps_wanted_until: Instant,
     ports_before: Vec<PortStats>,
     port_rates: Vec<(f64, f64)>,
     /// Per worker: (cycles, busy cycles) at the last period.
@@ -52,6 +60,7 @@ impl Observer {
             started: Instant::now(),
             last: Instant::now(),
             latest: (0..workers).map(|_| None).collect(),
+            dumps_wanted_until: Instant::now(),
             dumps,
             ports_before: vec![PortStats::default(); ports],
             port_rates: vec![(0.0, 0.0); ports],
@@ -61,13 +70,24 @@ impl Observer {
         }
     }
 
-    /// Once a period: rates, and session dumps collected and asked for again.
-    pub fn tick(&mut self, ports: &[PortView], counters: &[Arc<WorkerCounters>]) {
+    /// Session dumps that came back replace the ones before.
+    fn collect_dumps(&mut self) {
         for (i, exchange) in self.dumps.iter().enumerate() {
             if let Some(dump) = exchange.result() {
-                self.latest[i] = Some(dump);
+                self.latest[i] = Some((dump, Instant::now()));
             }
         }
+    }
+
+    fn ask_for_dumps(&self) {
+        for exchange in &self.dumps {
+            exchange.request(Dump::with_capacity(DUMP_ROWS));
+        }
+    }
+
+    /// Once a period: rates; session dumps collected and, while wanted, asked for again.
+    pub fn tick(&mut self, ports: &[PortView], counters: &[Arc<WorkerCounters>]) {
+        self.collect_dumps();
         let elapsed = self.last.elapsed();
         if elapsed < PERIOD {
             return;
@@ -90,8 +110,8 @@ impl Observer {
             self.busy[i] = if polls > p0 { (busy - b0) as f64 / (polls - p0) as f64 } else { 0.0 };
             self.polls_before[i] = (polls, busy);
         }
-        for exchange in &self.dumps {
-            exchange.request(Dump::with_capacity(DUMP_ROWS));
+        if Instant::now() < self.dumps_wanted_until {
+            self.ask_for_dumps();
         }
     }
 
@@ -194,16 +214,33 @@ impl Observer {
         out
     }
 
-    /// Rows of the latest dumps, newest first per worker, at most `limit`.
-    pub fn sessions(&self, model: &Model, service: Option<&str>, limit: usize) -> Result<Vec<SessionRow>, String> {
+    /// Rows of the workers' dumps, at most `limit`: dumps at most `PERIOD` old, asked for and
+    /// waited for (`DUMP_WAIT` at most) if the latest are older; kept fresh for a while after.
+    pub fn sessions(&mut self, model: &Model, service: Option<&str>, limit: usize) -> Result<Vec<SessionRow>, String> {
         let names: HashMap<u16, &str> = model.services().map(|(slot, s, _)| (slot, s.name.as_str())).collect();
         if let Some(wanted) = service {
             if !names.values().any(|n| *n == wanted) {
                 return Err(format!("no service {wanted}"));
             }
         }
+        let asked = Instant::now();
+        self.dumps_wanted_until = asked + DUMP_INTEREST;
+        let fresh = |latest: &[Option<(Dump, Instant)>]| {
+            latest.iter().all(|d| d.as_ref().is_some_and(|(_, at)| at.elapsed() <= PERIOD))
+        };
+        if !fresh(&self.latest) {
+            self.ask_for_dumps();
+            // A worker walks its slab a thousand slots a loop: a million sessions take a few ms.
+            while asked.elapsed() < DUMP_WAIT {
+                self.collect_dumps();
+                if self.latest.iter().all(|d| d.as_ref().is_some_and(|(_, at)| *at >= asked)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         let mut rows = Vec::new();
-        for dump in self.latest.iter().flatten() {
+        for (dump, _) in self.latest.iter().flatten() {
             for r in &dump.rows {
                 let Some(&name) = names.get(&r.service) else { continue };
                 if service.is_some_and(|w| w != name) {

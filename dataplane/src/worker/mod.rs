@@ -39,10 +39,10 @@ pub enum IdleMode {
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 256;
 const MIN_IDLE_SLEEP: Duration = Duration::from_micros(16);
 const MAX_IDLE_SLEEP: Duration = Duration::from_micros(1024);
-/// The kernel side of the exception path is polled once every this many loops: reading a tap
-/// is a system call even when it is empty, and at full load a loop takes a few microseconds,
-/// so the kernel's packets wait some tens of microseconds at most.
-const KERNEL_POLL_EVERY: u32 = 16;
+/// The kernel side of the exception path is polled at most this often: reading a tap is a
+/// system call even when it is empty, so it goes on a timer rather than into every loop; the
+/// kernel's packets (ARP, BGP, health checks, ssh) wait this long at most.
+const KERNEL_POLL_INTERVAL: Duration = Duration::from_micros(50);
 /// Packets held per neighbour while ARP resolves it (a burst of new flows to a backend not yet
 /// resolved on this worker), and over all neighbours: held packets are mbufs, which a burst
 /// towards many unresolved neighbours must not exhaust.
@@ -107,6 +107,8 @@ pub struct Worker {
     tsc_per_ms: u64,
     /// `EXPIRE_SLICE` in TSC cycles.
     expire_cycles: u64,
+    /// `KERNEL_POLL_INTERVAL` in TSC cycles.
+    kernel_poll_cycles: u64,
     icmp_budget: TokenBucket,
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
@@ -175,6 +177,7 @@ impl Worker {
         let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let expire_cycles = tsc_per_ms * EXPIRE_SLICE.as_micros() as u64 / 1000;
+        let kernel_poll_cycles = tsc_per_ms * KERNEL_POLL_INTERVAL.as_micros() as u64 / 1000;
         let handoff = setup.rings_out.iter().map(|_| RingQueue::default()).collect();
         let requests = Vec::with_capacity(NeighbourConfig::default().capacity);
         let next_hops = NextHopCache::new();
@@ -185,6 +188,7 @@ impl Worker {
             neigh,
             tsc_per_ms,
             expire_cycles,
+            kernel_poll_cycles,
             icmp_budget,
             dumper: Dumper::default(),
             handoff,
@@ -203,7 +207,7 @@ impl Worker {
         let mut rx = RxBurst::default();
         let mut empty_polls = 0u32;
         let mut sleep = MIN_IDLE_SLEEP;
-        let mut loops = 0u32;
+        let mut kernel_due = 0u64;
         while !self.setup.stop.load(Ordering::Relaxed) {
             // A loop's time includes taking a new snapshot: packets wait for that too.
             let started = dpdk::tsc();
@@ -212,8 +216,10 @@ impl Worker {
             }
             let now = started / self.tsc_per_ms;
             let mut work = 0;
-            loops = loops.wrapping_add(1);
-            let kernel_turn = loops % KERNEL_POLL_EVERY == 0 || empty_polls > 0;
+            let kernel_turn = started >= kernel_due;
+            if kernel_turn {
+                kernel_due = started.wrapping_add(self.kernel_poll_cycles);
+            }
             for i in 0..self.queues.len() {
                 work += self.poll_port(&snap, i, &mut rx, now);
                 if kernel_turn {
