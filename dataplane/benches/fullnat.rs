@@ -228,6 +228,7 @@ fn ten_million() {
             service: 0,
             backend_index: 0,
             tcp_flags: 0,
+            hops: Default::default(),
         };
         table.insert(new, 0).expect("room for 10M");
     }

@@ -135,6 +135,7 @@ mod tests {
                 service: 0,
                 backend_index: 0,
                 tcp_flags: 0,
+                hops: Default::default(),
             };
             t.insert(new, 5).unwrap();
         }

@@ -32,6 +32,48 @@ pub struct NextHop {
     pub kernel: bool,
 }
 
+/// A next hop as a session keeps it (6 bytes, so that both of a session's fit its cache line):
+/// out of link `link` to the neighbour `gateway`, or, with the `KERNEL` bit in `link`, to this
+/// host's own kernel on that link (a backend or client at one of the host's addresses: a
+/// director that is also a real server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub link: u16,
+    pub gateway: Ipv4Addr,
+}
+
+impl Hop {
+    /// No hop yet (a free session slot's).
+    pub const NONE: Hop = Hop { link: 0, gateway: Ipv4Addr::UNSPECIFIED };
+    /// The bit of `link` that says: to the kernel.
+    pub const KERNEL: u16 = 0x8000;
+
+    /// Whether the packet goes to this host's kernel rather than out of the port.
+    #[inline(always)]
+    pub fn to_kernel(self) -> bool {
+        self.link & Hop::KERNEL != 0
+    }
+
+    /// The link, an index into the snapshot's links.
+    #[inline(always)]
+    pub fn link_index(self) -> usize {
+        usize::from(self.link & !Hop::KERNEL)
+    }
+}
+
+impl Default for Hop {
+    fn default() -> Hop {
+        Hop::NONE
+    }
+}
+
+impl From<NextHop> for Hop {
+    fn from(h: NextHop) -> Hop {
+        let kernel = if h.kernel { Hop::KERNEL } else { 0 };
+        Hop { link: h.link as u16 | kernel, gateway: h.gateway }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Connected { link: usize },

@@ -37,7 +37,7 @@ impl FullNat {
             FlowKey { proto: q.proto, src: Endpoint::new(q.dst, q.dst_port), dst: Endpoint::new(q.src, q.src_port) };
         let Some((id, dir)) = self.find(&key) else { return Step::Drop(DropReason::NoSession) };
         let s = self.sessions.get(id);
-        let hops = self.hops[id.get() as usize];
+        let hops = s.hops;
         // A per-datagram session has no one backend to tell about a client-side error.
         if s.backend_index == ANY_BACKEND && dir == Direction::Forward {
             return Step::Drop(DropReason::IcmpUnhandled);

@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::laddr::PortPool;
 use crate::nat::{self, Inspected, Refusal};
-use crate::route::NextHop;
+pub use crate::route::Hop;
 use crate::session::{
     Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, ORIGIN_HERE,
 };
@@ -33,40 +33,6 @@ pub use part::{PoolLayout, ServiceState, WorkerPart};
 pub const ANY_BACKEND: u16 = u16::MAX;
 /// The backend side of a per-datagram session's reply key: replies from any backend find it.
 const WILDCARD: Endpoint = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
-
-/// Where a rewritten packet goes: out of link `link` to the neighbour `gateway`, or, with the
-/// `KERNEL` bit in `link`, to this host's own kernel on that link (a backend or client at one of
-/// the host's addresses: a director that is also a real server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hop {
-    pub link: u16,
-    pub gateway: Ipv4Addr,
-}
-
-impl Hop {
-    const NONE: Hop = Hop { link: 0, gateway: Ipv4Addr::UNSPECIFIED };
-    /// The bit of `link` that says: to the kernel.
-    pub const KERNEL: u16 = 0x8000;
-
-    /// Whether the packet goes to this host's kernel rather than out of the port.
-    #[inline(always)]
-    pub fn to_kernel(self) -> bool {
-        self.link & Hop::KERNEL != 0
-    }
-
-    /// The link, an index into the snapshot's links.
-    #[inline(always)]
-    pub fn link_index(self) -> usize {
-        usize::from(self.link & !Hop::KERNEL)
-    }
-}
-
-impl From<NextHop> for Hop {
-    fn from(h: NextHop) -> Hop {
-        let kernel = if h.kernel { Hop::KERNEL } else { 0 };
-        Hop { link: h.link as u16 | kernel, gateway: h.gateway }
-    }
-}
 
 /// Which L4 checksum the NIC must finish for a packet rewritten for offload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +69,6 @@ pub enum Step {
 #[derive(Clone)]
 pub struct FullNat {
     sessions: SessionTable,
-    /// Next hops per session, indexed by `SessionId`: [towards the backend, towards the client].
-    hops: Vec<[Hop; 2]>,
     pools: Vec<PortPool>,
     /// By pool: the sessions holding its ports unconfirmed, oldest first (`evict`).
     unconfirmed: Vec<Unconfirmed>,
@@ -132,10 +96,8 @@ impl FullNat {
     /// core's `PoolLayout::part` for the same snapshot.
     pub fn new(part: WorkerPart, capacity: u32, snapshot: &Snapshot) -> FullNat {
         let sessions = SessionTable::with_capacity(capacity, snapshot.timeouts);
-        let hops = vec![[Hop::NONE; 2]; sessions.capacity()];
         FullNat {
             sessions,
-            hops,
             pools: part.new_pools,
             unconfirmed: part.new_unconfirmed,
             services: part.services,
@@ -147,11 +109,11 @@ impl FullNat {
     }
 
     /// What one worker's state for `capacity` sessions allocates, near enough (the session
-    /// table, the next hops, and with `sync` the sync bookkeeping): checked against the
-    /// machine's memory before anything is allocated.
+    /// table, and with `sync` the sync bookkeeping): checked against the machine's memory
+    /// before anything is allocated.
     pub fn bytes_for(capacity: u32, sync: bool) -> u64 {
-        let per_session = std::mem::size_of::<[Hop; 2]>() + if sync { 8 } else { 0 };
-        SessionTable::bytes_for(capacity) + u64::from(capacity) * per_session as u64
+        let per_session = if sync { 8 } else { 0 };
+        SessionTable::bytes_for(capacity) + u64::from(capacity) * per_session
     }
 
     /// The other workers' counters (set once at start), so that `wlc` sees every session.
@@ -227,14 +189,10 @@ impl FullNat {
     }
 
     /// Stage two, once stage one has run over the burst: the session the packet most likely
-    /// belongs to, and its next hops, on their way into the cache.
+    /// belongs to (its next hops included) on its way into the cache.
     #[inline]
     pub fn prefetch_session(&self, hash: u32) {
-        if let Some(id) = self.sessions.prefetch_session(hash) {
-            if let Some(hops) = self.hops.get(id.get() as usize) {
-                crate::prefetch::prefetch(hops);
-            }
-        }
+        self.sessions.prefetch_session(hash);
     }
 
     /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
@@ -292,7 +250,7 @@ impl FullNat {
             } else {
                 // In a cluster, a state change or a due refresh is sent to the peers.
                 let before = self.sync.is_some().then(|| self.sessions.get(id).state);
-                match self.sessions.touch(id, dir, seen.tcp_flags, len, now_ms) {
+                match self.sessions.touch(id, dir, seen.tcp_flags, now_ms) {
                     Touch::Ok => {
                         if let Some(before) = before {
                             self.after_touch(id, before, now_ms, c);
@@ -319,7 +277,7 @@ impl FullNat {
         }
         match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
             Ok(id) => {
-                let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, len, now_ms);
+                let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, now_ms);
                 if self.sync.is_some() {
                     self.after_open(id, now_ms, c);
                 }
@@ -356,7 +314,7 @@ impl FullNat {
         c: &WorkerCounters,
     ) -> Step {
         let s = *self.sessions.get(id);
-        let hops = self.hops[id.get() as usize];
+        let hops = s.hops;
         let (src, dst, hop, backend) = match dir {
             Direction::Forward if s.backend_index == ANY_BACKEND => {
                 // Per datagram: the scheduler picks the backend of this one.

@@ -85,10 +85,10 @@ impl FullNat {
                 service: service as u16,
                 backend_index,
                 tcp_flags: flags,
+                hops: [to_backend, to_client.into()],
             };
             match self.sessions.insert(new, now_ms) {
                 Ok(id) => {
-                    self.hops[id.get() as usize] = [to_backend, to_client.into()];
                     if self.sessions.get(id).state.unconfirmed() {
                         if let Some(queue) = self.unconfirmed.get_mut(pool) {
                             queue.push(id, now_ms);

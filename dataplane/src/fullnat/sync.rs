@@ -202,6 +202,7 @@ impl FullNat {
             service: service as u16,
             backend_index,
             tcp_flags: 0,
+            hops: [to_backend, to_client.into()],
         };
         let id = match self.sessions.insert(new, now_ms) {
             Ok(id) => id,
@@ -221,7 +222,6 @@ impl FullNat {
             Err(InsertError::TableFull) => return Err(Refusal::TableFull),
         };
         self.sessions.refresh(id, r.state, seen, r.owner);
-        self.hops[id.get() as usize] = [to_backend, to_client.into()];
         if let Some(sync) = self.sync.as_deref_mut() {
             sync.meta[id.get() as usize] = Meta { incarnation: r.incarnation, sent_tick: (now_ms / TICK_MS) as u32 };
         }

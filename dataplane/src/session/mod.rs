@@ -2,8 +2,8 @@
 //!
 //! Owns: the `SessionTable` of one worker lcore, its memory (all of it allocated by
 //! `SessionTable::with_capacity`), and the timers that expire idle sessions.
-//! May touch: nothing outside itself; it knows no packets or mbufs, only addresses, flags and
-//! lengths, so that every rule here is testable with plain values.
+//! May touch: `route::Hop` as a value it keeps; nothing else. It knows no packets or mbufs, only addresses, flags and next hops, so that every rule
+//! here is testable with plain values.
 //! Must never, on the packet path (`lookup`, `insert`, `touch`, `remove`, `expire`): allocate,
 //! lock, block, make a system call, scan the table, or panic on anything a packet controls.
 //!
@@ -38,6 +38,8 @@ use std::time::Duration;
 
 pub use state::{tcp_flags, State, Touch};
 pub use table::{InsertError, SessionTable, TICK_MS};
+
+use crate::route::Hop;
 
 /// The origin of a session this worker opened (`Session::origin`).
 pub const ORIGIN_HERE: u16 = 0;
@@ -75,7 +77,7 @@ pub struct FlowKey {
     pub dst: Endpoint,
 }
 
-/// Which side of the balancer a packet came from. Also the index of `Session::packets`/`bytes`.
+/// Which side of the balancer a packet came from. Also the index of `Session::hops`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Direction {
@@ -89,6 +91,12 @@ impl Direction {
     #[inline(always)]
     pub const fn index(self) -> usize {
         self as usize
+    }
+
+    /// This direction's bit in `Session::seen`.
+    #[inline(always)]
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
     }
 }
 
@@ -179,13 +187,18 @@ pub struct NewSession {
     /// The TCP flags of the packet that creates it (0 for UDP): they pick the initial state,
     /// see `State::initial`.
     pub tcp_flags: u8,
+    /// Next hops towards the backend and towards the client (`Session::hops`).
+    pub hops: [Hop; 2],
 }
 
 /// One FULLNAT connection: client -> vip is rewritten to local -> backend, and back.
-/// `Copy` so that `remove` can hand it back whole. Kept at 80 bytes (see the size test):
-/// ten million of them must fit in memory.
+/// Everything a packet of it needs, both keys, ids, state, last seen and both next hops, in one
+/// cache line (see the size test), so that a packet costs one miss here however large the
+/// table. `Copy` so that `remove` can hand it back whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(align(64))]
 pub struct Session {
+    /// IP protocol number; 0 in a free slot (`SessionTable::touch` relies on it).
     pub proto: u8,
     /// 0: opened by this worker, its local port taken from this worker's pool (and given back
     /// when it ends). Otherwise a copy of a session another node of the cluster opened (its
@@ -198,12 +211,14 @@ pub struct Session {
     pub service: u16,
     pub backend_index: u16,
     pub state: State,
+    /// Which ways a packet has been seen: bit `1 << Direction::index()` (the TCP state machine
+    /// asks whether the other side has spoken).
+    pub seen: u8,
+    /// Next hops, indexed by `Direction`: towards the backend (forward), towards the client
+    /// (reply). Set by whoever opened the session; the table only keeps them.
+    pub hops: [Hop; 2],
     pub created_ms: u64,
     pub last_seen_ms: u64,
-    /// Indexed by `Direction`.
-    pub packets: [u64; 2],
-    /// Indexed by `Direction`; IP lengths as the caller counts them.
-    pub bytes: [u64; 2],
 }
 
 impl Session {

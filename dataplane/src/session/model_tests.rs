@@ -72,6 +72,7 @@ fn random_new(rng: &mut Rng) -> NewSession {
         service: rng.below(3) as u16,
         backend_index: rng.below(5) as u16,
         tcp_flags: if proto == 6 { flags } else { 0 },
+        hops: Default::default(),
     }
 }
 
@@ -127,7 +128,7 @@ fn run(seed: u64, capacity: u32, steps: usize) {
                 let flags = [0, tcp_flags::SYN, tcp_flags::SYN | tcp_flags::ACK, tcp_flags::ACK, tcp_flags::FIN]
                     [rng.below(5) as usize];
                 let m = model.by_forward.get_mut(&forward).unwrap();
-                let got = table.touch(m.id, dir, flags, 100, now);
+                let got = table.touch(m.id, dir, flags, now);
                 match next_state(m.state, dir, flags, m.packets[1] > 0, m.packets[0] > 0) {
                     None => assert_eq!(got, Touch::Reopen),
                     Some(state) => {
@@ -138,7 +139,9 @@ fn run(seed: u64, capacity: u32, steps: usize) {
                     }
                 }
                 let s = table.get(m.id);
-                assert_eq!((s.state, s.last_seen_ms, s.packets), (m.state, m.last_seen_ms, m.packets));
+                let seen = (u8::from(m.packets[0] > 0) * Direction::Forward.bit())
+                    | (u8::from(m.packets[1] > 0) * Direction::Reply.bit());
+                assert_eq!((s.state, s.last_seen_ms, s.seen), (m.state, m.last_seen_ms, seen));
             }
             80..=87 if !model.by_forward.is_empty() => {
                 let forward = model.pick(&mut rng);

@@ -61,13 +61,6 @@ impl Wheel {
     }
 
     #[inline(always)]
-    pub(super) fn prefetch(&self, id: u32) {
-        if let Some(link) = self.links.get(id as usize) {
-            crate::prefetch::prefetch(link);
-        }
-    }
-
-    #[inline(always)]
     pub(super) fn is_live(&self, id: u32) -> bool {
         id < self.capacity && self.links[id as usize].prev != FREE
     }
