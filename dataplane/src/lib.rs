@@ -8,6 +8,7 @@
 //! Everything but `dpdk` and `worker` is pure logic over byte slices and plain values, built
 //! also without the `dpdk` feature (fuzzing, benchmarks, unit tests).
 
+pub mod bigmem;
 pub mod classify;
 pub mod counters;
 #[cfg(feature = "dpdk")]

@@ -15,6 +15,7 @@
 //! - The hash is seeded per table at random, so clients cannot aim collisions at it.
 
 use super::FlowKey;
+use crate::bigmem::BigArray;
 use crate::mix::splitmix64;
 
 /// An index slot. `entry == EMPTY` marks a free slot.
@@ -29,7 +30,7 @@ const FREE_SLOT: Slot = Slot { hash: 0, entry: EMPTY };
 
 #[derive(Clone)]
 pub(super) struct FlowIndex {
-    slots: Box<[Slot]>,
+    slots: BigArray<Slot>,
     len: usize,
     seed: [u64; 3],
 }
@@ -41,7 +42,7 @@ impl FlowIndex {
         assert!(slots <= u32::MAX as usize, "flow index of {slots} slots is too large");
         let mut state = seed;
         let seed = [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)];
-        FlowIndex { slots: vec![FREE_SLOT; slots].into_boxed_slice(), len: 0, seed }
+        FlowIndex { slots: BigArray::new(slots, FREE_SLOT), len: 0, seed }
     }
 
     /// A seeded 32-bit hash of `key`: two folded 64x64->128 multiplies, the mixing step of

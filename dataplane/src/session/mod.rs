@@ -2,7 +2,8 @@
 //!
 //! Owns: the `SessionTable` of one worker lcore, its memory (all of it allocated by
 //! `SessionTable::with_capacity`), and the timers that expire idle sessions.
-//! May touch: `route::Hop` as a value it keeps; nothing else. It knows no packets or mbufs, only addresses, flags and next hops, so that every rule
+//! May touch: `bigmem` for its tables' memory and `route::Hop` as a value it keeps; nothing
+//! else. It knows no packets or mbufs, only addresses, flags and next hops, so that every rule
 //! here is testable with plain values.
 //! Must never, on the packet path (`lookup`, `insert`, `touch`, `remove`, `expire`): allocate,
 //! lock, block, make a system call, scan the table, or panic on anything a packet controls.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 
 use super::index::FlowIndex;
+use crate::bigmem::BigArray;
 use super::state::{next_state, State, Touch};
 use super::wheel::Wheel;
 use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts};
@@ -44,7 +45,7 @@ impl std::error::Error for InsertError {}
 
 #[derive(Clone)]
 pub struct SessionTable {
-    sessions: Box<[Session]>,
+    sessions: BigArray<Session>,
     index: FlowIndex,
     wheel: Wheel,
     /// Idle timeout in ms, indexed by `State`.
@@ -72,7 +73,7 @@ impl SessionTable {
         let longest = timeout_ms.iter().copied().max().unwrap_or(0);
         let slots = (longest / TICK_MS).saturating_add(2).min(MAX_WHEEL_SLOTS) as u32;
         SessionTable {
-            sessions: vec![Session::default(); capacity as usize].into_boxed_slice(),
+            sessions: BigArray::new(capacity as usize, Session::default()),
             index: FlowIndex::new(2 * capacity as usize, seed),
             wheel: Wheel::new(capacity, slots),
             timeout_ms,

@@ -11,6 +11,8 @@
 /// A free session index has `prev == FREE`; its `next` is the next free index (or `FREE`).
 const FREE: u32 = u32::MAX;
 
+use crate::bigmem::BigArray;
+
 #[derive(Clone, Copy, Debug)]
 struct Link {
     next: u32,
@@ -20,7 +22,7 @@ struct Link {
 #[derive(Clone)]
 pub(super) struct Wheel {
     /// `[0, capacity)`: sessions; `[capacity, capacity + slots)`: slot heads.
-    links: Box<[Link]>,
+    links: BigArray<Link>,
     capacity: u32,
     /// `slots - 1`; slots is a power of two.
     mask: u64,
@@ -35,11 +37,15 @@ impl Wheel {
         let slots = slots.max(2).next_power_of_two();
         let total = capacity as usize + slots as usize;
         assert!(total < FREE as usize, "wheel of {total} links is too large");
-        let mut links = Vec::with_capacity(total);
-        links.extend((0..capacity).map(|i| Link { next: if i + 1 < capacity { i + 1 } else { FREE }, prev: FREE }));
-        links.extend((capacity..capacity + slots).map(|head| Link { next: head, prev: head }));
+        let mut links = BigArray::new(total, Link { next: FREE, prev: FREE });
+        for (i, link) in links.iter_mut().enumerate().take(capacity as usize) {
+            link.next = if i + 1 < capacity as usize { i as u32 + 1 } else { FREE };
+        }
+        for head in capacity..capacity + slots {
+            links[head as usize] = Link { next: head, prev: head };
+        }
         Wheel {
-            links: links.into_boxed_slice(),
+            links,
             capacity,
             mask: u64::from(slots) - 1,
             cursor: 0,
