@@ -213,11 +213,13 @@ def mpps(x):
     return x / 1e6
 
 
-def testpmd():
+def testpmd(vdevs=None, ns=None):
+    """dpdk-testpmd io-forwarding on CPU 1 between two ports: the memif servers by default."""
+    vdevs = vdevs or [memif(0, "server"), memif(1, "server")]
     args = ["dpdk-testpmd", "--lcores", "0@1,1@1", "--main-lcore", "0", "--no-pci", "--in-memory", "--no-telemetry",
-            f"--vdev={memif(0, 'server')}", f"--vdev={memif(1, 'server')}", "--",
+            *[f"--vdev={v}" for v in vdevs], "--",
             "--forward-mode=io", "--auto-start", "--nb-cores=1", "--no-lsc-interrupt"]
-    p = Proc(args, log_path=RUN / "testpmd.log")
+    p = Proc(args, ns=ns, log_path=RUN / "testpmd.log")
     p.wait_for("Checking link statuses", timeout=60)
     return p
 
@@ -318,86 +320,140 @@ def busy_cycles_per_packet(run, packets, cpu=1):
 RATES = [2_000_000, 1_400_000, 1_000_000, 700_000, 500_000, 350_000, 250_000, 175_000, 125_000, 90_000, 64_000, 45_000, 32_000, 16_000]
 
 
-def loss_free(run):
-    """RFC 2544 style: the highest offered rate (of RATES) that loses under 0.5 %.
+def idle_loop_cycles(sluice, seconds=2):
+    """What one poll loop of worker 0 costs with no traffic: TSC cycles per loop."""
+    loops = lambda: metric(sluice.metrics(), "sluice_worker_loops_total", worker=0)
+    l0, t0 = loops(), time.time()
+    time.sleep(seconds)
+    l1, t1 = loops(), time.time()
+    return tsc_hz() / max((l1 - l0) / (t1 - t0), 1)
+
+
+def loss_free(run, refine=3):
+    """RFC 2544 style: the highest offered rate that loses under 0.5 %: the first of RATES that
+    does, then `refine` bisections between it and the rate above it that did not.
 
     Flooding a kernel forwarder beyond what it can take makes it livelock in receive processing
     and measures nothing useful; the loss-free rate compares forwarders fairly."""
-    last = None
+    ok = lambda r: r["sent"] and r["lost"] / r["sent"] < 0.005
+    last, failed = None, None
     for rate in RATES:
         r = run(str(rate))
         last = r
-        if r["sent"] and r["lost"] / r["sent"] < 0.005:
-            return r
+        if not ok(r):
+            failed = rate
+            continue
+        best, low, high = r, rate, failed
+        for _ in range(refine if high else 0):
+            mid = (low + high) // 2
+            r = run(str(mid))
+            if ok(r):
+                best, low = r, mid
+            else:
+                high = mid
+        return best
     return last
 
 
-def run_peers(results):
-    client = "net_af_xdp0,iface=gc,start_queue=0,queue_count=1"
-    backend = "net_af_xdp1,iface=gb,start_queue=0,queue_count=1"
+# The af_xdp options Sluice's row uses (docs/operations.md, "af_xdp ports"): busy_budget=0 turns
+# the PMD's preferred busy polling off, which otherwise makes every empty poll a system call.
+AF_XDP_OPTIONS = os.environ.get("BENCH_AF_XDP_OPTIONS", "start_queue=0,queue_count=1,busy_budget=0")
+# The PMD's defaults, measured beside it (BENCH_AF_XDP_DEFAULTS=0 skips that row).
+AF_XDP_DEFAULTS = "start_queue=0,queue_count=1"
+
+
+def run_peers(results, only=None):
+    """The veth path; `only`: the names of the rows to run (all when None)."""
+    client = f"net_af_xdp0,iface=gc,{AF_XDP_DEFAULTS}"
+    backend = f"net_af_xdp1,iface=gb,{AF_XDP_DEFAULTS}"
     forwarded = lambda r: 2 * r["received"]
     peers = {}
+    wanted = lambda name: only is None or name in only
 
-    log("peer path: Sluice on af_xdp")
-    veth_path()
-    ports = ["net_af_xdp0,iface=pw,start_queue=0,queue_count=1", "net_af_xdp1,iface=pl,start_queue=0,queue_count=1"]
-    with Sluice(ports, "sb-peer") as s:
-        r = loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen"))
-        m = s.metrics()
-        busy = metric(m, "sluice_worker_busy_ratio", worker=0)
-        peers["sluice_af_xdp"] = {"mpps_each_way": mpps(r["rx_pps"]), "worker_busy_ratio": busy,
-                                  "cycles_per_packet": busy * tsc_hz() * r["duration_s"] / max(forwarded(r), 1), "gen": r}
-    cleanup_peer()
+    if wanted("testpmd_af_xdp"):
+        log("peer path: dpdk-testpmd io-forward on af_xdp (the ceiling of this path)")
+        veth_path()
+        with testpmd([f"net_af_xdp0,iface=pw,{AF_XDP_OPTIONS}", f"net_af_xdp1,iface=pl,{AF_XDP_OPTIONS}"], ns="sb-peer"):
+            r = loss_free(lambda rate: gen("ceiling", client, backend, rate=rate, duration=3, ns="sb-gen"))
+            peers["testpmd_af_xdp"] = {"mpps_each_way": mpps(r["rx_pps"]), "options": AF_XDP_OPTIONS, "gen": r}
+        cleanup_peer()
 
-    log("peer path: the kernel doing FULLNAT with nftables (DNAT + SNAT, numgen round robin)")
-    veth_path()
-    kernel_addresses()
-    rules = """
-table ip sluice_bench {
-  chain pre {
-    type nat hook prerouting priority dstnat;
-    ip daddr 198.18.0.10 udp dport 53 dnat to numgen inc mod 2 map { 0 : 198.18.1.2, 1 : 198.18.1.3 };
-  }
-  chain post {
-    type nat hook postrouting priority srcnat;
-    oifname "pl" snat to 198.18.1.100;
-  }
-}
-"""
-    (RUN / "nft.conf").write_text(rules)
-    sh("nft", "-f", RUN / "nft.conf", ns="sb-peer")
-    r, share, cpp = busy_cycles_per_packet(lambda: loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen")), forwarded)
-    peers["nftables"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
-    cleanup_peer()
-
-    log("peer path: nginx UDP stream proxy")
-    veth_path()
-    kernel_addresses()
-    conf = RUN / "nginx.conf"
-    conf.write_text(f"""
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-worker_cpu_affinity 10;
-pid {RUN}/nginx.pid;
-error_log {RUN}/nginx-error.log;
-daemon off;
-events {{ worker_connections 65536; }}
-stream {{
-  upstream backends {{ server 198.18.1.2:53; server 198.18.1.3:53; }}
-  server {{ listen 198.18.0.10:53 udp reuseport; proxy_pass backends; proxy_responses 1; proxy_timeout 2s; }}
-}}
-""")
-    with Proc(["nginx", "-c", conf], ns="sb-peer", log_path=RUN / "nginx.log") as n:
-        time.sleep(1)  # nginx says nothing when ready; its socket is polled below instead
-        deadline = time.time() + 10
-        while "198.18.0.10:53" not in sh("ss", "-lun", ns="sb-peer", capture=True) and time.time() < deadline:
-            time.sleep(0.1)
+    variants = [("sluice_af_xdp", AF_XDP_OPTIONS)]
+    if os.environ.get("BENCH_AF_XDP_DEFAULTS", "1") != "0" and AF_XDP_OPTIONS != AF_XDP_DEFAULTS:
+        variants.append(("sluice_af_xdp_defaults", AF_XDP_DEFAULTS))
+    for name, options in variants:
+        if not wanted(name):
+            continue
+        log(f"peer path: Sluice on af_xdp ({options})")
+        veth_path()
+        ports = [f"net_af_xdp0,iface=pw,{options}", f"net_af_xdp1,iface=pl,{options}"]
+        with Sluice(ports, "sb-peer") as s:
+            idle = idle_loop_cycles(s)
+            r = loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen"))
+            m = s.metrics()
+            busy = metric(m, "sluice_worker_busy_ratio", worker=0)
+            peers[name] = {"mpps_each_way": mpps(r["rx_pps"]), "worker_busy_ratio": busy, "options": options,
+                           "cycles_per_packet": busy * tsc_hz() * r["duration_s"] / max(forwarded(r), 1),
+                           "cycles_per_idle_loop": idle, "gen": r}
+        cleanup_peer()
+    if wanted("nftables"):
+        log("peer path: the kernel doing FULLNAT with nftables (DNAT + SNAT, numgen round robin)")
+        veth_path()
+        kernel_addresses()
+        rules = """
+    table ip sluice_bench {
+      chain pre {
+        type nat hook prerouting priority dstnat;
+        ip daddr 198.18.0.10 udp dport 53 dnat to numgen inc mod 2 map { 0 : 198.18.1.2, 1 : 198.18.1.3 };
+      }
+      chain post {
+        type nat hook postrouting priority srcnat;
+        oifname "pl" snat to 198.18.1.100;
+      }
+    }
+    """
+        (RUN / "nft.conf").write_text(rules)
+        sh("nft", "-f", RUN / "nft.conf", ns="sb-peer")
         r, share, cpp = busy_cycles_per_packet(lambda: loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen")), forwarded)
-        peers["nginx"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
-    cleanup_peer()
-    s = peers["sluice_af_xdp"]["mpps_each_way"]
-    for k in ("nftables", "nginx"):
-        peers[k]["sluice_ratio"] = s / max(peers[k]["mpps_each_way"], 1e-9)
+        peers["nftables"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
+        cleanup_peer()
+
+    if wanted("nginx"):
+        log("peer path: nginx UDP stream proxy")
+        veth_path()
+        kernel_addresses()
+        conf = RUN / "nginx.conf"
+        conf.write_text(f"""
+    load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+    worker_processes 1;
+    worker_cpu_affinity 10;
+    pid {RUN}/nginx.pid;
+    error_log {RUN}/nginx-error.log;
+    daemon off;
+    events {{ worker_connections 65536; }}
+    stream {{
+      upstream backends {{ server 198.18.1.2:53; server 198.18.1.3:53; }}
+      server {{ listen 198.18.0.10:53 udp reuseport; proxy_pass backends; proxy_responses 1; proxy_timeout 2s; }}
+    }}
+    """)
+        with Proc(["nginx", "-c", conf], ns="sb-peer", log_path=RUN / "nginx.log") as n:
+            time.sleep(1)  # nginx says nothing when ready; its socket is polled below instead
+            deadline = time.time() + 10
+            while "198.18.0.10:53" not in sh("ss", "-lun", ns="sb-peer", capture=True) and time.time() < deadline:
+                time.sleep(0.1)
+            r, share, cpp = busy_cycles_per_packet(lambda: loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen")), forwarded)
+            peers["nginx"] = {"mpps_each_way": mpps(r["rx_pps"]), "cpu_busy": share, "cycles_per_packet": cpp, "gen": r}
+        cleanup_peer()
+    finish_peers(results, peers)
+
+
+def finish_peers(results, peers):
+    """Sluice's rate as a multiple of each peer's (for testpmd: the share of this path's ceiling)."""
+    s = peers.get("sluice_af_xdp", {}).get("mpps_each_way")
+    if s is not None:
+        for k in ("testpmd_af_xdp", "sluice_af_xdp_defaults", "nftables", "nginx"):
+            if k in peers:
+                peers[k]["sluice_ratio"] = s / max(peers[k]["mpps_each_way"], 1e-9)
     results["peers"] = peers
 
 
@@ -424,6 +480,11 @@ def run_memory(results):
     results["per_packet_ns"] = rows
 
 
+PEER_ROWS = (("testpmd_af_xdp", "dpdk-testpmd io-forward on af_xdp (veth)"), ("sluice_af_xdp", "Sluice on af_xdp (veth)"),
+             ("sluice_af_xdp_defaults", "Sluice on af_xdp, PMD defaults (veth)"),
+             ("nftables", "kernel nftables FULLNAT (veth)"), ("nginx", "nginx UDP proxy (veth)"))
+
+
 def table(results):
     rows = []
     c = results["ceiling"]
@@ -441,11 +502,16 @@ def table(results):
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
         rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
                      "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us"))
-    for name, label in (("sluice_af_xdp", "Sluice on af_xdp (veth)"), ("nftables", "kernel nftables FULLNAT (veth)"), ("nginx", "nginx UDP proxy (veth)")):
+    for name, label in PEER_ROWS:
         p = results.get("peers", {}).get(name)
         if p:
             ratio = f"Sluice x{p['sluice_ratio']:.2f}" if "sluice_ratio" in p else ""
-            rows.append((label, f"{p['mpps_each_way']:.3f} Mpps each way", ratio, f"{p['cycles_per_packet']:.0f} cyc/pkt"))
+            notes = f"{p['cycles_per_packet']:.0f} cyc/pkt" if "cycles_per_packet" in p else ""
+            if "cycles_per_idle_loop" in p:
+                notes = f"{notes}, {p['cycles_per_idle_loop']:.0f} cyc/idle loop"
+            if "options" in p:
+                notes = f"{notes} {p['options']}".strip()
+            rows.append((label, f"{p['mpps_each_way']:.3f} Mpps each way", ratio, notes))
     for k, v in results.get("per_packet_ns", {}).items():
         rows.append((k, f"{v:.1f}", "", "cargo bench"))
     width = max(len(r[0]) for r in rows)
@@ -481,9 +547,39 @@ plot "{data}" using 1:3:xtic(2) with boxes notitle, "" using 1:3:(sprintf("%.2f"
     data.unlink(missing_ok=True)
 
 
-def report(results):
+def history_line(results):
+    """The run's headline figures, one JSON line of docs/bench/history.jsonl: every full run adds
+    one, so that a figure can be set beside the same figure of earlier runs and commits."""
+    def get(*path):
+        v = results
+        for k in path:
+            if not isinstance(v, dict) or k not in v:
+                return None
+            v = v[k]
+        return round(v, 4) if isinstance(v, float) else v
+    ns = results.get("per_packet_ns", {})
+    lat = results.get("sluice_latency", {})
+    at_half = lat.get(50) or lat.get("50") or {}
+    return {
+        "date": results.get("date"), "commit": results.get("commit"), "flows": results.get("flows"),
+        "ceiling_mpps": get("ceiling", "mpps_each_way"), "sluice_1w_mpps": get("sluice_1w", "mpps_each_way"),
+        "ratio_1w": get("sluice_1w", "ratio_to_ceiling"), "cycles_per_packet": get("sluice_1w", "cycles_per_packet"),
+        "ratio_2w": get("sluice_2w", "ratio_to_ceiling"), "new_sessions_per_s": get("new_sessions", "sessions_per_s"),
+        "tcp_conn_per_s": get("tcp", "connections_per_s"), "p99_50pct_ns": at_half.get("p99"),
+        "af_xdp_mpps": get("peers", "sluice_af_xdp", "mpps_each_way"),
+        "af_xdp_to_testpmd": get("peers", "testpmd_af_xdp", "sluice_ratio"),
+        "af_xdp_to_nftables": get("peers", "nftables", "sluice_ratio"),
+        "ns_fwd_1k": ns.get("established forward, 1000 flows"), "ns_fwd_1m_bursts": ns.get("forward in bursts of 32, 1000000 flows"),
+        "bytes_per_session": ns.get("memory per session (bytes)"),
+    }
+
+
+def report(results, history=True):
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    if history:
+        with open(OUT / "history.jsonl", "a") as f:
+            f.write(json.dumps(history_line(results)) + "\n")
     plot(results, OUT / "latest.png")
     text = table(results)
     (OUT / "latest.txt").write_text(text + "\n")
@@ -512,19 +608,39 @@ def quick():
     print(json.dumps(results))
 
 
+def peers_only():
+    """`--peers [NAME,...]`: the veth path only (all rows, or the named ones: testpmd_af_xdp,
+    sluice_af_xdp, sluice_af_xdp_defaults, nftables, nginx); one line of JSON, no report."""
+    at = sys.argv.index("--peers")
+    only = set(sys.argv[at + 1].split(",")) if len(sys.argv) > at + 1 else None
+    cleanup()
+    RUN.mkdir(parents=True)
+    results = {}
+    try:
+        run_peers(results, only)
+    finally:
+        cleanup()
+    brief = {k: {f: v for f, v in p.items() if f != "gen"} for k, p in results.get("peers", {}).items()}
+    print(json.dumps(brief))
+
+
 def main():
     if "--quick" in sys.argv:
         quick()
         return
+    if "--peers" in sys.argv:
+        peers_only()
+        return
     if "--report" in sys.argv:
         # Table and plot again from the last run's JSON.
-        report(json.loads((OUT / "latest.json").read_text()))
+        report(json.loads((OUT / "latest.json").read_text()), history=False)
         return
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
     cleanup()
     RUN.mkdir(parents=True)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "seconds_per_run": SECONDS, "flows": FLOWS,
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": commit, "seconds_per_run": SECONDS, "flows": FLOWS,
                "cpu": re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1)}
     try:
         run_memif(results)

@@ -6,7 +6,8 @@
 //!   spreads the connections exactly evenly;
 //! - a 100 MB download through the VIP arrives intact (sha256);
 //! - ping of the VIP is answered by Sluice;
-//! - datagrams to a port of the VIP that no service has are dropped and counted (no_service).
+//! - datagrams to a port of the VIP that no service has are dropped and counted (no_service);
+//! - the same UDP and HTTP service over `af_xdp:IFNAME` ports instead of af_packet vdevs.
 
 mod common;
 
@@ -161,4 +162,69 @@ fn vip_answers_ping_and_drops_unknown_ports_counted() {
     assert_eq!(answered, 0, "a port without a service must not answer");
     assert_eq!(sluice.stop(Duration::from_secs(15)), Some(0));
     assert_eq!(logged_drops(&sluice.log_text(), "no_service"), Some(5), "{}", sluice.log_text());
+}
+
+/// The testnet config with both links on `af_xdp:lb0` / `af_xdp:lb1` and no vdev in `[dpdk]`:
+/// Sluice makes the AF_XDP vdevs itself.
+fn af_xdp_config() -> String {
+    let config = config(SERVICES)
+        .replace(r#"args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]"#, r#"args = ["--no-pci"]"#)
+        .replace(r#"device = "net_af_packet0""#, r#"device = "af_xdp:lb0""#)
+        .replace(r#"device = "net_af_packet1""#, r#"device = "af_xdp:lb1""#);
+    assert!(config.contains("af_xdp:lb1") && !config.contains("net_af_packet"), "testnet config changed: {config}");
+    config
+}
+
+#[test]
+fn af_xdp_ports_carry_udp_and_tcp_through_the_vip() {
+    let net = TestNet::up("slx", 3);
+    let servers = udp_echo(&net.srv(), &BACKENDS_UDP);
+    let _web = http(&net.srv(), &BACKENDS_HTTP, None);
+    let sluice = Sluice::start(&net, &af_xdp_config());
+    let log = sluice.log_text();
+    assert!(log.contains("port af_xdp:lb0 (net_af_xdp"), "the port is Sluice's own af_xdp vdev:\n{log}");
+
+    let curl =
+        |path: &str| run_in(&net.cli(), &["curl", "-sS", "--max-time", "5", &format!("http://198.18.0.10{path}")]);
+    assert!(
+        wait_until(Duration::from_secs(20), || curl("/").status.success()),
+        "no HTTP through the VIP over af_xdp:\n{}",
+        sluice.log_text()
+    );
+    let mut bodies: HashMap<String, u32> = HashMap::new();
+    for _ in 0..30 {
+        let out = curl("/");
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        *bodies.entry(stdout(&out)).or_default() += 1;
+    }
+    let expected: HashMap<String, u32> = BACKENDS_HTTP.iter().map(|b| (format!("backend {b}\n"), 10)).collect();
+    assert_eq!(bodies, expected, "every body right, rr exactly even");
+
+    let before = servers.counts();
+    let bad = in_netns(&net.cli(), || {
+        let mut bad = Vec::new();
+        let open: Vec<UdpSocket> = (0..30).map(|_| UdpSocket::bind("198.18.0.2:0").unwrap()).collect();
+        for (c, s) in open.iter().enumerate() {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            for i in 0..10 {
+                let payload = format!("client {c} datagram {i}");
+                s.send_to(payload.as_bytes(), "198.18.0.10:7").unwrap();
+                let mut buf = [0u8; 256];
+                match s.recv_from(&mut buf) {
+                    Ok((n, from)) if from.to_string() == "198.18.0.10:7" && &buf[..n] == payload.as_bytes() => {}
+                    other => bad.push(format!("{payload}: {other:?}")),
+                }
+            }
+        }
+        bad
+    });
+    assert!(bad.is_empty(), "{} bad or missing replies over af_xdp, first: {:?}", bad.len(), bad.first());
+    let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(spread, [100, 100, 100], "rr over 30 sessions of 10 datagrams each");
+
+    // The worker's loop counter moves: what an operator watches for a stalled worker.
+    let loops = || metric_sum(&scrape_metrics(&net.lb()), "sluice_worker_loops_total", &["worker=\"0\""]);
+    let first = loops();
+    assert!(first > 0.0, "sluice_worker_loops_total is exported");
+    assert!(wait_until(Duration::from_secs(5), || loops() > first), "the loop counter rises");
 }

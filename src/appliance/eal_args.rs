@@ -27,6 +27,7 @@ pub fn eal_args(config: &Config) -> Vec<String> {
         args.push(no_huge_memory_mb(config.dpdk.mbufs).to_string());
     }
     args.extend(config.dpdk.args.iter().cloned());
+    args.extend(config.interfaces.iter().filter_map(|i| i.af_xdp_vdev(config.cpu.workers.len())));
     args
 }
 
@@ -78,5 +79,18 @@ addresses = ["198.18.0.1/24"]
         assert!(args.contains(&"--in-memory".to_owned()));
         assert!(!args.contains(&"--no-huge".to_owned()));
         assert_eq!(&args[args.len() - 2..], ["--no-pci", "--vdev=net_af_packet0,iface=lb0"]);
+    }
+
+    #[test]
+    fn an_af_xdp_device_gets_a_socket_per_worker_without_busy_polling() {
+        let text = format!("{BASE}[[interface]]\nname = \"lan\"\ndevice = \"af_xdp:eth1\"\naddresses = [\"198.18.1.1/24\"]\n");
+        let config = config(&text);
+        let args = eal_args(&config);
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("--vdev=net_af_xdp_lan,iface=eth1,start_queue=0,queue_count=2,busy_budget=0")
+        );
+        assert_eq!(config.interfaces[1].dpdk_device(), "net_af_xdp_lan");
+        assert_eq!(config.interfaces[0].dpdk_device(), "net_af_packet0", "other devices as written");
     }
 }

@@ -171,7 +171,7 @@ impl Appliance {
         let mut links = Vec::with_capacity(config.interfaces.len());
         let mut opened = Vec::with_capacity(config.interfaces.len());
         for iface in &config.interfaces {
-            let mut port = Port::open(&iface.device).map_err(|e| format!("interface {}: {e}", iface.name))?;
+            let mut port = Port::open(&iface.dpdk_device()).map_err(|e| format!("interface {}: {e}", iface.name))?;
             port.configure(queues, &pool).map_err(|e| format!("interface {}: {e}", iface.name))?;
             let mac = MacAddr(port.mac().map_err(|e| e.to_string())?);
             let mut tap = kernel::create_tap(iface, mac).map_err(|e| format!("interface {}: {e}", iface.name))?;

@@ -306,6 +306,7 @@ impl Observer {
             s.icmp_relayed.push(metrics::WorkerCount { worker, value: c.icmp_errors_relayed.get() });
             let seconds = c.longest_loop_cycles.get() as f64 / dataplane::dpdk::tsc_hz().max(1) as f64;
             s.longest_loop.push(metrics::WorkerSeconds { worker, seconds });
+            s.loops.push(metrics::WorkerCount { worker, value: c.polls.get() });
             for (direction, value) in [("out", c.redirected_out.get()), ("in", c.redirected_in.get())] {
                 s.worker_redirected.push(metrics::WorkerRedirected { worker, direction, value });
             }

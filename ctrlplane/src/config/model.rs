@@ -193,10 +193,42 @@ impl Default for Timeouts {
 pub struct Interface {
     /// The kernel-side name (a valid Linux ifname).
     pub name: String,
-    /// A DPDK device name or a PCI address.
+    /// A DPDK device name, a PCI address, or `af_xdp:IFNAME`, as written.
     pub device: String,
     /// The host's own addresses; each also makes its prefix a connected route.
     pub addresses: Vec<Ipv4Net>,
+}
+
+/// How `device` names a kernel interface driven through AF_XDP.
+pub const AF_XDP_PREFIX: &str = "af_xdp:";
+
+impl Interface {
+    /// The kernel interface of an `af_xdp:IFNAME` device.
+    pub fn af_xdp(&self) -> Option<&str> {
+        self.device.strip_prefix(AF_XDP_PREFIX)
+    }
+
+    /// The name DPDK knows the port by: `device`, or for `af_xdp:IFNAME` the vdev Sluice
+    /// creates for it (`net_af_xdp_` and the interface's name).
+    pub fn dpdk_device(&self) -> String {
+        match self.af_xdp() {
+            Some(_) => format!("net_af_xdp_{}", self.name),
+            None => self.device.clone(),
+        }
+    }
+
+    /// For `af_xdp:IFNAME`, the EAL's `--vdev` argument: one AF_XDP socket per worker on the
+    /// kernel interface's queues 0 to workers - 1, and the PMD's preferred busy polling off
+    /// (`busy_budget=0`): with it on, every empty poll of a worker is a system call, which costs
+    /// a polling worker more than it gains (docs/operations.md, "af_xdp ports").
+    pub fn af_xdp_vdev(&self, workers: usize) -> Option<String> {
+        let kernel = self.af_xdp()?;
+        Some(format!(
+            "--vdev={},iface={kernel},start_queue=0,queue_count={},busy_budget=0",
+            self.dpdk_device(),
+            workers.max(1)
+        ))
+    }
 }
 
 /// `[[route]]`: a static route; `via` is on a connected prefix.

@@ -14,6 +14,7 @@ use super::value::{at, ipv4, ipv4_net, require, FirstSeen};
 
 /// The longest Linux interface name, in bytes (IFNAMSIZ less the terminating NUL).
 const IFNAME_MAX: usize = 15;
+use super::model::AF_XDP_PREFIX;
 
 /// What no two interfaces may share.
 #[derive(Default)]
@@ -38,7 +39,7 @@ fn interface(report: &mut Report, table: &Spanned<raw::Interface>, taken: &mut T
         .and_then(|text| interface_name(report, text))
         .filter(|text| taken.names.claim_text(report, text, "interface name"));
     let device = require(report, &written.device, "device", table, "[[interface]]")
-        .and_then(|text| device_name(report, text))
+        .and_then(|text| device_name(report, text, name.map(|n| n.get_ref().as_str())))
         .filter(|text| taken.devices.claim_text(report, text, "interface device"));
     let mut addresses = Vec::new();
     for text in written.addresses.iter().flat_map(|list| list.get_ref()) {
@@ -73,10 +74,33 @@ fn interface_name<'t>(report: &mut Report, name: &'t raw::Text) -> Option<&'t ra
     Some(name)
 }
 
-fn device_name<'t>(report: &mut Report, device: &'t raw::Text) -> Option<&'t raw::Text> {
-    if device.get_ref().is_empty() {
-        report.error(at(device), "interface device is empty: expected a DPDK device name or a PCI address");
+/// A DPDK device name, a PCI address, or `af_xdp:IFNAME` (a kernel interface Sluice drives
+/// through an AF_XDP socket per worker, see `Interface::af_xdp`). `name`: the interface's own
+/// name, which is Sluice's kernel tap and so cannot be the af_xdp interface too.
+fn device_name<'t>(report: &mut Report, device: &'t raw::Text, name: Option<&str>) -> Option<&'t raw::Text> {
+    let text = device.get_ref();
+    if text.is_empty() {
+        report.error(at(device), "interface device is empty: expected a DPDK device name, a PCI address or af_xdp:IFNAME");
         return None;
+    }
+    if let Some(kernel) = text.strip_prefix(AF_XDP_PREFIX) {
+        let valid = !kernel.is_empty()
+            && kernel.len() <= IFNAME_MAX
+            && !kernel.chars().any(|c| c == '/' || c == ':' || c == ',' || c.is_whitespace());
+        if !valid {
+            report.error(
+                at(device),
+                format!("invalid af_xdp device {text:?}: expected af_xdp:IFNAME, a Linux interface name of at most {IFNAME_MAX} bytes"),
+            );
+            return None;
+        }
+        if Some(kernel) == name {
+            report.error(
+                at(device),
+                format!("af_xdp device {text:?} has the interface's own name: that name is Sluice's kernel interface for this link; name it otherwise"),
+            );
+            return None;
+        }
     }
     Some(device)
 }

@@ -89,6 +89,11 @@ pub fn render(sample: &Sample) -> String {
             "The longest poll loop of each worker since start.",
             s.longest_loop.iter().map(|r| (labels!(worker = r.worker), r.seconds)),
         ),
+        counter(
+            "sluice_worker_loops_total",
+            "Poll loops each worker has run, finding work or not: a loop rate that stops rising is a stalled worker.",
+            s.loops.iter().map(|r| (labels!(worker = r.worker), r.value)),
+        ),
         gauge(
             "sluice_neighbours",
             "Entries in each worker's ARP neighbour table (next hops it needs), pending ones included.",

@@ -22,6 +22,7 @@ fn sample() -> Sample {
         sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
         sessions_evicted: vec![WorkerCount { worker: 0, value: 4 }],
         longest_loop: vec![WorkerSeconds { worker: 0, seconds: 0.00125 }],
+        loops: vec![WorkerCount { worker: 0, value: 912_345 }],
         mbufs_available: Some(16_000),
         backend_up: vec![
             BackendUp { service: service.clone(), backend: backend.clone(), up: true },
@@ -113,6 +114,9 @@ sluice_sessions_evicted_total{worker="0"} 4
 # HELP sluice_worker_longest_loop_seconds The longest poll loop of each worker since start.
 # TYPE sluice_worker_longest_loop_seconds gauge
 sluice_worker_longest_loop_seconds{worker="0"} 0.00125
+# HELP sluice_worker_loops_total Poll loops each worker has run, finding work or not: a loop rate that stops rising is a stalled worker.
+# TYPE sluice_worker_loops_total counter
+sluice_worker_loops_total{worker="0"} 912345
 # HELP sluice_mbufs_available Free mbufs in the packet buffer pool, per-core caches included.
 # TYPE sluice_mbufs_available gauge
 sluice_mbufs_available 16000
@@ -208,7 +212,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 28);
+    assert_eq!(families.len(), 29);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

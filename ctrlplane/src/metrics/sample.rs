@@ -35,6 +35,8 @@ pub struct Sample {
     pub icmp_relayed: Vec<WorkerCount>,
     /// `sluice_worker_longest_loop_seconds{worker}`: the longest poll loop since start.
     pub longest_loop: Vec<WorkerSeconds>,
+    /// `sluice_worker_loops_total{worker}`: poll loops run (idle or not).
+    pub loops: Vec<WorkerCount>,
     /// `sluice_neighbours{worker}`: entries in each worker's neighbour table.
     pub neighbours: Vec<WorkerCount>,
     /// `sluice_mbufs_available`: free mbufs in the pool (per-core caches included).

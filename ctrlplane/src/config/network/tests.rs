@@ -74,7 +74,24 @@ fn names_and_devices_are_unique() {
 fn devices_are_not_empty() {
     assert_eq!(
         errors("[[interface]]\nname = \"wan\"\ndevice = \"\"\n"),
-        "t.toml:3:10: interface device is empty: expected a DPDK device name or a PCI address"
+        "t.toml:3:10: interface device is empty: expected a DPDK device name, a PCI address or af_xdp:IFNAME"
+    );
+}
+
+#[test]
+fn af_xdp_devices_name_another_kernel_interface() {
+    let lan = &config("[[interface]]\nname = \"lan\"\ndevice = \"af_xdp:eth1\"\n").interfaces[0];
+    assert_eq!((lan.af_xdp(), lan.dpdk_device().as_str()), (Some("eth1"), "net_af_xdp_lan"));
+    for bad in ["af_xdp:", "af_xdp:sixteen-chars-xx", "af_xdp:a,b", "af_xdp:a b"] {
+        let text = format!("[[interface]]\nname = \"lan\"\ndevice = \"{bad}\"\n");
+        assert_eq!(
+            errors(&text),
+            format!("t.toml:3:10: invalid af_xdp device {bad:?}: expected af_xdp:IFNAME, a Linux interface name of at most 15 bytes")
+        );
+    }
+    assert_eq!(
+        errors("[[interface]]\nname = \"eth1\"\ndevice = \"af_xdp:eth1\"\n"),
+        "t.toml:3:10: af_xdp device \"af_xdp:eth1\" has the interface's own name: that name is Sluice's kernel interface for this link; name it otherwise"
     );
 }
 
