@@ -53,9 +53,6 @@ const HELD_IN_ALL: usize = 2048;
 /// receive, and a quiet worker still keeps up with any rate of expiry.
 const EXPIRE_SLICE: Duration = Duration::from_micros(20);
 const EXPIRE_CHUNK: usize = 32;
-/// Sessions from which a burst's flows are prefetched before it is handled: below, the table
-/// (about 93 bytes a session, index included) stays in a core's L2 cache.
-const PREFETCH_FROM: usize = 8192;
 /// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
 /// must not turn Sluice into an amplifier.
 const ICMP_ERRORS_PER_SECOND: u32 = 100;
@@ -283,12 +280,11 @@ impl Worker {
     /// Before a burst is handled one packet at a time: every flow's index slot is prefetched,
     /// then every session the index names, so that the burst's cache misses overlap instead of
     /// each packet waiting for its own (at a million flows, four times fewer nanoseconds a
-    /// packet in `cargo bench -p dataplane --bench fullnat`). A table small enough to stay in
-    /// the caches (`PREFETCH_FROM` sessions) gains nothing from it and skips the cost.
+    /// packet in `cargo bench -p dataplane --bench fullnat`). Also for a few flows: the index is
+    /// sized for the table's capacity, so even 1,024 flows' slots lie on 2,048 lines scattered
+    /// over megabytes, and a profile of the worker over memif found half of `process`'s time
+    /// waiting on the index slot.
     fn prefetch_burst(&self, rx: &RxBurst) {
-        if self.nat.sessions().len() < PREFETCH_FROM {
-            return;
-        }
         let mut hashes = [0u32; dpdk::BURST];
         let mut n = 0;
         for frame in rx.frames() {
