@@ -608,6 +608,53 @@ def quick():
     print(json.dumps(results))
 
 
+def perf_shares(data):
+    """Samples of a `perf record` by shared object and by symbol, in percent."""
+    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio"],
+                         capture_output=True, text=True).stdout
+    by_dso, by_symbol = {}, {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
+        if m:
+            share, dso, symbol = float(m.group(1)), m.group(2), m.group(3)
+            by_dso[dso] = by_dso.get(dso, 0) + share
+            by_symbol[symbol] = by_symbol.get(symbol, 0) + share
+    return by_dso, by_symbol
+
+
+def profile():
+    """`--profile`: Sluice with one worker at BENCH_FLOWS flows over memif, `perf record` on the
+    worker's CPU meanwhile; one line of JSON: the share of samples in Sluice's own code against
+    the memif PMD's (`own_to_pmd`), and the top symbols. The PMD's cost per packet is the same
+    for any forwarder on this path, so this ratio moves with Sluice's own cost per packet and
+    hardly with the machine's noise, unlike rates and ratios to the ceiling."""
+    if not shutil.which("perf"):
+        sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", "linux-perf", capture=True)
+    cleanup()
+    RUN.mkdir(parents=True)
+    results = {}
+    try:
+        client, backend = memif(0, "client"), memif(1, "client")
+        servers = [memif(0, "server"), memif(1, "server")]
+        sh("ip", "netns", "add", "sb-lb")
+        sh("ip", "link", "set", "lo", "up", ns="sb-lb")
+        data = RUN / "perf.data"
+        with Sluice(servers, "sb-lb", capacity=max(1 << 20, 2 * FLOWS)):
+            record = subprocess.Popen(["sh", "-c", f"sleep 2; exec perf record -q -C 1 -o {data} -- sleep {max(SECONDS - 4, 2)}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            r = gen("fullnat", client, backend)
+            record.wait(timeout=60)
+        by_dso, by_symbol = perf_shares(data)
+        own = sum(v for k, v in by_dso.items() if k == SLUICE.name)
+        pmd = sum(v for k, v in by_dso.items() if "memif" in k)
+        top = sorted(((v, k) for k, v in by_symbol.items() if not k.startswith("0x")), reverse=True)[:10]
+        results = {"flows": FLOWS, "sluice": str(SLUICE), "sluice_mpps": mpps(r["rx_pps"]), "own_share": own,
+                   "pmd_share": pmd, "own_to_pmd": own / max(pmd, 1e-9), "top": [[k, round(v, 1)] for v, k in top]}
+    finally:
+        cleanup()
+    print(json.dumps(results))
+
+
 def peers_only():
     """`--peers [NAME,...]`: the veth path only (all rows, or the named ones: testpmd_af_xdp,
     sluice_af_xdp, sluice_af_xdp_defaults, nftables, nginx); one line of JSON, no report."""
@@ -630,6 +677,9 @@ def main():
         return
     if "--peers" in sys.argv:
         peers_only()
+        return
+    if "--profile" in sys.argv:
+        profile()
         return
     if "--report" in sys.argv:
         # Table and plot again from the last run's JSON.
