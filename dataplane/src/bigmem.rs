@@ -9,6 +9,9 @@
 //! back them when the system allows it (`/sys/kernel/mm/transparent_hugepage/enabled` set to
 //! `always` or `madvise`, the default on Debian). Otherwise they are ordinary memory: never a
 //! failure, only slower. DPDK's reserved hugepages stay for the mbuf pools.
+//! NUMA: every element is written here, at construction, and a worker's tables are built by
+//! `Worker::new` on the worker's own lcore, so the kernel's first-touch policy puts them on the
+//! worker's node.
 //! Owns: its allocation. Must never: be resized (the tables never grow), or be used for
 //! anything that must be shared with DPDK (this memory is not registered with the EAL).
 

@@ -181,6 +181,11 @@ impl RxBurst {
 }
 
 impl RxBurst {
+    /// How many packets are not yet taken.
+    pub fn remaining(&self) -> usize {
+        self.len - self.next
+    }
+
     /// The first segment's bytes of each packet not yet taken, in order: for a look at the
     /// whole burst (prefetching what processing it will need) before it is handled.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {

@@ -198,6 +198,19 @@ impl FullNat {
     /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
     /// VIP or local IP of this data path.
     pub fn process(&mut self, snap: &Snapshot, ip: &mut [u8], now_ms: u64, c: &WorkerCounters) -> Step {
+        self.process_hashed(snap, ip, now_ms, c, None)
+    }
+
+    /// As `process`, with `hash`: what `prefetch_index` returned for this very packet, so that
+    /// the burst's first stage's hash is not computed again (None: computed here).
+    pub fn process_hashed(
+        &mut self,
+        snap: &Snapshot,
+        ip: &mut [u8],
+        now_ms: u64,
+        c: &WorkerCounters,
+        hash: Option<u32>,
+    ) -> Step {
         let seen = match nat::inspect(ip) {
             Ok(seen) => seen,
             // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
@@ -209,7 +222,7 @@ impl FullNat {
             Err(refusal) => return Step::Drop(refusal.into()),
         };
         match seen.tuple.proto {
-            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c),
+            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash),
             protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
                 Step::Drop(DropReason::VipDown)
             }
@@ -218,13 +231,21 @@ impl FullNat {
         }
     }
 
-    fn flow(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, now_ms: u64, c: &WorkerCounters) -> Step {
+    fn flow(
+        &mut self,
+        snap: &Snapshot,
+        ip: &mut [u8],
+        seen: &Inspected,
+        now_ms: u64,
+        c: &WorkerCounters,
+        hash: Option<u32>,
+    ) -> Step {
         let t = seen.tuple;
         let key =
             FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
         let len = u32::from(seen.total_len);
-        if let Some((id, dir)) = self.find(&key) {
+        if let Some((id, dir)) = self.find_hashed(&key, hash) {
             let slot = self.sessions.get(id).service as usize;
             if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {
                 return Step::Drop(DropReason::VipDown);
@@ -291,7 +312,17 @@ impl FullNat {
     /// per-datagram session (whose reply key has no backend).
     #[inline]
     fn find(&self, key: &FlowKey) -> Option<(SessionId, Direction)> {
-        self.sessions.lookup(key).or_else(|| {
+        self.find_hashed(key, None)
+    }
+
+    /// As `find`, with the key's hash when the caller has it.
+    #[inline]
+    fn find_hashed(&self, key: &FlowKey, hash: Option<u32>) -> Option<(SessionId, Direction)> {
+        let own = match hash {
+            Some(hash) => self.sessions.lookup_hashed(hash, key),
+            None => self.sessions.lookup(key),
+        };
+        own.or_else(|| {
             if key.proto != protocol::UDP {
                 return None;
             }

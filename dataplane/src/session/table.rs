@@ -87,6 +87,14 @@ impl SessionTable {
         self.find(self.index.hash(key), key)
     }
 
+    /// As `lookup`, with `hash` the key's hash as `prefetch_index` returned it (checked in
+    /// debug builds): a burst hashes each packet once.
+    #[inline]
+    pub fn lookup_hashed(&self, hash: u32, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        debug_assert_eq!(hash, self.index.hash(key), "a hash that is not the key's");
+        self.find(hash, key)
+    }
+
     /// Stage one of a burst: the hash of `key`, its index slot on its way into the cache.
     #[inline]
     pub fn prefetch_index(&self, key: &FlowKey) -> u32 {

@@ -107,6 +107,8 @@ pub struct Worker {
     /// `KERNEL_POLL_INTERVAL` in TSC cycles.
     kernel_poll_cycles: u64,
     icmp_budget: TokenBucket,
+    /// The flow hash of each packet of the burst in hand, by position (`prefetch_burst`).
+    hints: [Option<u32>; dpdk::BURST],
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
     handoff: Vec<RingQueue>,
@@ -187,6 +189,7 @@ impl Worker {
             expire_cycles,
             kernel_poll_cycles,
             icmp_budget,
+            hints: [None; dpdk::BURST],
             dumper: Dumper::default(),
             handoff,
             requests,
@@ -284,31 +287,29 @@ impl Worker {
     /// sized for the table's capacity, so even 1,024 flows' slots lie on 2,048 lines scattered
     /// over megabytes, and a profile of the worker over memif found half of `process`'s time
     /// waiting on the index slot.
-    fn prefetch_burst(&self, rx: &RxBurst) {
-        let mut hashes = [0u32; dpdk::BURST];
-        let mut n = 0;
-        for frame in rx.frames() {
+    /// The hashes stay in `hints`, by position in the burst, for `process_hashed`: each packet
+    /// is hashed once.
+    fn prefetch_burst(&mut self, rx: &RxBurst) {
+        for (hint, frame) in self.hints.iter_mut().zip(rx.frames()) {
             let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00]);
-            if let Some(hash) = frame.get(ETH..).filter(|_| ipv4).and_then(|ip| self.nat.prefetch_index(ip)) {
-                hashes[n] = hash;
-                n += 1;
-            }
+            *hint = frame.get(ETH..).filter(|_| ipv4).and_then(|ip| self.nat.prefetch_index(ip));
         }
-        for &hash in &hashes[..n] {
-            self.nat.prefetch_session(hash);
+        for hash in self.hints[..rx.remaining()].iter().flatten() {
+            self.nat.prefetch_session(*hash);
         }
     }
 
     fn poll_port(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
         let n = rx.receive(self.queues[i].port, self.setup.queue);
         self.setup.counters.rx_packets.add(n as u64);
-        if n > 1 {
-            self.prefetch_burst(rx);
-        }
+        self.prefetch_burst(rx);
         let link = &snap.links[i];
-        for mut m in rx.by_ref() {
+        for (k, mut m) in rx.by_ref().enumerate() {
             match classify(m.data(), &link.owned) {
-                Verdict::Local => self.fullnat(snap, i, m, now, false),
+                Verdict::Local => {
+                    let hint = self.hints[k];
+                    self.fullnat(snap, i, m, now, false, hint)
+                }
                 Verdict::ArpRequestForUs { sender_ip, sender_mac } => {
                     self.learn(snap, i, sender_ip, sender_mac, now, false);
                     if answer_arp(m.data_mut(), link.mac) {
@@ -337,12 +338,13 @@ impl Worker {
     fn poll_ring(&mut self, snap: &Snapshot, r: usize, rx: &mut RxBurst, now: u64) -> usize {
         let n = rx.receive_ring(&self.setup.rings_in[r]);
         self.setup.counters.redirected_in.add(n as u64);
-        if n > 1 {
-            self.prefetch_burst(rx);
-        }
-        for m in rx.by_ref() {
+        self.prefetch_burst(rx);
+        for (k, m) in rx.by_ref().enumerate() {
             match snap.links.iter().position(|l| l.port == m.port()) {
-                Some(link) => self.fullnat(snap, link, m, now, true),
+                Some(link) => {
+                    let hint = self.hints[k];
+                    self.fullnat(snap, link, m, now, true, hint)
+                }
                 None => self.setup.counters.count_drop(DropReason::Malformed, 1),
             }
         }
@@ -359,7 +361,7 @@ impl Worker {
         let link = &snap.links[i];
         for mut m in rx.by_ref() {
             match classify(m.data(), &link.owned) {
-                Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now, false),
+                Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now, false, None),
                 Verdict::ArpRequestForUs { .. } if answer_arp(m.data_mut(), link.mac) => {
                     self.setup.counters.arp_replies.add(1);
                     self.to_kernel(i, m);
@@ -370,8 +372,9 @@ impl Worker {
         n
     }
 
-    /// FULLNAT for a frame to one of our addresses; `handed`: it came from another worker.
-    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64, handed: bool) {
+    /// FULLNAT for a frame to one of our addresses; `handed`: it came from another worker;
+    /// `hash`: its flow's hash from `prefetch_burst`, if it has one.
+    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64, handed: bool, hash: Option<u32>) {
         if let Some(owner) = self.owner_elsewhere(snap, &m) {
             let ring = self.setup.rings_out[owner].as_ref().expect("a ring to every other worker");
             self.setup.counters.redirected_out.add(1);
@@ -385,7 +388,7 @@ impl Worker {
             return;
         }
         let step = match m.data_mut().get_mut(ETH..) {
-            Some(ip) => self.nat.process(snap, ip, now, c),
+            Some(ip) => self.nat.process_hashed(snap, ip, now, c, hash),
             None => Step::Drop(DropReason::Truncated),
         };
         match step {

@@ -255,6 +255,13 @@ fn prefetching_finds_the_session_a_packet_belongs_to_either_way() {
         let hash = lab.nat.prefetch_index(&packet).expect("a UDP packet is hashed");
         assert_eq!(lab.nat.sessions().prefetch_session(hash), id(&lab, src, dst), "{src:?} -> {dst:?}");
         lab.nat.prefetch_session(hash);
+        // The hash carried on to processing finds what processing without it finds.
+        let (mut with, mut without) = (packet.clone(), packet.clone());
+        let mut twin = lab.nat.clone();
+        let hashed = lab.nat.process_hashed(&lab.snap, &mut with, 1010, &lab.c, Some(hash));
+        assert_eq!(hashed, twin.process(&lab.snap, &mut without, 1010, &lab.c));
+        assert!(matches!(hashed, Step::Forward { .. }), "{hashed:?}");
+        assert_eq!(with, without);
     }
     // Nothing to prefetch for what is not TCP or UDP over IPv4, or is cut short.
     let echo = echo_request_packet(CLIENT.0, DNS.0, 64, 1, b"ping");
