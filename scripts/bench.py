@@ -139,7 +139,11 @@ def memif(name, role):
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
 
 
-def sluice_config(ports, workers=(1,), capacity=1 << 20, local_ips=4, short_timeouts=False):
+def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False):
+    # Room for every flow: sessions, and local ports (64,512 a local IP, each worker its own
+    # share of the IPs); otherwise established flows would evict each other's sessions.
+    capacity = capacity or max(1 << 20, 2 * FLOWS)
+    local_ips = local_ips or max(4, len(workers) * (FLOWS // 60000 + 1))
     udp_locals = ", ".join(f'"198.18.{2 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
     tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
     # New-session runs: sessions must make way quickly, or the table and ports fill up.
@@ -621,7 +625,7 @@ def quick():
         sh("ip", "link", "set", "lo", "up", ns="sb-lb")
         with testpmd():
             ceiling = gen("ceiling", client, backend)["rx_pps"]
-        with Sluice(servers, "sb-lb", capacity=max(1 << 20, 2 * FLOWS)):
+        with Sluice(servers, "sb-lb"):
             r = gen("fullnat", client, backend)
         results = {"flows": FLOWS, "sluice": str(SLUICE), "ceiling_mpps": mpps(ceiling),
                    "sluice_mpps": mpps(r["rx_pps"]), "ratio": r["rx_pps"] / max(ceiling, 1), "bad": r["bad"]}
@@ -661,7 +665,7 @@ def profile():
         sh("ip", "netns", "add", "sb-lb")
         sh("ip", "link", "set", "lo", "up", ns="sb-lb")
         data = RUN / "perf.data"
-        with Sluice(servers, "sb-lb", capacity=max(1 << 20, 2 * FLOWS)):
+        with Sluice(servers, "sb-lb"):
             record = subprocess.Popen(["sh", "-c", f"sleep 2; exec perf record -q -C 1 -o {data} -- sleep {max(SECONDS - 4, 2)}"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             r = gen("fullnat", client, backend)
