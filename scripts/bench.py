@@ -612,17 +612,22 @@ def report(results, history=True):
     print(text)
 
 
+def memif_path():
+    """A fresh start: the generator's memif ports (client, backend), the forwarder's (servers),
+    and Sluice's namespace sb-lb."""
+    cleanup()
+    RUN.mkdir(parents=True)
+    sh("ip", "netns", "add", "sb-lb")
+    sh("ip", "link", "set", "lo", "up", ns="sb-lb")
+    return memif(0, "client"), memif(1, "client"), [memif(0, "server"), memif(1, "server")]
+
+
 def quick():
     """`--quick`: the ceiling and Sluice with one worker only, at BENCH_FLOWS flows; one line of
     JSON (for before-and-after comparisons: alternate SLUICE_BIN between runs)."""
-    cleanup()
-    RUN.mkdir(parents=True)
     results = {}
     try:
-        client, backend = memif(0, "client"), memif(1, "client")
-        servers = [memif(0, "server"), memif(1, "server")]
-        sh("ip", "netns", "add", "sb-lb")
-        sh("ip", "link", "set", "lo", "up", ns="sb-lb")
+        client, backend, servers = memif_path()
         with testpmd():
             ceiling = gen("ceiling", client, backend)["rx_pps"]
         with Sluice(servers, "sb-lb"):
@@ -656,14 +661,9 @@ def profile():
     hardly with the machine's noise, unlike rates and ratios to the ceiling."""
     if not shutil.which("perf"):
         sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", "linux-perf", capture=True)
-    cleanup()
-    RUN.mkdir(parents=True)
     results = {}
     try:
-        client, backend = memif(0, "client"), memif(1, "client")
-        servers = [memif(0, "server"), memif(1, "server")]
-        sh("ip", "netns", "add", "sb-lb")
-        sh("ip", "link", "set", "lo", "up", ns="sb-lb")
+        client, backend, servers = memif_path()
         data = RUN / "perf.data"
         with Sluice(servers, "sb-lb"):
             record = subprocess.Popen(["sh", "-c", f"sleep 2; exec perf record -q -C 1 -o {data} -- sleep {max(SECONDS - 4, 2)}"],

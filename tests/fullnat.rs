@@ -72,8 +72,30 @@ fn udp_echo_through_the_vip() {
     let before = servers.counts();
 
     // 30 client sockets (30 sessions), 20 datagrams each, every reply checked.
-    let (sockets, per_socket) = (30, 20);
-    let bad = in_netns(&net.cli(), move || {
+    let bad = echo_from_sockets(&net, 30, 20);
+    assert!(bad.is_empty(), "{} bad or missing replies, first: {:?}", bad.len(), bad.first());
+    let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(spread, [200, 200, 200], "rr over 30 sessions of 20 datagrams each");
+    drop(warm_socket);
+}
+
+/// 30 requests with `curl`: every body a right one, rr exactly even over the three backends.
+fn thirty_requests_spread_evenly(curl: &dyn Fn(&str) -> std::process::Output) {
+    let mut bodies: HashMap<String, u32> = HashMap::new();
+    for _ in 0..30 {
+        let out = curl("/");
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        *bodies.entry(stdout(&out)).or_default() += 1;
+    }
+    let expected: HashMap<String, u32> = BACKENDS_HTTP.iter().map(|b| (format!("backend {b}\n"), 10)).collect();
+    assert_eq!(bodies, expected, "every body right, rr exactly even");
+}
+
+/// `sockets` client sockets (a session each) send `per_socket` datagrams each to the echo VIP,
+/// every reply checked (from VIP:7, to the sender, payload intact); what went wrong, if anything.
+/// The sockets stay open to the end, so that no client port is reused by a later one.
+fn echo_from_sockets(net: &TestNet, sockets: usize, per_socket: usize) -> Vec<String> {
+    in_netns(&net.cli(), move || {
         let mut bad = Vec::new();
         let open: Vec<UdpSocket> = (0..sockets).map(|_| UdpSocket::bind("198.18.0.2:0").unwrap()).collect();
         for (c, s) in open.iter().enumerate() {
@@ -89,11 +111,7 @@ fn udp_echo_through_the_vip() {
             }
         }
         bad
-    });
-    assert!(bad.is_empty(), "{} bad or missing replies, first: {:?}", bad.len(), bad.first());
-    let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
-    assert_eq!(spread, [200, 200, 200], "rr over 30 sessions of 20 datagrams each");
-    drop(warm_socket);
+    })
 }
 
 #[test]
@@ -114,14 +132,7 @@ fn http_through_the_vip_spreads_evenly_and_carries_100_mb_intact() {
     );
     let before = servers.counts();
 
-    let mut bodies: HashMap<String, u32> = HashMap::new();
-    for _ in 0..30 {
-        let out = curl("/");
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-        *bodies.entry(stdout(&out)).or_default() += 1;
-    }
-    let expected: HashMap<String, u32> = BACKENDS_HTTP.iter().map(|b| (format!("backend {b}\n"), 10)).collect();
-    assert_eq!(bodies, expected, "every body right, rr exactly even");
+    thirty_requests_spread_evenly(&curl);
     let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(spread, [10, 10, 10]);
 
@@ -191,33 +202,10 @@ fn af_xdp_ports_carry_udp_and_tcp_through_the_vip() {
         "no HTTP through the VIP over af_xdp:\n{}",
         sluice.log_text()
     );
-    let mut bodies: HashMap<String, u32> = HashMap::new();
-    for _ in 0..30 {
-        let out = curl("/");
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
-        *bodies.entry(stdout(&out)).or_default() += 1;
-    }
-    let expected: HashMap<String, u32> = BACKENDS_HTTP.iter().map(|b| (format!("backend {b}\n"), 10)).collect();
-    assert_eq!(bodies, expected, "every body right, rr exactly even");
+    thirty_requests_spread_evenly(&curl);
 
     let before = servers.counts();
-    let bad = in_netns(&net.cli(), || {
-        let mut bad = Vec::new();
-        let open: Vec<UdpSocket> = (0..30).map(|_| UdpSocket::bind("198.18.0.2:0").unwrap()).collect();
-        for (c, s) in open.iter().enumerate() {
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            for i in 0..10 {
-                let payload = format!("client {c} datagram {i}");
-                s.send_to(payload.as_bytes(), "198.18.0.10:7").unwrap();
-                let mut buf = [0u8; 256];
-                match s.recv_from(&mut buf) {
-                    Ok((n, from)) if from.to_string() == "198.18.0.10:7" && &buf[..n] == payload.as_bytes() => {}
-                    other => bad.push(format!("{payload}: {other:?}")),
-                }
-            }
-        }
-        bad
-    });
+    let bad = echo_from_sockets(&net, 30, 10);
     assert!(bad.is_empty(), "{} bad or missing replies over af_xdp, first: {:?}", bad.len(), bad.first());
     let spread: Vec<u64> = servers.counts().iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(spread, [100, 100, 100], "rr over 30 sessions of 10 datagrams each");
