@@ -6,11 +6,14 @@ Everything runs on this machine in one go, so that figures are compared within o
   2. Sluice over the same memif ports, 1 worker (and 2), UDP FULLNAT both ways, established
      flows; new sessions per second; synthetic TCP connections per second; added latency at
      10/50/90 % of Sluice's own maximum;
-  3. the peers on one veth path, the same generator on af_xdp: Sluice on af_xdp, the kernel
-     doing FULLNAT with nftables (DNAT + SNAT, numgen round robin), nginx's UDP stream proxy;
+  3. the peers on one veth path, the same generator on af_xdp: dpdk-testpmd on af_xdp, Sluice
+     on af_xdp (its options and the PMD's defaults), the kernel doing FULLNAT with nftables
+     (DNAT + SNAT, numgen round robin), nginx's UDP stream proxy;
   4. memory per session and the session table at 10 million sessions (cargo bench).
 Cores: the generator on CPU 0, the forwarder under test on CPU 1. Only 198.18.0.0/15 is used,
 in namespaces made here and always removed; every process is stopped by its PID.
+Modes: --quick, --peers, --profile, --report (docs/benchmarks.md). The tools (processes, the
+generator, Sluice, testpmd, loss-free rates) are in scripts/benchkit.py.
 """
 
 import json
@@ -20,237 +23,35 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN = Path("/run/sluice-bench")
-OUT = ROOT / "docs" / "bench"
-# SLUICE_BIN: another build of sluice to measure (an earlier commit's, for before and after).
-SLUICE = Path(os.environ.get("SLUICE_BIN", ROOT / "target" / "release" / "sluice"))
-GEN = ROOT / "target" / "release" / "sluice-gen"
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
-FLOWS = int(os.environ.get("BENCH_FLOWS", "1024"))
-NS = ["sb-lb", "sb-gen", "sb-peer"]
-
-
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def sh(*args, check=True, ns=None, capture=False):
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
-    r = subprocess.run(cmd, check=False, text=True, capture_output=capture)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr if capture else r.returncode}")
-    return r.stdout if capture else r.returncode
-
-
-class Proc:
-    """A background process, stopped by PID (SIGTERM, then SIGKILL) when the block ends."""
-
-    def __init__(self, args, ns=None, log_path=None):
-        cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
-        self.log_path = log_path or RUN / f"{Path(str(args[0])).name}.log"
-        self.log = open(self.log_path, "w")
-        # stdin stays open and silent: dpdk-testpmd exits on end of input.
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def text(self):
-        return Path(self.log_path).read_text(errors="replace")
-
-    def wait_for(self, needle, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if needle in self.text():
-                return True
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{needle!r} not seen:\n{self.text()[-3000:]}")
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def cleanup():
-    for ns in NS:
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-        for pid in pids:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    shutil.rmtree(RUN, ignore_errors=True)
-
-
-def gen(mode, client_vdev, backend_vdev, rate="max", duration=SECONDS, ns=None, extra=()):
-    # Each client address gives 64,512 source ports: enough addresses for FLOWS flows.
-    addresses = max(8, -(-FLOWS // 64512))
-    flows = ["--flows", FLOWS, "--client-ips", addresses] if mode in ("fullnat", "ceiling") else []
-    args = [GEN, "--mode", mode, "--client-vdev", client_vdev, "--backend-vdev", backend_vdev,
-            "--rate", rate, "--duration", duration, *flows, "--cores", 1, "--cpus", 0, *extra]
-    out = sh(*args, ns=ns, capture=True)
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def gen_scraped(sluice, mode, client_vdev, backend_vdev, duration=SECONDS, **kw):
-    """`gen`, with `sluice`'s metrics scraped a second before the generator stops: DPDK 22.11's
-    memif PMD can crash a worker polling a port whose peer disconnects (a segfault in its rx
-    path as the shared region goes away, seen here when the generator leaves; docs/benchmarks.md),
-    so nothing is asked of Sluice after the generator is gone."""
-    scraped = {}
-
-    def scrape():
-        try:
-            scraped["m"] = sluice.metrics()
-        except RuntimeError as e:
-            scraped["error"] = e
-
-    timer = threading.Timer(max(duration - 1, 0.5), scrape)
-    timer.start()
-    try:
-        r = gen(mode, client_vdev, backend_vdev, duration=duration, **kw)
-    finally:
-        timer.join()
-    if "m" not in scraped:
-        raise RuntimeError(f"metrics not scraped during the run: {scraped.get('error')}")
-    return r, scraped["m"]
-
-
-def memif(name, role):
-    # A socket file, not an abstract one: abstract sockets live in one network namespace.
-    return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
-
-
-def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False):
-    # Room for every flow: sessions, and local ports (64,512 a local IP, each worker its own
-    # share of the IPs); otherwise established flows would evict each other's sessions.
-    capacity = capacity or max(1 << 20, 2 * FLOWS)
-    local_ips = local_ips or max(4, len(workers) * (FLOWS // 60000 + 1))
-    udp_locals = ", ".join(f'"198.18.{2 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
-    tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
-    # New-session runs: sessions must make way quickly, or the table and ports fill up.
-    timeouts = "\n".join(
-        f'{key} = "{value}"'
-        for key, value in [("udp", "1s"), ("udp_new", "1s"), ("tcp_syn", "1s"), ("tcp_closing", "1s"),
-                           ("tcp_fin_wait", "1s"), ("tcp_close_wait", "1s"), ("tcp_last_ack", "1s"),
-                           ("tcp_time_wait", "1s"), ("tcp_established", "5s")]
-    ) if short_timeouts else ""
-    args = ", ".join(f'"{a}"' for a in ["--no-pci"] + [f"--vdev={p}" for p in ports])
-    return f"""
-[dpdk]
-args = [{args}]
-hugepages = true
-mbufs = 32767
-[cpu]
-control = 0
-workers = {list(workers)}
-idle = "busy"
-[api]
-socket = "{RUN}/sluice.sock"
-metrics = "127.0.0.1:9274"
-[sessions]
-capacity = {capacity}
-[timeouts]
-{timeouts}
-[[interface]]
-name = "wan"
-device = "{ports[0].split(',')[0]}"
-addresses = ["198.18.0.1/24"]
-[[interface]]
-name = "lan"
-device = "{ports[1].split(',')[0]}"
-addresses = ["198.18.1.1/24"]
-[[service]]
-name = "udp"
-vip = "198.18.0.10:53"
-protocol = "udp"
-local_ips = [{udp_locals}]
-[[service.backend]]
-address = "198.18.1.2:53"
-[[service.backend]]
-address = "198.18.1.3:53"
-[[service]]
-name = "tcp"
-vip = "198.18.0.10:80"
-protocol = "tcp"
-local_ips = [{tcp_locals}]
-[[service.backend]]
-address = "198.18.1.2:80"
-[[service.backend]]
-address = "198.18.1.3:80"
-"""
-
-
-class Sluice(Proc):
-    def __init__(self, ports, ns, **kw):
-        cfg = RUN / "sluice.toml"
-        cfg.write_text(sluice_config(ports, **kw))
-        super().__init__([SLUICE, "--config", cfg], ns=ns, log_path=RUN / "sluice.log")
-        self.ns = ns
-        self.wait_for("sluice: info: ready:")
-
-    def metrics(self):
-        text = sh("curl", "-sS", "--max-time", "5", "http://127.0.0.1:9274/metrics", ns=self.ns, capture=True)
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
-
-
-def metric(values, prefix, **labels):
-    total = 0.0
-    for name, v in values.items():
-        if name.startswith(prefix) and all(f'{k}="{w}"' in name for k, w in labels.items()):
-            total += v
-    return total
-
-
-def tsc_hz():
-    out = Path("/proc/cpuinfo").read_text()
-    m = re.search(r"cpu MHz\s*:\s*([\d.]+)", out)
-    return float(m.group(1)) * 1e6 if m else 2.7e9
-
-
-def cpu_busy(cpu):
-    fields = [l for l in Path("/proc/stat").read_text().splitlines() if l.startswith(f"cpu{cpu} ")][0].split()[1:]
-    v = list(map(int, fields))
-    idle = v[3] + v[4]
-    return sum(v) - idle, sum(v)
-
-
-def mpps(x):
-    return x / 1e6
-
-
-def testpmd(vdevs=None, ns=None):
-    """dpdk-testpmd io-forwarding on CPU 1 between two ports: the memif servers by default."""
-    vdevs = vdevs or [memif(0, "server"), memif(1, "server")]
-    args = ["dpdk-testpmd", "--lcores", "0@1,1@1", "--main-lcore", "0", "--no-pci", "--in-memory", "--no-telemetry",
-            *[f"--vdev={v}" for v in vdevs], "--",
-            "--forward-mode=io", "--auto-start", "--nb-cores=1", "--no-lsc-interrupt"]
-    p = Proc(args, ns=ns, log_path=RUN / "testpmd.log")
-    p.wait_for("Checking link statuses", timeout=60)
-    return p
+from benchkit import (
+    FLOWS,
+    OUT,
+    ROOT,
+    RUN,
+    SECONDS,
+    SLUICE,
+    Proc,
+    Sluice,
+    busy_cycles_per_packet,
+    cleanup,
+    cpu_busy,
+    gen,
+    gen_scraped,
+    idle_loop_cycles,
+    log,
+    loss_free,
+    memif,
+    memif_path,
+    metric,
+    mpps,
+    perf_shares,
+    sh,
+    testpmd,
+    tsc_hz,
+)
 
 
 def run_memif(results):
@@ -334,56 +135,11 @@ def kernel_addresses():
     sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns="sb-peer")
 
 
-def busy_cycles_per_packet(run, packets, cpu=1):
-    """Runs `run()`, returns its result and the CPU's busy cycles per packet meanwhile."""
-    b0, t0 = cpu_busy(cpu)
-    result = run()
-    b1, t1 = cpu_busy(cpu)
-    share = (b1 - b0) / max(t1 - t0, 1)
-    return result, share, share * tsc_hz() * result["duration_s"] / max(packets(result), 1)
-
-
-RATES = [2_000_000, 1_400_000, 1_000_000, 700_000, 500_000, 350_000, 250_000, 175_000, 125_000, 90_000, 64_000, 45_000, 32_000, 16_000]
-
-
-def idle_loop_cycles(sluice, seconds=2):
-    """What one poll loop of worker 0 costs with no traffic: TSC cycles per loop."""
-    loops = lambda: metric(sluice.metrics(), "sluice_worker_loops_total", worker=0)
-    l0, t0 = loops(), time.time()
-    time.sleep(seconds)
-    l1, t1 = loops(), time.time()
-    return tsc_hz() / max((l1 - l0) / (t1 - t0), 1)
-
-
-def loss_free(run, refine=3):
-    """RFC 2544 style: the highest offered rate that loses under 0.5 %: the first of RATES that
-    does, then `refine` bisections between it and the rate above it that did not.
-
-    Flooding a kernel forwarder beyond what it can take makes it livelock in receive processing
-    and measures nothing useful; the loss-free rate compares forwarders fairly."""
-    ok = lambda r: r["sent"] and r["lost"] / r["sent"] < 0.005
-    last, failed = None, None
-    for rate in RATES:
-        r = run(str(rate))
-        last = r
-        if not ok(r):
-            failed = rate
-            continue
-        best, low, high = r, rate, failed
-        for _ in range(refine if high else 0):
-            mid = (low + high) // 2
-            r = run(str(mid))
-            if ok(r):
-                best, low = r, mid
-            else:
-                high = mid
-        return best
-    return last
-
-
 # The af_xdp options Sluice's row uses (docs/operations.md, "af_xdp ports"): busy_budget=0 turns
 # the PMD's preferred busy polling off, which otherwise makes every empty poll a system call.
 AF_XDP_OPTIONS = os.environ.get("BENCH_AF_XDP_OPTIONS", "start_queue=0,queue_count=1,busy_budget=0")
+
+
 # The PMD's defaults, measured beside it (BENCH_AF_XDP_DEFAULTS=0 skips that row).
 AF_XDP_DEFAULTS = "start_queue=0,queue_count=1"
 
@@ -612,16 +368,6 @@ def report(results, history=True):
     print(text)
 
 
-def memif_path():
-    """A fresh start: the generator's memif ports (client, backend), the forwarder's (servers),
-    and Sluice's namespace sb-lb."""
-    cleanup()
-    RUN.mkdir(parents=True)
-    sh("ip", "netns", "add", "sb-lb")
-    sh("ip", "link", "set", "lo", "up", ns="sb-lb")
-    return memif(0, "client"), memif(1, "client"), [memif(0, "server"), memif(1, "server")]
-
-
 def quick():
     """`--quick`: the ceiling and Sluice with one worker only, at BENCH_FLOWS flows; one line of
     JSON (for before-and-after comparisons: alternate SLUICE_BIN between runs)."""
@@ -639,42 +385,31 @@ def quick():
     print(json.dumps(results))
 
 
-def perf_shares(data):
-    """Samples of a `perf record` by shared object and by symbol, in percent."""
-    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio"],
-                         capture_output=True, text=True).stdout
-    by_dso, by_symbol = {}, {}
-    for line in out.splitlines():
-        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(\S+)", line)
-        if m:
-            share, dso, symbol = float(m.group(1)), m.group(2), m.group(3)
-            by_dso[dso] = by_dso.get(dso, 0) + share
-            by_symbol[symbol] = by_symbol.get(symbol, 0) + share
-    return by_dso, by_symbol
-
-
 def profile():
     """`--profile`: Sluice with one worker at BENCH_FLOWS flows over memif, `perf record` on the
     worker's CPU meanwhile; one line of JSON: the share of samples in Sluice's own code against
     the memif PMD's (`own_to_pmd`), and the top symbols. The PMD's cost per packet is the same
     for any forwarder on this path, so this ratio moves with Sluice's own cost per packet and
-    hardly with the machine's noise, unlike rates and ratios to the ceiling."""
+    hardly with the machine's noise, unlike rates and ratios to the ceiling; but only while the
+    worker is saturated (`worker_busy_ratio` near 1): a worker the generator cannot keep busy
+    spends its samples in empty polls."""
     if not shutil.which("perf"):
         sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", "linux-perf", capture=True)
     results = {}
     try:
         client, backend, servers = memif_path()
         data = RUN / "perf.data"
-        with Sluice(servers, "sb-lb"):
+        with Sluice(servers, "sb-lb") as s:
             record = subprocess.Popen(["sh", "-c", f"sleep 2; exec perf record -q -C 1 -o {data} -- sleep {max(SECONDS - 4, 2)}"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            r = gen("fullnat", client, backend)
+            r, m = gen_scraped(s, "fullnat", client, backend)
             record.wait(timeout=60)
         by_dso, by_symbol = perf_shares(data)
         own = sum(v for k, v in by_dso.items() if k == SLUICE.name)
         pmd = sum(v for k, v in by_dso.items() if "memif" in k)
         top = sorted(((v, k) for k, v in by_symbol.items() if not k.startswith("0x")), reverse=True)[:10]
-        results = {"flows": FLOWS, "sluice": str(SLUICE), "sluice_mpps": mpps(r["rx_pps"]), "own_share": own,
+        results = {"flows": FLOWS, "sluice": str(SLUICE), "sluice_mpps": mpps(r["rx_pps"]),
+                   "worker_busy_ratio": metric(m, "sluice_worker_busy_ratio", worker=0), "own_share": own,
                    "pmd_share": pmd, "own_to_pmd": own / max(pmd, 1e-9), "top": [[k, round(v, 1)] for v, k in top]}
     finally:
         cleanup()
