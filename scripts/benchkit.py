@@ -147,8 +147,14 @@ def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_time
     # share of the IPs); otherwise established flows would evict each other's sessions.
     capacity = capacity or max(1 << 20, 2 * FLOWS)
     local_ips = local_ips or max(4, len(workers) * (FLOWS // 60000 + 1))
-    udp_locals = ", ".join(f'"198.18.{2 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
-    tcp_locals = ", ".join(f'"198.18.{4 + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
+
+    def service(protocol, port, third_octet):
+        """A service on the VIP with two backends and `local_ips` local IPs from 198.18.`third_octet`."""
+        locals_ = ", ".join(f'"198.18.{third_octet + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
+        backends = "".join(f'[[service.backend]]\naddress = "198.18.1.{b}:{port}"\n' for b in (2, 3))
+        return (f'[[service]]\nname = "{protocol}"\nvip = "198.18.0.10:{port}"\nprotocol = "{protocol}"\n'
+                f'local_ips = [{locals_}]\n{backends}')
+
     # New-session runs: sessions must make way quickly, or the table and ports fill up.
     timeouts = "\n".join(
         f'{key} = "{value}"'
@@ -181,25 +187,7 @@ addresses = ["198.18.0.1/24"]
 name = "lan"
 device = "{ports[1].split(',')[0]}"
 addresses = ["198.18.1.1/24"]
-[[service]]
-name = "udp"
-vip = "198.18.0.10:53"
-protocol = "udp"
-local_ips = [{udp_locals}]
-[[service.backend]]
-address = "198.18.1.2:53"
-[[service.backend]]
-address = "198.18.1.3:53"
-[[service]]
-name = "tcp"
-vip = "198.18.0.10:80"
-protocol = "tcp"
-local_ips = [{tcp_locals}]
-[[service.backend]]
-address = "198.18.1.2:80"
-[[service.backend]]
-address = "198.18.1.3:80"
-"""
+{service("udp", 53, 2)}{service("tcp", 80, 4)}"""
 
 
 class Sluice(Proc):

@@ -24,7 +24,7 @@ use crate::session::{
     Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, Snapshot};
-use crate::wire::ipv4::protocol;
+use crate::wire::ipv4::{self, protocol};
 
 pub use evict::Unconfirmed;
 pub use part::{PoolLayout, ServiceState, WorkerPart};
@@ -173,17 +173,16 @@ impl FullNat {
     /// `process` validates everything as before.
     #[inline]
     pub fn prefetch_index(&self, ip: &[u8]) -> Option<u32> {
-        let ihl = usize::from(*ip.first()? & 0x0f) * 4;
-        let proto = *ip.get(9)?;
-        if ip[0] >> 4 != 4 || !(proto == protocol::TCP || proto == protocol::UDP) || ip.len() < ihl + 4 {
+        let p = ipv4::Packet::new_checked(ip).ok()?;
+        let proto = p.protocol();
+        let ports = p.payload().get(..4)?;
+        if !(proto == protocol::TCP || proto == protocol::UDP) {
             return None;
         }
-        let addr = |at: usize| Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3]);
-        let port = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
         let key = FlowKey {
             proto,
-            src: Endpoint::new(addr(12), port(ihl)),
-            dst: Endpoint::new(addr(16), port(ihl + 2)),
+            src: Endpoint::new(p.src(), u16::from_be_bytes([ports[0], ports[1]])),
+            dst: Endpoint::new(p.dst(), u16::from_be_bytes([ports[2], ports[3]])),
         };
         Some(self.sessions.prefetch_index(&key))
     }
