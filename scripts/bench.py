@@ -48,6 +48,7 @@ from benchkit import (
     metric,
     mpps,
     perf_shares,
+    preemptions,
     sh,
     testpmd,
     tsc_hz,
@@ -66,7 +67,6 @@ def run_memif(results):
     with testpmd():
         c = gen("ceiling", client, backend)
         results["ceiling"] = {"mpps_each_way": mpps(c["rx_pps"]), "mpps_total": 2 * mpps(c["rx_pps"]), "gen": c}
-        results["ceiling_latency"] = {}
 
     for workers in ([1], [1, 0]):
         name = f"sluice_{len(workers)}w"
@@ -88,11 +88,7 @@ def run_memif(results):
             }
             if len(workers) == 1:
                 maximum = r["rx_pps"]
-                lat = {}
-                for share in (10, 50, 90):
-                    rate = int(maximum * share / 100)
-                    lat[share] = gen("fullnat", client, backend, rate=str(rate), duration=min(SECONDS, 5))["latency_ns"]
-                results["sluice_latency"] = lat
+                results["sluice_latency"] = latencies(s, "fullnat", client, backend, maximum)
 
     log("new sessions: every packet a new flow; TCP handshake, request, response, close (1 s timeouts, 64 local IPs)")
     with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True) as s:
@@ -103,11 +99,19 @@ def run_memif(results):
         results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
 
     log("ceiling latency at the same rates")
-    with testpmd():
-        maximum = results["sluice_1w"]["gen"]["rx_pps"]
-        for share in (10, 50, 90):
-            rate = int(maximum * share / 100)
-            results["ceiling_latency"][share] = gen("ceiling", client, backend, rate=str(rate), duration=min(SECONDS, 5))["latency_ns"]
+    with testpmd() as t:
+        results["ceiling_latency"] = latencies(t, "ceiling", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
+
+
+def latencies(forwarder, mode, client, backend, maximum):
+    """Latency percentiles at 10, 50 and 90 % of `maximum`, each with the times the forwarder's
+    thread was preempted meanwhile."""
+    out = {}
+    for share in (10, 50, 90):
+        before = preemptions(forwarder)
+        r = gen(mode, client, backend, rate=str(int(maximum * share / 100)), duration=min(SECONDS, 5))
+        out[share] = {**r["latency_ns"], "preempted": preemptions(forwarder) - before}
+    return out
 
 
 def veth_path():
@@ -282,8 +286,9 @@ def table(results):
         rows.append(("TCP handshake+request+response+close", f"{results['tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
     for share, lat in results.get("sluice_latency", {}).items():
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
+        preempted = f", preempted {lat['preempted']} (testpmd {base['preempted']})" if "preempted" in lat and "preempted" in base else ""
         rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
-                     "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us"))
+                     "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us{preempted}"))
     for name, label in PEER_ROWS:
         p = results.get("peers", {}).get(name)
         if p:

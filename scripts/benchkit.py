@@ -244,6 +244,21 @@ def testpmd(vdevs=None, ns=None):
     return p
 
 
+def preemptions(proc, cpu=1):
+    """How often the threads `proc` runs on `cpu` alone have been preempted (the kernel's
+    nonvoluntary context switches): each one stops the forwarder for as long as the other task
+    runs, which on this shared VM sets the latency's tail, for any forwarder."""
+    total = 0
+    for task in Path(f"/proc/{proc.p.pid}/task").iterdir():
+        try:
+            fields = dict(l.split(":", 1) for l in (task / "status").read_text().splitlines() if ":" in l)
+        except OSError:
+            continue
+        if fields.get("Cpus_allowed_list", "").strip() == str(cpu):
+            total += int(fields["nonvoluntary_ctxt_switches"])
+    return total
+
+
 def busy_cycles_per_packet(run, packets, cpu=1):
     """Runs `run()`, returns its result and the CPU's busy cycles per packet meanwhile."""
     b0, t0 = cpu_busy(cpu)
