@@ -179,7 +179,10 @@ fn vip_answers_ping_and_drops_unknown_ports_counted() {
 /// Sluice makes the AF_XDP vdevs itself.
 fn af_xdp_config() -> String {
     let config = config(SERVICES)
-        .replace(r#"args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]"#, r#"args = ["--no-pci"]"#)
+        .replace(
+            r#"args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0", "--vdev=net_af_packet1,iface=lb1"]"#,
+            r#"args = ["--no-pci"]"#,
+        )
         .replace(r#"device = "net_af_packet0""#, r#"device = "af_xdp:lb0""#)
         .replace(r#"device = "net_af_packet1""#, r#"device = "af_xdp:lb1""#);
     assert!(config.contains("af_xdp:lb1") && !config.contains("net_af_packet"), "testnet config changed: {config}");

@@ -53,7 +53,8 @@ struct Flood {
 impl Flood {
     fn start(ns: &str, dst: SocketAddrV4, limit: u64) -> Flood {
         let socket = RawIp::open(ns);
-        let (stop, pace, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, pace, sent) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
         let (s, p, n) = (stop.clone(), pace.clone(), sent.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
@@ -106,7 +107,9 @@ fn a_spoofed_udp_flood_leaves_every_fresh_flow_served_and_everything_back_to_bas
     let mbufs = metric_sum(&before, "sluice_mbufs_available", &[]);
 
     let flood = Flood::start(&net.cli(), SocketAddrV4::new(VIP, 53), 2_000_000);
-    let exhausted = wait_until(Duration::from_secs(60), || metric_sum(&scrape_metrics(&net.lb()), "sluice_sessions_evicted_total", &[]) > 0.0);
+    let exhausted = wait_until(Duration::from_secs(60), || {
+        metric_sum(&scrape_metrics(&net.lb()), "sluice_sessions_evicted_total", &[]) > 0.0
+    });
     let during = scrape_metrics(&net.lb());
     assert!(
         exhausted,
@@ -133,7 +136,9 @@ fn a_spoofed_udp_flood_leaves_every_fresh_flow_served_and_everything_back_to_bas
     // and no mbuf is left behind.
     let back = wait_until(Duration::from_secs(90), || {
         let m = scrape_metrics(&net.lb());
-        idle(&m) && metric_sum(&m, "sluice_neighbours", &[]) <= 4.0 && metric_sum(&m, "sluice_mbufs_available", &[]) >= mbufs
+        idle(&m)
+            && metric_sum(&m, "sluice_neighbours", &[]) <= 4.0
+            && metric_sum(&m, "sluice_mbufs_available", &[]) >= mbufs
     });
     let after = scrape_metrics(&net.lb());
     assert!(
@@ -264,18 +269,23 @@ fn arp_from_spoofed_senders_creates_no_neighbour_and_leaves_traffic_alone() {
     let new_client = in_netns(&net.cli(), || {
         let socket = UdpSocket::bind("198.18.0.3:0").unwrap();
         socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        (0..20).filter(|i| {
-            let payload = format!("from a new client {i}");
-            socket.send_to(payload.as_bytes(), (VIP, 53)).unwrap();
-            let mut buf = [0u8; 256];
-            matches!(socket.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload.as_bytes())
-        })
-        .count()
+        (0..20)
+            .filter(|i| {
+                let payload = format!("from a new client {i}");
+                socket.send_to(payload.as_bytes(), (VIP, 53)).unwrap();
+                let mut buf = [0u8; 256];
+                matches!(socket.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == payload.as_bytes())
+            })
+            .count()
     });
     assert_eq!(new_client, 20, "a new client answered after the ARP flood");
     // The neighbours are the next hops in use (the backend, the two clients), nothing more.
     let m = scrape_metrics(&net.lb());
-    assert!(metric_sum(&m, "sluice_neighbours", &[]) <= 4.0, "{} neighbours after the ARP flood", metric_sum(&m, "sluice_neighbours", &[]));
+    assert!(
+        metric_sum(&m, "sluice_neighbours", &[]) <= 4.0,
+        "{} neighbours after the ARP flood",
+        metric_sum(&m, "sluice_neighbours", &[])
+    );
     assert_eq!(metric_sum(&m, "sluice_packets_dropped_total", &["reason=\"neighbour_unresolved\""]), 0.0);
 }
 
@@ -343,7 +353,11 @@ fn with_two_workers_frag_needed_from_the_client_side_reaches_the_session_and_shr
         // The backend's greeting as the client saw it: its sequence number, for the quote.
         let segment = wan
             .find(Duration::from_secs(5), |f| {
-                f.len() > 54 + 99 && f[12..14] == [8, 0] && f[23] == 6 && f[26..30] == VIP.octets() && u16::from_be_bytes([f[36], f[37]]) == port
+                f.len() > 54 + 99
+                    && f[12..14] == [8, 0]
+                    && f[23] == 6
+                    && f[26..30] == VIP.octets()
+                    && u16::from_be_bytes([f[36], f[37]]) == port
             })
             .expect("the greeting seen on the client's link");
         let seq = u32::from_be_bytes([segment[38], segment[39], segment[40], segment[41]]);
@@ -394,11 +408,27 @@ fn with_two_workers_frag_needed_from_the_client_side_reaches_the_session_and_shr
 fn configs_that_cannot_run_are_refused_with_the_place_and_the_reason() {
     let base = config("");
     let cases = [
-        (format!("{base}\n[sessions]\ncapacity = 300000000\n"), "capacity", "12: sessions.capacity must be at most 268435456, got 300000000"),
-        (format!("{base}\n[sessions]\nwhen_full = \"lru\"\n"), "when_full", "13: invalid when_full action \"lru\": expected \"evict\" or \"drop\""),
-        (format!("{base}\n[timeouts]\ntcp_fin_wait = \"0s\"\n"), "tcp_fin_wait", "16: invalid duration \"0s\": must be more than zero"),
+        (
+            format!("{base}\n[sessions]\ncapacity = 300000000\n"),
+            "capacity",
+            "12: sessions.capacity must be at most 268435456, got 300000000",
+        ),
+        (
+            format!("{base}\n[sessions]\nwhen_full = \"lru\"\n"),
+            "when_full",
+            "13: invalid when_full action \"lru\": expected \"evict\" or \"drop\"",
+        ),
+        (
+            format!("{base}\n[timeouts]\ntcp_fin_wait = \"0s\"\n"),
+            "tcp_fin_wait",
+            "16: invalid duration \"0s\": must be more than zero",
+        ),
         (format!("{base}\n[timeouts]\nudp_new = \"ten\"\n"), "udp_new", "11: invalid duration \"ten\""),
-        (base.replace("mbufs = 8191", "mbufs = 4000"), "mbufs", "9: dpdk.mbufs is 4000, but 1 worker(s) on 2 interface(s) need at least 5632"),
+        (
+            base.replace("mbufs = 8191", "mbufs = 4000"),
+            "mbufs",
+            "9: dpdk.mbufs is 4000, but 1 worker(s) on 2 interface(s) need at least 5632",
+        ),
     ];
     for (i, (text, key, wanted)) in cases.iter().enumerate() {
         let line = text.lines().position(|l| l.starts_with(key)).expect("the key is in the text") + 1;

@@ -35,7 +35,8 @@ fn services(round: u32) -> String {
          tcp_fin_wait = \"5s\"\ntcp_close_wait = \"5s\"\ntcp_last_ack = \"5s\"\ntcp_time_wait = \"2s\"\n\
          tcp_closing = \"2s\"\nudp = \"5s\"\nudp_new = \"2s\"\n",
     );
-    text += "[[service]]\nname = \"dns\"\nvip = \"198.18.0.10:53\"\nprotocol = \"udp\"\nlocal_ips = [\"198.18.1.100\"]\n";
+    text +=
+        "[[service]]\nname = \"dns\"\nvip = \"198.18.0.10:53\"\nprotocol = \"udp\"\nlocal_ips = [\"198.18.1.100\"]\n";
     text += &health("udp", "send = \"ping\"\nexpect = \"pong\"\n");
     for (i, b) in BACKENDS.iter().enumerate() {
         text += &format!("[[service.backend]]\naddress = \"{b}:53\"\nweight = {}\n", 1 + (round as usize + i) % 3);
@@ -159,9 +160,14 @@ fn soak() {
     let _tcp = tcp_echo(&net.srv(), &tcp_addrs.iter().map(String::as_str).collect::<Vec<_>>());
     let mut sluice = Sluice::start(&net, &config(&services(0)));
     let up = |m: &str| metric_sum(m, "sluice_backend_up", &[]) == 6.0;
-    assert!(wait_until(Duration::from_secs(30), || up(&scrape_metrics(&net.lb()))), "backends never up: {}", sluice.log_text());
+    assert!(
+        wait_until(Duration::from_secs(30), || up(&scrape_metrics(&net.lb()))),
+        "backends never up: {}",
+        sluice.log_text()
+    );
     let before = scrape_metrics(&net.lb());
-    let (mbufs, ports) = (metric_sum(&before, "sluice_mbufs_available", &[]), metric_sum(&before, "sluice_local_ports_free", &[]));
+    let (mbufs, ports) =
+        (metric_sum(&before, "sluice_mbufs_available", &[]), metric_sum(&before, "sluice_local_ports_free", &[]));
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());

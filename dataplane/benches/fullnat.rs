@@ -13,7 +13,7 @@ use dataplane::fullnat::{FullNat, Step};
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{Link, ServiceSpec, Snapshot, Steering};
+use dataplane::snapshot::{ClientAddress, Link, ServiceSpec, Snapshot, Steering};
 use dataplane::wire::{checksum, MacAddr};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
@@ -32,6 +32,7 @@ fn snapshot() -> Snapshot {
         checksum_offload: false,
         steering: Steering::Single,
         rss: None,
+        mtu: 1500,
     };
     let links = vec![link("wan", 0, Ipv4Addr::new(198, 18, 0, 1)), link("lan", 1, Ipv4Addr::new(198, 18, 1, 1))];
     let backends: Vec<Endpoint> = (2..6).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
@@ -42,6 +43,7 @@ fn snapshot() -> Snapshot {
         scheduler: SchedulerKind::Rr,
         per_packet: false,
         remove_on_failure: false,
+        client_address: ClientAddress::None,
         backends: backends.into_iter().map(|b| (b, 1)).collect(),
         local_ips,
     }];

@@ -63,6 +63,49 @@ pub struct BackendStats {
 pub struct ServiceStats {
     pub created: Counter,
     pub sessions: Gauge,
+    /// By `ClientAddressResult`: what became of the client's address on the way to a backend.
+    pub client_address: [Counter; ClientAddressResult::ALL.len()],
+}
+
+/// `sluice_client_address_total{service,result}`: for a service with `client_address`, what
+/// each packet that should have carried the client's address got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ClientAddressResult {
+    /// The header went in.
+    Added,
+    /// The header went in, and the datagram left as two fragments to fit the link.
+    Fragmented,
+    /// The datagram would not fit the link with the header and says not to fragment: the
+    /// client got an ICMP fragmentation needed, the datagram was dropped (`too_big`).
+    TooBig,
+    /// No room in the packet buffer for the header: dropped (`no_room`).
+    NoRoom,
+}
+
+impl ClientAddressResult {
+    pub const ALL: [ClientAddressResult; 4] = [
+        ClientAddressResult::Added,
+        ClientAddressResult::Fragmented,
+        ClientAddressResult::TooBig,
+        ClientAddressResult::NoRoom,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAddressResult::Added => "added",
+            ClientAddressResult::Fragmented => "fragmented",
+            ClientAddressResult::TooBig => "too_big",
+            ClientAddressResult::NoRoom => "no_room",
+        }
+    }
+}
+
+impl ServiceStats {
+    #[inline]
+    pub fn client_address(&self, result: ClientAddressResult) {
+        self.client_address[result as usize].add(1);
+    }
 }
 
 /// Free ports of one of the worker's local IPs (`ip` 0: unused slot).
@@ -121,10 +164,14 @@ pub enum DropReason {
     ExceptionFull,
     /// The ring to the worker owning the packet's local IP was full.
     RedirectFull,
+    /// Bigger than the link's MTU once the client's address went in (`client_address`), and
+    /// not to be fragmented (DF), or in need of more than two fragments; or no buffer room for
+    /// the header.
+    TooBig,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -146,6 +193,7 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::ExceptionFull,
         DropReason::RedirectFull,
+        DropReason::TooBig,
     ];
 
     pub fn name(self) -> &'static str {
@@ -171,6 +219,7 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::ExceptionFull => "exception_full",
             DropReason::RedirectFull => "redirect_full",
+            DropReason::TooBig => "too_big",
         }
     }
 }

@@ -29,6 +29,19 @@ pub struct Link {
     /// With `Steering::Rss`: the port's Toeplitz key and redirection table, to choose local
     /// ports whose replies hash to the owner's queue.
     pub rss: Option<std::sync::Arc<crate::steer::rss::RssSteering>>,
+    /// The largest IP packet the port sends (its MTU): what the data path makes bigger
+    /// (`ClientAddress::ProxyV2`) is kept within it.
+    pub mtu: u16,
+}
+
+/// What backends learn of the client (`client_address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAddress {
+    /// Nothing: they see the local IP.
+    #[default]
+    None,
+    /// A PROXY protocol v2 header (UDP: before every datagram's payload).
+    ProxyV2,
 }
 
 /// How replies reach the worker that owns their session (`[steering] mode`).
@@ -133,6 +146,7 @@ pub struct Service {
     pub per_packet: bool,
     /// `on_failure = "remove"`: sessions of a backend that went down end.
     pub remove_on_failure: bool,
+    pub client_address: ClientAddress,
     pub live: bool,
     /// At least `min_active` backends are healthy. Without it the service does not answer:
     /// its traffic is dropped (`vip_down`), and its VIP's ARP too unless another service of the
@@ -263,6 +277,7 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             per_packet: false,
             remove_on_failure: false,
+            client_address: ClientAddress::None,
             live: true,
             quorum: true,
             members: vec![],
@@ -327,6 +342,7 @@ mod tests {
             checksum_offload: false,
             steering: Steering::Single,
             rss: None,
+            mtu: 1500,
         };
         assert_eq!(link.source_for(Ipv4Addr::new(198, 18, 2, 9)), Some(Ipv4Addr::new(198, 18, 2, 1)));
         assert_eq!(link.source_for(Ipv4Addr::new(10, 0, 0, 1)), Some(Ipv4Addr::new(198, 18, 1, 1)));
@@ -343,6 +359,7 @@ pub struct ServiceSpec {
     pub scheduler: SchedulerKind,
     pub per_packet: bool,
     pub remove_on_failure: bool,
+    pub client_address: ClientAddress,
     /// (backend, weight)
     pub backends: Vec<(Endpoint, u32)>,
     pub local_ips: Vec<Ipv4Addr>,
@@ -373,6 +390,7 @@ impl Snapshot {
                 scheduler: spec.scheduler,
                 per_packet: spec.per_packet,
                 remove_on_failure: spec.remove_on_failure,
+                client_address: spec.client_address,
                 live: true,
                 quorum: true,
                 members,

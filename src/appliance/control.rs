@@ -61,7 +61,8 @@ impl Control {
         sync_health(&checker, &mut model);
         let snapshot = model.snapshot(&links, routes(&config)?, timeouts(&config), workers, &[]);
         let snapshot = Arc::new(with_policy(snapshot, &config));
-        let mut layouts: Vec<PoolLayout> = (0..workers).map(|w| PoolLayout::new(w, workers, config.sessions.capacity)).collect();
+        let mut layouts: Vec<PoolLayout> =
+            (0..workers).map(|w| PoolLayout::new(w, workers, config.sessions.capacity)).collect();
         let parts = layouts.iter_mut().map(|l| l.part(&snapshot)).collect();
         let mailboxes: Vec<Arc<Mailbox>> = (0..workers).map(|_| Arc::new(Mailbox::new(snapshot.generation))).collect();
         let control = Control {
@@ -219,9 +220,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 /// Settings the config accepts that the data path does not act on yet.
 fn warn_unimplemented(config: &Config) {
     for s in &config.services {
-        if s.client_address != config::ClientAddress::None {
+        if s.client_address != config::ClientAddress::None && s.protocol == config::Protocol::Tcp {
             warn!(
-                "service {}: client_address = \"proxy-v2\" is not implemented yet; backends see the local IP",
+                "service {}: client_address = \"proxy-v2\" is not implemented for TCP yet; backends see the local IP",
                 s.name
             );
         }
@@ -232,7 +233,10 @@ fn warn_unimplemented(config: &Config) {
 fn targets(config: &Config) -> Vec<Target> {
     let mut out = Vec::new();
     for s in &config.services {
-        let Some(spec) = CheckSpec::from_config(&s.health) else { continue };
+        let Some(mut spec) = CheckSpec::from_config(&s.health) else { continue };
+        if s.client_address == config::ClientAddress::ProxyV2 {
+            spec.preamble = dataplane::wire::proxy::local().to_vec();
+        }
         for b in &s.backends {
             out.push(Target { service: s.name.clone(), backend: b.address, spec: spec.clone() });
         }

@@ -83,7 +83,8 @@ addresses = ["198.18.0.1/24"]
 
     #[test]
     fn an_af_xdp_device_gets_a_socket_per_worker_without_busy_polling() {
-        let text = format!("{BASE}[[interface]]\nname = \"lan\"\ndevice = \"af_xdp:eth1\"\naddresses = [\"198.18.1.1/24\"]\n");
+        let text =
+            format!("{BASE}[[interface]]\nname = \"lan\"\ndevice = \"af_xdp:eth1\"\naddresses = [\"198.18.1.1/24\"]\n");
         let config = config(&text);
         let args = eal_args(&config);
         assert_eq!(

@@ -195,6 +195,7 @@ impl Appliance {
                 checksum_offload: port.checksum_offload(),
                 steering: choice.steering,
                 rss: choice.rss,
+                mtu: port.mtu(),
             });
             links.push(LinkPorts {
                 name: iface.name.clone(),

@@ -351,6 +351,7 @@ fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snaps
             scheduler: SchedulerKind::Rr,
             per_packet: false,
             remove_on_failure: false,
+            client_address: snapshot::ClientAddress::None,
             live: false,
             quorum: false,
             members: Vec::new(),
@@ -374,6 +375,10 @@ fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snaps
         },
         per_packet: s.per_packet,
         remove_on_failure: s.health.on_failure == OnFailure::Remove,
+        client_address: match s.client_address {
+            config::ClientAddress::None => snapshot::ClientAddress::None,
+            config::ClientAddress::ProxyV2 => snapshot::ClientAddress::ProxyV2,
+        },
         live: true,
         quorum: healthy(&slot.members) >= s.min_active,
         members: slot.members.clone(),

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctrlplane::api::{BackendStatus, PortStatus, ServiceStatus, SessionRow, Status, WorkerStatus};
+use ctrlplane::config;
 use ctrlplane::metrics::{self, BackendDirection, PortDirection, Sample};
-use dataplane::counters::{DropReason, WorkerCounters};
+use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters};
 use dataplane::dpdk::{Port, PortStats};
 use dataplane::dump::{Dump, DumpBox};
 use dataplane::snapshot::BackendState;
@@ -325,6 +326,19 @@ impl Observer {
         for (slot, svc, members) in model.services() {
             let created = counters.iter().map(|c| c.services.get(slot as usize).map_or(0, |x| x.created.get())).sum();
             s.sessions_created.push(metrics::ServiceCount { service: svc.name.clone(), value: created });
+            if svc.client_address != config::ClientAddress::None {
+                for result in ClientAddressResult::ALL {
+                    let value = counters
+                        .iter()
+                        .map(|c| c.services.get(slot as usize).map_or(0, |x| x.client_address[result as usize].get()))
+                        .sum();
+                    s.client_address.push(metrics::ClientAddressCount {
+                        service: svc.name.clone(),
+                        result: result.name(),
+                        value,
+                    });
+                }
+            }
             for &id in members {
                 let Some((address, weight, state)) = model.backend(id) else { continue };
                 let (service, backend) = (svc.name.clone(), address.to_string());

@@ -21,6 +21,7 @@ pub struct OpenedLink {
     pub checksum_offload: bool,
     pub steering: Steering,
     pub rss: Option<Arc<RssSteering>>,
+    pub mtu: u16,
 }
 
 /// `opened[i]` belongs to `config.interfaces[i]`.
@@ -40,6 +41,7 @@ pub fn links(config: &Config, opened: &[OpenedLink]) -> Vec<Link> {
             checksum_offload: o.checksum_offload,
             steering: o.steering,
             rss: o.rss.clone(),
+            mtu: o.mtu,
         })
         .collect()
 }
@@ -56,6 +58,7 @@ pub fn relink(config: &Config, old: &[Link]) -> Vec<Link> {
             checksum_offload: l.checksum_offload,
             steering: l.steering,
             rss: l.rss.clone(),
+            mtu: l.mtu,
         })
         .collect();
     links(config, &opened)
@@ -159,6 +162,7 @@ local_ips = ["198.18.1.101"]
                 checksum_offload: false,
                 steering: Steering::Single,
                 rss: None,
+                mtu: 1500,
             },
             OpenedLink {
                 port: 1,
@@ -167,6 +171,7 @@ local_ips = ["198.18.1.101"]
                 checksum_offload: true,
                 steering: Steering::Single,
                 rss: None,
+                mtu: 1500,
             },
         ]
     }

@@ -80,7 +80,10 @@ fn interface_name<'t>(report: &mut Report, name: &'t raw::Text) -> Option<&'t ra
 fn device_name<'t>(report: &mut Report, device: &'t raw::Text, name: Option<&str>) -> Option<&'t raw::Text> {
     let text = device.get_ref();
     if text.is_empty() {
-        report.error(at(device), "interface device is empty: expected a DPDK device name, a PCI address or af_xdp:IFNAME");
+        report.error(
+            at(device),
+            "interface device is empty: expected a DPDK device name, a PCI address or af_xdp:IFNAME",
+        );
         return None;
     }
     if let Some(kernel) = text.strip_prefix(AF_XDP_PREFIX) {

@@ -74,6 +74,11 @@ pub struct CheckSpec {
     pub send: String,
     /// udp: the prefix the reply must start with; http: the status code.
     pub expect: String,
+    /// Bytes sent before the check's own (none from `from_config`): the PROXY protocol's LOCAL
+    /// header for backends of a `client_address = "proxy-v2"` service, which expect a header
+    /// on every connection and datagram. udp: the start of the datagram; tcp: written once
+    /// connected; http: before the request.
+    pub preamble: Vec<u8>,
 }
 
 impl CheckSpec {
@@ -101,6 +106,7 @@ impl CheckSpec {
             fall: health.fall,
             send,
             expect,
+            preamble: Vec::new(),
         })
     }
 }

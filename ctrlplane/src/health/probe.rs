@@ -51,7 +51,8 @@ impl Probe {
             CheckKind::Udp => match open(libc::SOCK_DGRAM, backend) {
                 Ok((socket, _)) => {
                     let socket = UdpSocket::from(socket);
-                    match poller::send(&socket, spec.send.as_bytes()) {
+                    let datagram = [spec.preamble.as_slice(), spec.send.as_bytes()].concat();
+                    match poller::send(&socket, &datagram) {
                         Ok(_) => Step::Pending(Probe { deadline, stage: Stage::Awaiting(socket) }),
                         Err(error) => Step::Done(Err(describe_udp(&error))),
                     }
@@ -102,8 +103,15 @@ impl Probe {
     fn connected(self, spec: &CheckSpec, backend: SocketAddrV4) -> Step {
         match self.stage {
             Stage::Connecting(stream) if spec.kind == CheckKind::Http => {
-                send(self.deadline, stream, http::request(&spec.send, backend), 0)
+                let request = [spec.preamble.clone(), http::request(&spec.send, backend)].concat();
+                send(self.deadline, stream, request, 0)
             }
+            // A fresh connection's send buffer takes a preamble of a few bytes whole.
+            Stage::Connecting(stream) if !spec.preamble.is_empty() => match poller::send(&stream, &spec.preamble) {
+                Ok(n) if n == spec.preamble.len() => Step::Done(Ok(())),
+                Ok(_) => Step::Done(Err("the PROXY header did not go out whole".to_owned())),
+                Err(error) => Step::Done(Err(describe(&error))),
+            },
             _ => Step::Done(Ok(())),
         }
     }

@@ -24,6 +24,7 @@ pub(super) fn spec(kind: CheckKind, interval_ms: u64, timeout_ms: u64, rise: u32
         fall,
         send: String::new(),
         expect: String::new(),
+        preamble: Vec::new(),
     }
 }
 

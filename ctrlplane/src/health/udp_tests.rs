@@ -39,6 +39,18 @@ fn udp_rises_on_pong_and_falls_on_port_unreachable() {
 }
 
 #[test]
+fn a_preamble_leads_the_datagram() {
+    let responder = UdpResponder::start(b"pong");
+    let backend = responder.address;
+    let mut checker = Checker::new();
+    let spec = CheckSpec { preamble: b"\r\n\r\n\0\r\nQUIT\n\x20\0\0\0".to_vec(), ..ping_pong(50, 500) };
+    checker.set_targets(vec![target("dns", backend, &spec)]);
+    let (seen, done) = run_until(&mut checker, Duration::from_secs(3), |_, seen| !seen.is_empty());
+    assert!(done && seen[0].up, "{seen:?}");
+    assert_eq!(*responder.last.lock().unwrap(), b"\r\n\r\n\0\r\nQUIT\n\x20\0\0\0ping");
+}
+
+#[test]
 fn port_unreachable_fails_at_once_not_at_the_timeout() {
     let backend = closed_udp_port();
     let mut checker = Checker::new();

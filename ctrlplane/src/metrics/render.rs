@@ -70,6 +70,11 @@ pub fn render(sample: &Sample) -> String {
             s.sessions_created.iter().map(|r| (labels!(service = r.service), r.value)),
         ),
         counter(
+            "sluice_client_address_total",
+            "What became of the client's address on the way to a backend (client_address), by service and result.",
+            s.client_address.iter().map(|r| (labels!(service = r.service, result = r.result), r.value)),
+        ),
+        counter(
             "sluice_sessions_expired_total",
             "Sessions that ended idle, by worker.",
             s.sessions_expired.iter().map(|r| (labels!(worker = r.worker), r.value)),

@@ -27,6 +27,8 @@ pub struct Sample {
     pub sessions: Vec<ServiceSessions>,
     /// `sluice_sessions_created_total{service}`.
     pub sessions_created: Vec<ServiceCount>,
+    /// `sluice_client_address_total{service,result}`: services with `client_address` only.
+    pub client_address: Vec<ClientAddressCount>,
     /// `sluice_sessions_expired_total{worker}`.
     pub sessions_expired: Vec<WorkerCount>,
     /// `sluice_sessions_evicted_total{worker}`: unconfirmed sessions that made way for a new flow.
@@ -201,6 +203,14 @@ pub struct ServiceSessions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceCount {
     pub service: String,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientAddressCount {
+    pub service: String,
+    /// added | fragmented | too_big | no_room
+    pub result: &'static str,
     pub value: u64,
 }
 

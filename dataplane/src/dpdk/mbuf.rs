@@ -59,6 +59,13 @@ impl Mbuf {
         Some(unsafe { std::slice::from_raw_parts_mut(tail as *mut u8, len as usize) })
     }
 
+    /// Grows the packet by `len` bytes at the front (into the headroom); false if they do not
+    /// fit. `data()` then starts with them.
+    pub fn prepend(&mut self, len: u16) -> bool {
+        // SAFETY: the mbuf is valid and ours; DPDK checks the headroom and returns null if short.
+        !unsafe { dpdk_sys::rte_pktmbuf_prepend(self.0.as_ptr(), len) }.is_null()
+    }
+
     /// True when the NIC checked a checksum of this packet on receipt and found it wrong.
     #[inline]
     pub fn rx_checksum_bad(&self) -> bool {
@@ -193,7 +200,9 @@ impl RxBurst {
             // SAFETY: the burst owns every pointer below `len` until it is taken; the slice
             // lives no longer than the borrow of the burst.
             let m = unsafe { &*raw };
-            unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
+            unsafe {
+                std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize)
+            }
         })
     }
 

@@ -138,6 +138,18 @@ impl Port {
         self.checksum_offload
     }
 
+    /// The port's MTU (the largest IP packet it sends); 1500 if the PMD does not say.
+    pub fn mtu(&self) -> u16 {
+        let mut mtu = 0u16;
+        // SAFETY: `self.id` is a valid port and `mtu` a valid place for the answer.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        if ret == 0 && mtu >= 576 {
+            mtu
+        } else {
+            1500
+        }
+    }
+
     pub fn start(&mut self) -> Result<(), DpdkError> {
         let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id) };
         check(ret, || format!("rte_eth_dev_start({})", self.name))?;

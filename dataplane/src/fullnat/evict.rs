@@ -72,11 +72,8 @@ impl FullNat {
     pub(super) fn evict_one(&mut self, service: usize, any_pool: bool, c: &WorkerCounters) -> bool {
         let mut best: Option<(usize, SessionId, u64)> = None;
         let own = &self.services[service].pools;
-        let candidates: &mut dyn Iterator<Item = usize> = if any_pool {
-            &mut (0..self.pools.len())
-        } else {
-            &mut own.iter().map(|&p| p as usize)
-        };
+        let candidates: &mut dyn Iterator<Item = usize> =
+            if any_pool { &mut (0..self.pools.len()) } else { &mut own.iter().map(|&p| p as usize) };
         for at in candidates {
             let (Some(queue), Some(pool)) = (self.unconfirmed.get_mut(at), self.pools.get(at)) else { continue };
             if let Some((id, created)) = queue.oldest(&self.sessions, pool.ip()) {

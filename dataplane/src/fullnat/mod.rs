@@ -23,7 +23,7 @@ pub use crate::route::Hop;
 use crate::session::{
     Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, ORIGIN_HERE,
 };
-use crate::snapshot::{BackendState, Snapshot};
+use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
 
 pub use evict::Unconfirmed;
@@ -51,6 +51,23 @@ pub enum Step {
         hop: Hop,
         offload: Option<OffloadL4>,
     },
+    /// Rewritten in place, checksums complete, and the client's address must go before its
+    /// payload (`client_address = "proxy-v2"`, UDP): grow it by `header`
+    /// (`nat::proxy::insert_udp_header`), split it in two if it then exceeds the link's MTU
+    /// (it may be fragmented: checked here), send it to `hop`, and count the result for
+    /// `service` (`ClientAddressResult`).
+    ForwardWithHeader {
+        hop: Hop,
+        header: ClientHeader,
+        service: u16,
+    },
+    /// Untouched: with the client's address it would exceed the MTU of the link to its
+    /// backend, and its sender forbids fragmentation. Answer the sender with an ICMP
+    /// fragmentation needed (next-hop MTU `mtu`), from the address it sent to.
+    TooBig {
+        mtu: u16,
+        service: u16,
+    },
     /// Answered in place (echo reply): send it back to the frame's source on its link.
     Bounce,
     /// Turned into a TCP reset of `ip_len` bytes: shorten the frame, send it back to its source.
@@ -63,6 +80,21 @@ pub enum Step {
     /// (the error came by another path than the session's packets). Hand it on.
     Elsewhere,
     Drop(DropReason),
+}
+
+/// What a backend is told of a session: its client, and the VIP the client reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientHeader {
+    pub client: Endpoint,
+    pub vip: Endpoint,
+}
+
+impl ClientHeader {
+    /// The PROXY protocol v2 header of a UDP datagram.
+    pub fn proxy_v2_udp(&self) -> [u8; crate::wire::proxy::PROXY_LEN] {
+        use crate::wire::proxy::{proxy, Transport};
+        proxy(Transport::Udp, (self.client.ip, self.client.port), (self.vip.ip, self.vip.port))
+    }
 }
 
 /// `Clone` for fuzzing and tests that need a pristine worker per case.
@@ -363,7 +395,18 @@ impl FullNat {
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
-        let offload = !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
+        // The client's address for the backend: only forward, on UDP so far.
+        let header = (dir == Direction::Forward
+            && s.proto == protocol::UDP
+            && snap.services.get(s.service as usize).is_some_and(|v| v.client_address == ClientAddress::ProxyV2))
+        .then_some(ClientHeader { client: s.client, vip: s.vip });
+        if header.is_some() {
+            let mtu = if hop.to_kernel() { DEFAULT_MTU } else { snap.links[hop.link_index()].mtu };
+            if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
+                return Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service };
+            }
+        }
+        let offload = header.is_none() && !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
         let done = if offload {
             nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
         } else {
@@ -379,6 +422,9 @@ impl FullNat {
         if let Some(stats) = backend.and_then(|b| c.backends.get(b as usize)) {
             stats.packets[dir.index()].add(1);
             stats.bytes[dir.index()].add(u64::from(len));
+        }
+        if let Some(header) = header {
+            return Step::ForwardWithHeader { hop, header, service: s.service };
         }
         let offload = offload.then_some(if s.proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp });
         Step::Forward { hop, offload }
@@ -431,6 +477,15 @@ fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
     if let Some(stats) = c.backends.get(s.backend_index as usize) {
         stats.active.dec();
     }
+}
+
+/// The MTU of the path into the host's kernel.
+const DEFAULT_MTU: u16 = 1500;
+
+/// Whether the sender of an IPv4 packet forbids its fragmentation.
+#[inline]
+fn dont_fragment(ip: &[u8]) -> bool {
+    ip.get(ipv4::offset::FLAGS_FRAG).is_some_and(|&f| f & 0x40 != 0)
 }
 
 /// The source port of a TCP/UDP packet `inspect` accepted.

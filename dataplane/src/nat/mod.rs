@@ -19,6 +19,7 @@
 
 mod icmp_error;
 mod inspect;
+pub mod proxy;
 mod reset;
 mod rewrite;
 mod time_exceeded;
@@ -37,7 +38,7 @@ pub use icmp_error::{quoted_tuple, translate_error};
 pub use inspect::inspect;
 pub use reset::tcp_reset;
 pub use rewrite::{echo_reply, rewrite, rewrite_for_offload};
-pub use time_exceeded::time_exceeded;
+pub use time_exceeded::{frag_needed, time_exceeded};
 
 /// The 5-tuple of an IPv4 TCP/UDP packet as seen on the wire.
 ///

@@ -1,6 +1,6 @@
-//! ICMP time exceeded for a packet whose TTL runs out here, as from any router. Not on the fast
-//! path (the caller rate-limits it), so it builds the message with the `Repr`s and full
-//! checksums.
+//! ICMP errors Sluice sends as any router would: time exceeded for a packet whose TTL runs out
+//! here, fragmentation needed for one that would grow past the link's MTU. Not on the fast path
+//! (the caller rate-limits them), so they are built with the `Repr`s and full checksums.
 
 use std::net::Ipv4Addr;
 
@@ -20,6 +20,25 @@ use super::Refusal;
 /// address, or its destination is broadcast or multicast. Non-first fragments: `Fragment`.
 /// Rate limiting the errors is the caller's business.
 pub fn time_exceeded(offending_ip: &[u8], our_addr: Ipv4Addr, out: &mut [u8]) -> Result<usize, Refusal> {
+    error(offending_ip, our_addr, out, |quoted| icmp::Repr::TimeExceeded { code: icmp::exceeded::TTL, quoted })
+}
+
+/// As `time_exceeded`, an ICMP destination unreachable, fragmentation needed and DF set (type 3
+/// code 4) with next-hop MTU `mtu` (RFC 1191), from `our_addr`.
+pub fn frag_needed(offending_ip: &[u8], our_addr: Ipv4Addr, mtu: u16, out: &mut [u8]) -> Result<usize, Refusal> {
+    error(offending_ip, our_addr, out, |quoted| icmp::Repr::DestUnreachable {
+        code: icmp::unreachable::FRAG_NEEDED,
+        next_hop_mtu: mtu,
+        quoted,
+    })
+}
+
+fn error<'a>(
+    offending_ip: &'a [u8],
+    our_addr: Ipv4Addr,
+    out: &mut [u8],
+    message: impl FnOnce(&'a [u8]) -> icmp::Repr<'a>,
+) -> Result<usize, Refusal> {
     const TTL: u8 = 64;
     const TOS_INTERNETWORK_CONTROL: u8 = 0xc0;
     const QUOTED_PAYLOAD: usize = 8;
@@ -40,7 +59,7 @@ pub fn time_exceeded(offending_ip: &[u8], our_addr: Ipv4Addr, out: &mut [u8]) ->
     }
 
     let quote_len = p.header_len() + payload.len().min(QUOTED_PAYLOAD);
-    let message = icmp::Repr::TimeExceeded { code: icmp::exceeded::TTL, quoted: &offending_ip[..quote_len] };
+    let message = message(&offending_ip[..quote_len]);
     let total = ipv4::MIN_HEADER_LEN + message.buffer_len();
     if out.len() < total {
         return Err(Refusal::Truncated);
@@ -107,6 +126,24 @@ mod tests {
                 Some(Tuple { proto: 6, src: CLIENT.0, src_port: CLIENT.1, dst: VIP.0, dst_port: VIP.1 })
             );
         }
+    }
+
+    #[test]
+    fn frag_needed_names_the_mtu_and_quotes_the_datagram() {
+        let offending = udp_packet(CLIENT, VIP, 64, &[7; 1472], true, &[]);
+        let mut out = [0u8; 576];
+        let n = frag_needed(&offending, VIP.0, 1472, &mut out).unwrap();
+        let b = &out[..n];
+        assert_eq!(n, 20 + 8 + 20 + 8);
+        assert_checksums_exact(b);
+        let p = ipv4::Packet::new_checked(b).unwrap();
+        assert_eq!((p.src(), p.dst()), (VIP.0, CLIENT.0));
+        let m = icmp::Packet::new_checked(p.payload()).unwrap();
+        assert_eq!((m.msg_type(), m.code(), m.next_hop_mtu()), (3, icmp::unreachable::FRAG_NEEDED, 1472));
+        assert_eq!(
+            quoted_tuple(b),
+            Some(Tuple { proto: 17, src: CLIENT.0, src_port: CLIENT.1, dst: VIP.0, dst_port: VIP.1 })
+        );
     }
 
     #[test]

@@ -152,7 +152,13 @@ pub enum Touch {
 /// `reply_seen`: whether a packet came back from the backend before this one;
 /// `forward_seen`: whether the client sent one before this one.
 #[inline]
-pub(super) fn next_state(state: State, dir: Direction, flags: u8, reply_seen: bool, forward_seen: bool) -> Option<State> {
+pub(super) fn next_state(
+    state: State,
+    dir: Direction,
+    flags: u8,
+    reply_seen: bool,
+    forward_seen: bool,
+) -> Option<State> {
     use Direction::{Forward, Reply};
     let syn_only = flags & (SYN | ACK | RST) == SYN;
     let fin = flags & FIN != 0;

@@ -6,10 +6,10 @@ use std::fmt;
 use std::hash::BuildHasher;
 
 use super::index::FlowIndex;
-use crate::bigmem::BigArray;
 use super::state::{next_state, State, Touch};
 use super::wheel::Wheel;
 use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts};
+use crate::bigmem::BigArray;
 
 /// The timing wheel's tick: sessions expire at most this late (given `expire` is called often
 /// enough and with enough budget), and never early.

@@ -258,10 +258,7 @@ fn wall_clock_times_and_long_stalls() {
     assert_eq!(t.expire(start + 5_000, 10, |_| {}), 0);
     // A stall of hours: one turn of the wheel at most, both found.
     assert_eq!(t.expire(start + 5 * 3_600_000, 10, |_| {}), 2);
-    assert!(
-        t.touch(a, Direction::Forward, 0, start) == Touch::Ok
-            && t.touch(b, Direction::Forward, 0, 0) == Touch::Ok
-    );
+    assert!(t.touch(a, Direction::Forward, 0, start) == Touch::Ok && t.touch(b, Direction::Forward, 0, 0) == Touch::Ok);
     assert!(t.is_empty(), "touching stale ids changes nothing");
 }
 

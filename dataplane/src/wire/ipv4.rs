@@ -25,6 +25,7 @@ pub const MAX_HEADER_LEN: usize = 60;
 /// Byte offsets of the header fields, for code that adjusts checksums around them.
 pub mod offset {
     pub const VER_IHL: usize = super::field::VER_IHL;
+    pub const TOTAL_LEN: usize = super::field::TOTAL_LEN;
     pub const FLAGS_FRAG: usize = super::field::FLAGS_FRAG;
     pub const TTL: usize = super::field::TTL;
     pub const PROTOCOL: usize = super::field::PROTOCOL;
@@ -41,6 +42,8 @@ pub mod protocol {
 
 /// The don't-fragment flag, in the 16-bit flags + fragment offset word.
 pub const DONT_FRAGMENT: u16 = 0x4000;
+/// More fragments follow this one.
+pub const MORE_FRAGMENTS: u16 = 0x2000;
 /// More-fragments flag and fragment offset: any of these set makes a fragment.
 pub const FRAGMENT_MASK: u16 = 0x3fff;
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::classify::{answer_arp, classify, Verdict};
-use crate::counters::{DropReason, WorkerCounters};
+use crate::counters::{ClientAddressResult, DropReason, WorkerCounters};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::dump::{DumpBox, Dumper};
-use crate::fullnat::{FullNat, Hop, OffloadL4, Step, WorkerPart};
+use crate::fullnat::{ClientHeader, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
 use crate::snapshot::Snapshot;
@@ -400,6 +400,16 @@ impl Worker {
                 }
                 self.transmit(snap, m, hop, now);
             }
+            Step::ForwardWithHeader { hop, header, service } => {
+                self.forward_with_header(snap, m, hop, header, service, now)
+            }
+            Step::TooBig { mtu, service } => {
+                c.count_drop(DropReason::TooBig, 1);
+                self.client_address(service, ClientAddressResult::TooBig);
+                if self.icmp_budget.take(now) {
+                    self.frag_needed(snap, link, &m, mtu);
+                }
+            }
             Step::Bounce => {
                 bounce(m.data_mut(), snap.links[link].mac);
                 self.send(link, m);
@@ -420,6 +430,81 @@ impl Worker {
             }
             Step::Elsewhere => self.hand_on(m, handed),
             Step::Drop(reason) => c.count_drop(reason, 1),
+        }
+    }
+
+    /// A datagram rewritten for its backend, which gets the client's address before its
+    /// payload: the link, IP and UDP headers move into the mbuf's headroom and the header goes
+    /// in between; a datagram then too big for the link leaves as two fragments (`fullnat`
+    /// answered those that may not be fragmented).
+    fn forward_with_header(
+        &mut self,
+        snap: &Snapshot,
+        mut m: Mbuf,
+        hop: Hop,
+        header: ClientHeader,
+        service: u16,
+        now: u64,
+    ) {
+        let bytes = header.proxy_v2_udp();
+        if !m.prepend(bytes.len() as u16) {
+            self.setup.counters.count_drop(DropReason::TooBig, 1);
+            self.client_address(service, ClientAddressResult::NoRoom);
+            return;
+        }
+        let total = match crate::nat::proxy::insert_udp_header(m.data_mut(), ETH, &bytes) {
+            Ok(total) => usize::from(total),
+            Err(refusal) => return self.setup.counters.count_drop(refusal.into(), 1),
+        };
+        // Ethernet padding of a short frame would now follow the datagram: cut it.
+        m.set_len((ETH + total) as u16);
+        let mtu = if hop.to_kernel() { 1500 } else { snap.links[hop.link_index()].mtu };
+        if total <= usize::from(mtu) {
+            self.client_address(service, ClientAddressResult::Added);
+            return self.transmit(snap, m, hop, now);
+        }
+        let Some(mut rest) = Mbuf::alloc(self.setup.pool) else {
+            return self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+        };
+        let Some(buf) = rest.append(ETH as u16 + mtu) else {
+            return self.setup.counters.count_drop(DropReason::TooBig, 1);
+        };
+        buf[..ETH].copy_from_slice(&m.data()[..ETH]);
+        match crate::nat::proxy::split(&mut m.data_mut()[ETH..], usize::from(mtu), &mut buf[ETH..]) {
+            Ok((first, second)) => {
+                m.set_len((ETH + first) as u16);
+                rest.set_len((ETH + second) as u16);
+                self.client_address(service, ClientAddressResult::Fragmented);
+                self.transmit(snap, m, hop, now);
+                self.transmit(snap, rest, hop, now);
+            }
+            Err(_) => self.setup.counters.count_drop(DropReason::TooBig, 1),
+        }
+    }
+
+    #[inline]
+    fn client_address(&self, service: u16, result: ClientAddressResult) {
+        if let Some(stats) = self.setup.counters.services.get(usize::from(service)) {
+            stats.client_address(result);
+        }
+    }
+
+    /// ICMP fragmentation needed to where `offending` came from, from the address it was sent
+    /// to (a VIP), with next-hop MTU `mtu`.
+    fn frag_needed(&mut self, snap: &Snapshot, link: usize, offending: &Mbuf, mtu: u16) {
+        let frame = offending.data();
+        let Ok(ip) = ipv4::Packet::new_checked(&frame[ETH..]) else { return };
+        let from = ip.dst();
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+            return;
+        };
+        let Some(buf) = m.append(ETH as u16 + 576) else { return };
+        let Ok(len) = crate::nat::frag_needed(&frame[ETH..], from, mtu, &mut buf[ETH..]) else { return };
+        buf[..ETH].copy_from_slice(&frame[..ETH]);
+        bounce(buf, snap.links[link].mac);
+        if m.set_len((ETH + len) as u16) {
+            self.send(link, m);
         }
     }
 

@@ -144,6 +144,7 @@ fn below_min_active_the_service_loses_its_quorum_and_its_vip_goes_silent() {
         checksum_offload: false,
         steering: Steering::Single,
         rss: None,
+        mtu: 1500,
     };
     let routes = || Routes::new(&[(Ipv4Addr::new(198, 18, 1, 0), 24, 0)], &[]).unwrap();
     let ids: Vec<u16> = (2..5).map(|d| model.backend_id("dns", addr(&format!("198.18.1.{d}:53"))).unwrap()).collect();

@@ -54,8 +54,10 @@ udp_new = "500ms"
 #[test]
 fn when_full_lists_its_choices() {
     assert_eq!(
-        errors("[sessions]
-when_full = \"lru\"\n"),
+        errors(
+            "[sessions]
+when_full = \"lru\"\n"
+        ),
         r#"t.toml:2:13: invalid when_full action "lru": expected "evict" or "drop""#
     );
     assert!(errors("[timeouts]\ntcp_time_wait = \"0s\"\n").ends_with("must be more than zero"));

@@ -79,7 +79,11 @@ fn port_unreachable_from_the_backend_reaches_the_client() {
     assert_eq!(b, icmp_packet(VIP, CLIENT.0, 63, &[], port_unreachable(&original)));
     assert_checksums_exact(&b);
     assert_eq!(lab.c.icmp_errors_relayed.get(), 1);
-    assert_eq!(lab.session(protocol::UDP, CLIENT, DNS).unwrap().seen, Direction::Forward.bit(), "errors do not count as traffic");
+    assert_eq!(
+        lab.session(protocol::UDP, CLIENT, DNS).unwrap().seen,
+        Direction::Forward.bit(),
+        "errors do not count as traffic"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::nat::testkit::{
 use crate::route::Routes;
 use crate::sched::SchedulerKind;
 use crate::session::{Session, State, Timeouts};
-use crate::snapshot::{Link, ServiceSpec, Steering};
+use crate::snapshot::{ClientAddress, Link, ServiceSpec, Steering};
 use crate::wire::icmp::{self, unreachable, Repr};
 use crate::wire::tcp::Flags;
 use crate::wire::{checksum, ipv4, MacAddr};
@@ -64,6 +64,7 @@ fn snapshot(o: Options) -> Snapshot {
         checksum_offload: offload,
         steering: Steering::Single,
         rss: None,
+        mtu: 1500,
     };
     let service =
         |name: &str, proto, vip: Ep, scheduler, backends: &[Ep], weights: &[u32], locals: &[Ipv4Addr]| ServiceSpec {
@@ -73,6 +74,7 @@ fn snapshot(o: Options) -> Snapshot {
             scheduler,
             per_packet: false,
             remove_on_failure: false,
+            client_address: ClientAddress::None,
             backends: backends.iter().zip(weights).map(|(b, &w)| (Endpoint::new(b.0, b.1), w)).collect(),
             local_ips: locals.to_vec(),
         };
@@ -466,6 +468,7 @@ fn vip_port_or_protocol_without_a_service() {
     assert!(lab.nat.sessions().is_empty());
 }
 
+mod client_address;
 mod ending;
 mod expiry;
 mod icmp_to_us;
