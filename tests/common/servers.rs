@@ -57,6 +57,27 @@ pub fn udp_named_echo(ns: &str, addrs: &[&str]) -> Servers {
     udp_servers(ns, addrs, |me, datagram| [format!("{} ", me.ip()).as_bytes(), datagram].concat())
 }
 
+/// UDP servers that require the PROXY protocol v2 header on every datagram, as a server with
+/// the protocol enabled does: each answers "CLIENT:PORT PAYLOAD" for a PROXY header (the client
+/// it names), "local PAYLOAD" for a LOCAL one (a health check), "none PAYLOAD" without one;
+/// a payload over 512 bytes is answered by its length ("CLIENT:PORT 1472 bytes"), so that the
+/// answer fits one unfragmented datagram.
+pub fn udp_proxy_echo(ns: &str, addrs: &[&str]) -> Servers {
+    udp_servers(ns, addrs, |_, datagram| {
+        use dataplane::wire::proxy::{parse, Header};
+        let (who, payload) = match parse(datagram) {
+            Ok((Header::Proxy { client: (ip, port), .. }, at)) => (format!("{ip}:{port}"), &datagram[at..]),
+            Ok((Header::Local, at)) => ("local".to_owned(), &datagram[at..]),
+            Err(_) => ("none".to_owned(), datagram),
+        };
+        if payload.len() > 512 {
+            format!("{who} {} bytes", payload.len()).into_bytes()
+        } else {
+            [format!("{who} ").as_bytes(), payload].concat()
+        }
+    })
+}
+
 /// UDP servers on `addrs`, each answering every datagram with `answer(own address, datagram)`;
 /// `served[i]` counts datagrams.
 fn udp_servers(ns: &str, addrs: &[&str], answer: fn(SocketAddr, &[u8]) -> Vec<u8>) -> Servers {
