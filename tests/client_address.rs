@@ -5,15 +5,22 @@
 //!   LOCAL header (the check expects the server's answer to one);
 //! - a datagram that the header makes bigger than the link's MTU reaches the backend as two
 //!   fragments when the client allows fragmentation, and makes Sluice answer ICMP
-//!   fragmentation needed (MTU - 28) when it does not: the client's kernel learns that MTU.
+//!   fragmentation needed (MTU - 28) when it does not: the client's kernel learns that MTU;
+//! - TCP with `proxy-v2`: nginx (`listen ... proxy_protocol`) and HAProxy (`accept-proxy`) answer
+//!   hundreds of connections with the address and port of the client socket that made each, and
+//!   pass their http checks (sent with a LOCAL header); a server that speaks first greets a
+//!   client that sends nothing, also when the first send of every header is dropped on the
+//!   backend link (Sluice resends it); 50 MB down from nginx and up to a hashing server arrive
+//!   intact (sha256) while the backend link loses 2 % of TCP segments each way.
 
 mod common;
 
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use common::servers::udp_proxy_echo;
+use common::servers::{tcp_proxy_greeter, udp_proxy_echo, Daemon};
 use common::*;
 
 const PROXY_UDP: &str = r#"
@@ -150,4 +157,256 @@ fn udp_backends_learn_every_datagrams_client_and_checks_say_local() {
     assert!(count("too_big") >= 1.0, "too_big: {}", count("too_big"));
     assert_eq!(count("no_room"), 0.0);
     assert!(metric_sum(&m, "sluice_packets_dropped_total", &["reason=\"too_big\""]) >= 1.0);
+}
+
+const PROXY_TCP: &str = r#"
+[[service]]
+name = "web"
+vip = "198.18.0.10:80"
+protocol = "tcp"
+scheduler = "rr"
+client_address = "proxy-v2"
+local_ips = ["198.18.1.101"]
+[service.health]
+check = "http"
+interval = "200ms"
+timeout = "150ms"
+rise = 1
+fall = 1
+send = "/health"
+expect = "200"
+[[service.backend]]
+address = "198.18.1.2:80"
+[[service.backend]]
+address = "198.18.1.3:80"
+[[service.backend]]
+address = "198.18.1.4:80"
+
+[[service]]
+name = "haproxy"
+vip = "198.18.0.10:81"
+protocol = "tcp"
+scheduler = "rr"
+client_address = "proxy-v2"
+local_ips = ["198.18.1.101"]
+[service.health]
+check = "http"
+interval = "200ms"
+timeout = "150ms"
+rise = 1
+fall = 1
+send = "/health"
+expect = "200"
+[[service.backend]]
+address = "198.18.1.2:81"
+
+[[service]]
+name = "mail"
+vip = "198.18.0.10:25"
+protocol = "tcp"
+scheduler = "rr"
+client_address = "proxy-v2"
+local_ips = ["198.18.1.101"]
+[service.health]
+check = "tcp"
+interval = "200ms"
+timeout = "150ms"
+rise = 1
+fall = 1
+[[service.backend]]
+address = "198.18.1.2:25"
+[[service.backend]]
+address = "198.18.1.3:25"
+"#;
+
+/// nginx on the three backends, requiring the PROXY protocol: `/who` answers the client it
+/// names, `/health` 200, `/big` the file of that name in `dir`.
+fn nginx_config(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {d}/nginx-access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 198.18.1.2:80 proxy_protocol;
+        listen 198.18.1.3:80 proxy_protocol;
+        listen 198.18.1.4:80 proxy_protocol;
+        location = /who {{ return 200 "$proxy_protocol_addr:$proxy_protocol_port"; }}
+        location = /health {{ return 200 "ok\n"; }}
+        location = /big {{ root {d}; }}
+    }}
+}}
+"#
+    )
+}
+
+/// HAProxy on 198.18.1.2:81, requiring the PROXY protocol: every request is answered with the
+/// client it names.
+fn haproxy_config(dir: &std::path::Path) -> String {
+    format!(
+        r#"global
+    pidfile {}/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend who
+    bind 198.18.1.2:81 accept-proxy
+    http-request return status 200 content-type text/plain lf-string "%[src]:%[src_port]"
+"#,
+        dir.display()
+    )
+}
+
+/// `count` requests to `url`, each on a connection of its own; returns the requests whose
+/// answer did not name the client socket that sent them.
+fn who(net: &TestNet, url: &str, count: usize) -> Vec<String> {
+    let mut args =
+        vec!["curl", "-sS", "--max-time", "20", "-H", "Connection: close", "-w", "|%{local_ip}:%{local_port}\n"];
+    args.extend(std::iter::repeat(url).take(count));
+    let out = run_in(&net.cli(), &args);
+    let text = stdout(&out);
+    let mut bad: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| l.split_once('|').is_none_or(|(named, me)| named != me))
+        .map(str::to_owned)
+        .collect();
+    let answered = text.lines().filter(|l| l.contains('|')).count();
+    if answered != count {
+        bad.push(format!("{answered} answers of {count}: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    bad
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes that repeat rarely (a 64-bit LCG), `len` of them.
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+/// Rules in the backends' namespace: `drop_first_headers` drops the first PROXY header each
+/// connection to port 25 sends (Sluice must resend it); `loss` drops that share (in %) of TCP
+/// segments each way.
+fn backend_link_rules(net: &TestNet, drop_first_headers: bool, loss: u32) {
+    let _ = run_in(&net.srv(), &["nft", "delete", "table", "inet", "sluice_test"]);
+    let mut rules = String::from(
+        "table inet sluice_test {\n set seen { type ipv4_addr . inet_service; flags dynamic; size 65536; }\n",
+    );
+    rules.push_str(" chain input {\n  type filter hook input priority 0;\n");
+    if drop_first_headers {
+        rules.push_str("  tcp dport 25 @ih,0,32 0x0d0a0d0a ip saddr . tcp sport != @seen add @seen { ip saddr . tcp sport } counter drop\n");
+    }
+    if loss > 0 {
+        rules.push_str(&format!("  meta l4proto tcp numgen random mod 100 < {loss} drop\n"));
+    }
+    rules.push_str(" }\n chain output {\n  type filter hook output priority 0;\n");
+    if loss > 0 {
+        rules.push_str(&format!("  meta l4proto tcp numgen random mod 100 < {loss} drop\n"));
+    }
+    rules.push_str(" }\n}\n");
+    let path = write_temp("sluice-test-ctp.nft", &rules);
+    let out = run_in(&net.srv(), &["nft", "-f", path.to_str().unwrap()]);
+    assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Connects to `vip` from the client namespace, reads the greeting without sending anything,
+/// then sends `data`, closes its side and reads the server's sha256 of what it got.
+fn greet_and_upload(net: &TestNet, vip: &'static str, data: std::sync::Arc<Vec<u8>>) -> (String, String, String) {
+    in_netns(&net.cli(), move || {
+        let conn = TcpStream::connect_timeout(&vip.parse().unwrap(), Duration::from_secs(5)).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let me = conn.local_addr().unwrap().to_string();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut greeting = String::new();
+        let _ = reader.read_line(&mut greeting);
+        let mut writer = conn;
+        let mut hash = String::new();
+        if writer.write_all(&data).is_ok() && writer.shutdown(std::net::Shutdown::Write).is_ok() {
+            let _ = reader.read_line(&mut hash);
+        }
+        (me, greeting.trim_end().to_owned(), hash.trim_end().to_owned())
+    })
+}
+
+#[test]
+fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_first() {
+    let net = TestNet::up("ctp", 3);
+    let dir = Sluice::dir("ctp-servers");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = pseudo_random(50 << 20, 7);
+    std::fs::write(dir.join("big"), &big).unwrap();
+    std::fs::write(dir.join("nginx.conf"), nginx_config(&dir)).unwrap();
+    std::fs::write(dir.join("haproxy.cfg"), haproxy_config(&dir)).unwrap();
+    let nginx_conf = dir.join("nginx.conf");
+    let mut nginx = Daemon::start(
+        &net.srv(),
+        &["nginx", "-c", nginx_conf.to_str().unwrap(), "-p", dir.to_str().unwrap()],
+        &dir.join("nginx.out"),
+    );
+    let haproxy_cfg = dir.join("haproxy.cfg");
+    let mut haproxy =
+        Daemon::start(&net.srv(), &["haproxy", "-db", "-f", haproxy_cfg.to_str().unwrap()], &dir.join("haproxy.out"));
+    let _greeters = tcp_proxy_greeter(&net.srv(), &["198.18.1.2:25", "198.18.1.3:25"]);
+    let sluice = Sluice::start(&net, &config(PROXY_TCP));
+
+    // http checks reach nginx and HAProxy only with a LOCAL header; the tcp checks send one too.
+    let up =
+        wait_until(Duration::from_secs(15), || metric_sum(&scrape_metrics(&net.lb()), "sluice_backend_up", &[]) >= 6.0);
+    assert!(nginx.running() && haproxy.running(), "nginx or HAProxy did not start: see {}", dir.display());
+    assert!(up, "backends not up: {}\n{}", scrape_metrics(&net.lb()), sluice.log_text());
+
+    let bad = who(&net, "http://198.18.0.10/who", 300);
+    assert!(bad.is_empty(), "nginx: {} of 300 wrong, first: {:?}", bad.len(), bad.first());
+    let bad = who(&net, "http://198.18.0.10:81/who", 100);
+    assert!(bad.is_empty(), "HAProxy: {} of 100 wrong, first: {:?}", bad.len(), bad.first());
+
+    // A server that speaks first greets a client that sends nothing, though every header's
+    // first send is lost on the way: Sluice resends it.
+    backend_link_rules(&net, true, 0);
+    let (me, greeting, _) = greet_and_upload(&net, "198.18.0.10:25", std::sync::Arc::new(Vec::new()));
+    assert_eq!(greeting, format!("220 {me}"));
+    let resent = metric_sum(&scrape_metrics(&net.lb()), "sluice_client_address_total", &["result=\"resent\""]);
+    assert!(resent >= 1.0, "the lost header was not resent");
+
+    // 50 MB each way with 2 % of the backend link's TCP segments lost both ways.
+    backend_link_rules(&net, false, 2);
+    let down = dir.join("down");
+    let out = run_in(
+        &net.cli(),
+        &["curl", "-sS", "--max-time", "120", "-o", down.to_str().unwrap(), "http://198.18.0.10/big"],
+    );
+    assert!(out.status.success(), "download: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256_hex(&std::fs::read(&down).unwrap()), sha256_hex(&big), "50 MB down from nginx");
+    let up_data = std::sync::Arc::new(pseudo_random(50 << 20, 11));
+    let (me, greeting, hash) = greet_and_upload(&net, "198.18.0.10:25", up_data.clone());
+    assert_eq!(greeting, format!("220 {me}"));
+    assert_eq!(hash, sha256_hex(&up_data), "50 MB up to the hashing server");
+
+    let m = scrape_metrics(&net.lb());
+    let count = |result: &str| metric_sum(&m, "sluice_client_address_total", &[&format!("result=\"{result}\"")]);
+    assert!(count("added") >= 400.0, "added: {}", count("added"));
+    assert_eq!(count("reset"), 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -81,14 +81,21 @@ pub enum ClientAddressResult {
     TooBig,
     /// No room in the packet buffer for the header: dropped (`no_room`).
     NoRoom,
+    /// TCP: the header sent again, unacknowledged after a timeout or on duplicate
+    /// acknowledgements.
+    Resent,
+    /// TCP: the header unacknowledged after `proxied::MAX_SENDS` sends: both sides reset.
+    Reset,
 }
 
 impl ClientAddressResult {
-    pub const ALL: [ClientAddressResult; 4] = [
+    pub const ALL: [ClientAddressResult; 6] = [
         ClientAddressResult::Added,
         ClientAddressResult::Fragmented,
         ClientAddressResult::TooBig,
         ClientAddressResult::NoRoom,
+        ClientAddressResult::Resent,
+        ClientAddressResult::Reset,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +104,8 @@ impl ClientAddressResult {
             ClientAddressResult::Fragmented => "fragmented",
             ClientAddressResult::TooBig => "too_big",
             ClientAddressResult::NoRoom => "no_room",
+            ClientAddressResult::Resent => "resent",
+            ClientAddressResult::Reset => "reset",
         }
     }
 }

@@ -5,13 +5,15 @@
 //!
 //! An input is: a byte choosing how the snapshot changes half way through (nothing; a service
 //! removed; a backend removed; a backend down with `on_failure = "remove"`; every service
-//! below quorum; every weight 0; a service moved to another port), a byte for how far time
+//! below quorum; every weight 0; a service moved to another port; the UDP service telling its
+backends the client's address, over a lan link of MTU 576), a byte for how far time
 //! moves between frames (so that sessions expire), then frames, each a big-endian u16 length
 //! and that many bytes. So sessions opened under one snapshot meet the next one: the paths
 //! that end sessions, reset connections and reschedule datagrams are reached.
 //!
 //! Checked: nothing panics; what FULLNAT forwards, bounces or resets has an exact IPv4 header
-//! checksum, and an exact TCP, UDP or ICMP checksum whenever the packet came in with one.
+//! checksum, and an exact TCP, UDP or ICMP checksum whenever the packet came in with one; so has
+a datagram grown by the PROXY header, and its fragments have exact IP checksums and fit the MTU.
 
 #![no_main]
 
@@ -26,14 +28,14 @@ use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
-use dataplane::snapshot::{BackendState, Link, ServiceSpec, Snapshot, Steering, VipIndex};
+use dataplane::snapshot::{BackendState, ClientAddress, Link, ServiceSpec, Snapshot, Steering, VipIndex};
 use dataplane::wire::{checksum, MacAddr};
 use libfuzzer_sys::fuzz_target;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
 /// How the snapshot may change half way (index 0: it does not).
-const CHANGES: usize = 7;
+const CHANGES: usize = 8;
 
 struct Fixture {
     /// `snapshots[0]` first; `snapshots[change]` from half way.
@@ -55,6 +57,7 @@ fn snapshot(change: usize) -> Snapshot {
         checksum_offload: false,
         steering: Steering::Single,
         rss: None,
+        mtu: 1500,
     };
     let backends: Vec<Endpoint> = (2..5).map(|d| Endpoint::new(Ipv4Addr::new(198, 18, 1, d), 53)).collect();
     let spec = |name: &str, proto, port, scheduler, per_packet, weights: [u32; 3]| ServiceSpec {
@@ -64,6 +67,7 @@ fn snapshot(change: usize) -> Snapshot {
         scheduler,
         per_packet,
         remove_on_failure: false,
+        client_address: ClientAddress::None,
         backends: backends.iter().copied().zip(weights).collect(),
         local_ips: vec![LOCAL],
     };
@@ -101,6 +105,10 @@ fn snapshot(change: usize) -> Snapshot {
         4 => s.services.iter_mut().for_each(|svc| svc.quorum = false),
         5 => s.backends.iter_mut().for_each(|b| b.weight = 0),
         6 => s.services[1].vip.port = 8080,
+        7 => {
+            s.services[0].client_address = ClientAddress::ProxyV2;
+            s.links[1].mtu = 576;
+        }
         _ => {}
     }
     s.vips = VipIndex::new(&s.services);
@@ -146,6 +154,21 @@ fuzz_target!(|data: &[u8]| {
             match nat.process(snap, ip, now, counters) {
                 Step::Forward { offload: None, .. } | Step::Bounce => check(ip, l4_was_exact),
                 Step::Reset { ip_len } => check(&ip[..ip_len], true),
+                Step::ForwardWithHeader { header, .. } => {
+                    check(ip, l4_was_exact);
+                    let bytes = header.proxy_v2_udp();
+                    let mut grown = vec![0u8; bytes.len()];
+                    grown.extend_from_slice(&buf);
+                    let total = usize::from(nat::proxy::insert_udp_header(&mut grown, 14, &bytes).expect("a forwarded datagram grows"));
+                    let ip = &mut grown[14..14 + total];
+                    check(ip, l4_was_exact);
+                    let mut rest = [0u8; 576];
+                    if let Ok((first, second)) = nat::proxy::split(ip, 576, &mut rest) {
+                        assert!(first <= 576 && second <= 576);
+                        check(&ip[..first], false);
+                        check(&rest[..second], false);
+                    }
+                }
                 _ => {}
             }
         }

@@ -51,7 +51,6 @@ impl Control {
         links: Vec<Link>,
         kernel_routes: KernelRoutes,
     ) -> Result<(Control, Start), String> {
-        warn_unimplemented(&config);
         let workers = config.cpu.workers.len();
         let mut model = Model::default();
         model.apply(&config)?;
@@ -110,7 +109,6 @@ impl Control {
             ));
         }
         routes(&new)?;
-        warn_unimplemented(&new);
         // `apply` changes the model only when it succeeds.
         let mut changes = self.model.apply(&new)?;
         if new.routes != self.config.routes {
@@ -215,18 +213,6 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         changed.push("[cluster]");
     }
     changed
-}
-
-/// Settings the config accepts that the data path does not act on yet.
-fn warn_unimplemented(config: &Config) {
-    for s in &config.services {
-        if s.client_address != config::ClientAddress::None && s.protocol == config::Protocol::Tcp {
-            warn!(
-                "service {}: client_address = \"proxy-v2\" is not implemented for TCP yet; backends see the local IP",
-                s.name
-            );
-        }
-    }
 }
 
 /// One health-check target per backend of every service whose check is not `none`.

@@ -104,6 +104,84 @@ fn udp_servers(ns: &str, addrs: &[&str], answer: fn(SocketAddr, &[u8]) -> Vec<u8
     servers
 }
 
+/// TCP servers that require the PROXY protocol v2 header first, and speak first themselves
+/// (as SMTP does): once the header is in, each greets "220 CLIENT:PORT\r\n" ("220 local\r\n"
+/// for a LOCAL header, a health check), then reads everything the client sends and, at its
+/// end, answers the sha256 of it (hex, a line) and closes. Without a header: "no header\r\n".
+pub fn tcp_proxy_greeter(ns: &str, addrs: &[&str]) -> Servers {
+    tcp_servers(ns, addrs, |mut conn, _addr, _stop| {
+        use dataplane::wire::proxy::{parse, Header, LOCAL_LEN};
+        use sha2::{Digest, Sha256};
+        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut head = [0u8; 64];
+        if conn.read_exact(&mut head[..LOCAL_LEN]).is_err() {
+            return;
+        }
+        let extra = usize::from(u16::from_be_bytes([head[14], head[15]])).min(head.len() - LOCAL_LEN);
+        if conn.read_exact(&mut head[LOCAL_LEN..LOCAL_LEN + extra]).is_err() {
+            return;
+        }
+        let greeting = match parse(&head[..LOCAL_LEN + extra]) {
+            Ok((Header::Proxy { client: (ip, port), .. }, _)) => format!("220 {ip}:{port}\r\n"),
+            Ok((Header::Local, _)) => "220 local\r\n".to_owned(),
+            Err(_) => {
+                let _ = conn.write_all(b"no header\r\n");
+                return;
+            }
+        };
+        if conn.write_all(greeting.as_bytes()).is_err() {
+            return;
+        }
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hash.update(&buf[..n]),
+                Err(_) => return,
+            }
+        }
+        let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let _ = conn.write_all(format!("{hex}\n").as_bytes());
+    })
+}
+
+/// A daemon from a Debian package (nginx, HAProxy) in a namespace, in the foreground; stopped
+/// by its PID when dropped (SIGTERM, then SIGKILL).
+pub struct Daemon {
+    child: std::process::Child,
+}
+
+impl Daemon {
+    pub fn start(ns: &str, args: &[&str], log: &std::path::Path) -> Daemon {
+        let out = std::fs::File::create(log).expect("daemon log");
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {args:?}: {e}"));
+        Daemon { child }
+    }
+
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let gone = super::wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_))));
+        if !gone {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// HTTP: `GET /` answers "backend ADDRESS\n"; `GET /big` streams `big_file` if given.
 pub fn http(ns: &str, addrs: &[&str], big_file: Option<PathBuf>) -> Servers {
     tcp_servers(ns, addrs, move |conn, addr, _stop| serve_http(conn, &format!("backend {addr}\n"), big_file.clone()))

@@ -12,6 +12,7 @@ mod evict;
 mod icmp;
 mod open;
 pub mod part;
+pub mod proxied;
 mod sync;
 
 use std::net::Ipv4Addr;
@@ -21,13 +22,15 @@ use crate::laddr::PortPool;
 use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
-    Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, ORIGIN_HERE,
+    Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, EXTRA_PROXY_V2,
+    ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
 
 pub use evict::Unconfirmed;
 pub use part::{PoolLayout, ServiceState, WorkerPart};
+pub use proxied::Emit;
 
 /// `Session::backend_index` of a per-datagram session: it has no one backend.
 pub const ANY_BACKEND: u16 = u16::MAX;
@@ -60,6 +63,12 @@ pub enum Step {
         hop: Hop,
         header: ClientHeader,
         service: u16,
+    },
+    /// Rewritten in place (a TCP segment of a `proxy-v2` session): send `first` (the PROXY
+    /// header, into the stream at its place), then it, both to `hop`.
+    ForwardAfter {
+        hop: Hop,
+        first: Emit,
     },
     /// Untouched: with the client's address it would exceed the MTU of the link to its
     /// backend, and its sender forbids fragmentation. Answer the sender with an ICMP
@@ -114,6 +123,8 @@ pub struct FullNat {
     queue: u16,
     /// In a cluster: what session sync needs (`enable_sync`).
     sync: Option<Box<sync::SyncSide>>,
+    /// TCP sessions whose stream to the backend carries the PROXY header.
+    proxied: proxied::ProxiedSessions,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -137,6 +148,7 @@ impl FullNat {
             active: Vec::with_capacity(crate::snapshot::MAX_BACKENDS),
             queue: part.worker,
             sync: None,
+            proxied: proxied::ProxiedSessions::new(capacity),
         }
     }
 
@@ -198,6 +210,18 @@ impl FullNat {
         let (n, examined) = self.sessions.expire_counted(now_ms, budget, |s| end(pools, c, s));
         c.sessions_expired.add(n as u64);
         (n, examined)
+    }
+
+    /// Segments the worker must send on its own now: PROXY headers due again, and resets of
+    /// connections whose header was never acknowledged (those sessions end here).
+    pub fn resend_headers(&mut self, now_ms: u64, c: &WorkerCounters, out: &mut Vec<Emit>) {
+        let pools = &mut self.pools;
+        self.proxied.resend(&mut self.sessions, now_ms, c, out, |s| end(pools, c, s));
+    }
+
+    /// The shift state of TCP `proxy-v2` sessions (tests).
+    pub fn proxied(&self) -> &proxied::ProxiedSessions {
+        &self.proxied
     }
 
     /// Stage one of a burst, before `process`: for an IPv4 TCP or UDP packet, its flow's hash
@@ -286,7 +310,7 @@ impl FullNat {
                     // The backend answers what it was sent before it (or its service) went
                     // away: the answer still reaches the client, and the session ends with the
                     // client's next packet.
-                    return self.send(snap, ip, id, dir, t.src, len, c);
+                    return self.send(snap, ip, id, dir, t.src, len, now_ms, c);
                 }
                 let old = self.sessions.remove(id);
                 end(&mut self.pools, c, &old);
@@ -307,7 +331,7 @@ impl FullNat {
                         if let Some(before) = before {
                             self.after_touch(id, before, now_ms, c);
                         }
-                        return self.send(snap, ip, id, dir, t.src, len, c);
+                        return self.send(snap, ip, id, dir, t.src, len, now_ms, c);
                     }
                     // A new SYN on a closing connection: the old session makes way for a new one.
                     Touch::Reopen => {
@@ -329,11 +353,15 @@ impl FullNat {
         }
         match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
             Ok(id) => {
+                // What backends learn of the client is fixed for the session's life.
+                if snap.services[service].client_address == ClientAddress::ProxyV2 {
+                    self.proxied.open(&mut self.sessions, id);
+                }
                 let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, now_ms);
                 if self.sync.is_some() {
                     self.after_open(id, now_ms, c);
                 }
-                self.send(snap, ip, id, Direction::Forward, t.src, len, c)
+                self.send(snap, ip, id, Direction::Forward, t.src, len, now_ms, c)
             }
             Err(reason) => Step::Drop(reason),
         }
@@ -373,6 +401,7 @@ impl FullNat {
         dir: Direction,
         from: Ipv4Addr,
         len: u32,
+        now_ms: u64,
         c: &WorkerCounters,
     ) -> Step {
         let s = *self.sessions.get(id);
@@ -395,18 +424,15 @@ impl FullNat {
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
-        // The client's address for the backend: only forward, on UDP so far.
-        let header = (dir == Direction::Forward
-            && s.proto == protocol::UDP
-            && snap.services.get(s.service as usize).is_some_and(|v| v.client_address == ClientAddress::ProxyV2))
-        .then_some(ClientHeader { client: s.client, vip: s.vip });
-        if header.is_some() {
+        // Sessions with extras (`client_address`) are looked at apart, and their checksums
+        // kept whole here rather than left to the NIC: the rewrite is not their last edit.
+        if s.extras != 0 && dir == Direction::Forward && s.proto == protocol::UDP {
             let mtu = if hop.to_kernel() { DEFAULT_MTU } else { snap.links[hop.link_index()].mtu };
             if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
                 return Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service };
             }
         }
-        let offload = header.is_none() && !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
+        let offload = s.extras == 0 && !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
         let done = if offload {
             nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
         } else {
@@ -423,11 +449,49 @@ impl FullNat {
             stats.packets[dir.index()].add(1);
             stats.bytes[dir.index()].add(u64::from(len));
         }
-        if let Some(header) = header {
-            return Step::ForwardWithHeader { hop, header, service: s.service };
+        if s.extras != 0 {
+            return self.extras(id, &s, dir, ip, hop, now_ms, c);
         }
         let offload = offload.then_some(if s.proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp });
         Step::Forward { hop, offload }
+    }
+}
+
+impl FullNat {
+    /// A packet of a session with extras, rewritten. `proxy-v2`: on UDP the worker puts the
+    /// header before a datagram to the backend; on TCP the sequence space is adjusted
+    /// (`proxied`), and the header sent first when the handshake has just completed.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn extras(
+        &mut self,
+        id: SessionId,
+        s: &Session,
+        dir: Direction,
+        ip: &mut [u8],
+        hop: Hop,
+        now_ms: u64,
+        c: &WorkerCounters,
+    ) -> Step {
+        debug_assert_eq!(s.extras, EXTRA_PROXY_V2);
+        let header = ClientHeader { client: s.client, vip: s.vip };
+        match (s.proto, dir) {
+            (protocol::UDP, Direction::Forward) => Step::ForwardWithHeader { hop, header, service: s.service },
+            (protocol::UDP, Direction::Reply) => Step::Forward { hop, offload: None },
+            (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms) {
+                proxied::Shifted::Send => Step::Forward { hop, offload: None },
+                proxied::Shifted::SendAfter(first) => {
+                    if let Some(stats) = c.services.get(usize::from(s.service)) {
+                        stats.client_address(crate::counters::ClientAddressResult::Added);
+                    }
+                    Step::ForwardAfter { hop, first }
+                }
+            },
+            (_, Direction::Reply) => {
+                self.proxied.reply(id, ip, now_ms);
+                Step::Forward { hop, offload: None }
+            }
+        }
     }
 }
 

@@ -67,6 +67,9 @@ impl FullNat {
 
     fn send_update(&mut self, id: SessionId, now_ms: u64, c: &WorkerCounters) {
         let Some(sync) = self.sync.as_deref() else { return };
+        if self.sessions.get(id).extras != 0 {
+            return; // its extras are not in the record (`proxied`): not carried over
+        }
         let record = self.record(sync, id, now_ms);
         let sync = self.sync.as_deref_mut().expect("checked above");
         sync.meta[id.get() as usize].sent_tick = (now_ms / TICK_MS) as u32;
@@ -132,7 +135,7 @@ impl FullNat {
         let end = (slot + WALK_SLOTS_PER_STEP).min(self.sessions.capacity());
         let mut sent = 0;
         while slot < end {
-            if let Some((id, _)) = self.sessions.at_slot(slot) {
+            if let Some((id, _)) = self.sessions.at_slot(slot).filter(|(_, s)| s.extras == 0) {
                 let record = self.record(self.sync.as_deref().expect("checked above"), id, now_ms);
                 if channel.walk.push(WalkItem::Record(generation, record)).is_err() {
                     break; // full: this slot again next time

@@ -22,6 +22,7 @@ mod inspect;
 pub mod proxy;
 mod reset;
 mod rewrite;
+pub mod shift;
 mod time_exceeded;
 
 #[cfg(test)]

@@ -218,9 +218,16 @@ pub struct Session {
     /// Next hops, indexed by `Direction`: towards the backend (forward), towards the client
     /// (reply). Set by whoever opened the session; the table only keeps them.
     pub hops: [Hop; 2],
+    /// What more its packets need than the rewrite (`EXTRA_*` bits, set by its opener; 0 for
+    /// most): read from this line, so that sessions without extras pay nothing to learn it.
+    pub extras: u8,
     pub created_ms: u64,
     pub last_seen_ms: u64,
 }
+
+/// `Session::extras`: the stream to the backend carries the PROXY v2 header before the
+/// client's bytes (`fullnat::proxied`).
+pub const EXTRA_PROXY_V2: u8 = 1;
 
 impl Session {
     /// The key a packet in `dir` carries on the wire.

@@ -151,6 +151,7 @@ impl SessionTable {
             state,
             seen: 0,
             hops: new.hops,
+            extras: 0,
             created_ms: now_ms,
             last_seen_ms: now_ms,
         };

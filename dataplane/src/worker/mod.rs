@@ -17,7 +17,7 @@ use crate::classify::{answer_arp, classify, Verdict};
 use crate::counters::{ClientAddressResult, DropReason, WorkerCounters};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::dump::{DumpBox, Dumper};
-use crate::fullnat::{ClientHeader, FullNat, Hop, OffloadL4, Step, WorkerPart};
+use crate::fullnat::{ClientHeader, Emit, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
 use crate::snapshot::Snapshot;
@@ -112,6 +112,8 @@ pub struct Worker {
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
     handoff: Vec<RingQueue>,
+    /// Segments FULLNAT's timers asked for in one loop (`resend_headers`).
+    emits: Vec<Emit>,
     /// ARP requests the neighbour timers asked for in one loop (room for every neighbour).
     requests: Vec<(usize, Ipv4Addr)>,
     /// Recent next hops and their MACs, valid for one neighbour-table generation: most traffic
@@ -192,6 +194,7 @@ impl Worker {
             hints: [None; dpdk::BURST],
             dumper: Dumper::default(),
             handoff,
+            emits: Vec::with_capacity(64),
             requests,
             next_hops,
             panic_on_reload: std::env::var("SLUICE_FAILPOINT").is_ok_and(|f| f == FAILPOINT_PANIC_ON_RELOAD),
@@ -231,6 +234,7 @@ impl Worker {
             }
             work += self.nat.sync_step(&snap, now, &self.setup.counters);
             self.expire(now);
+            self.resend_headers(&snap, now);
             self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
             self.learn_from_others(&snap, now);
             self.neighbour_timers(&snap, now);
@@ -403,6 +407,10 @@ impl Worker {
             Step::ForwardWithHeader { hop, header, service } => {
                 self.forward_with_header(snap, m, hop, header, service, now)
             }
+            Step::ForwardAfter { hop, first } => {
+                self.emit(snap, &first, now);
+                self.transmit(snap, m, hop, now);
+            }
             Step::TooBig { mtu, service } => {
                 c.count_drop(DropReason::TooBig, 1);
                 self.client_address(service, ClientAddressResult::TooBig);
@@ -480,6 +488,35 @@ impl Worker {
             }
             Err(_) => self.setup.counters.count_drop(DropReason::TooBig, 1),
         }
+    }
+
+    /// Sends a segment FULLNAT writes on its own (a PROXY header, a reset) to its next hop.
+    fn emit(&mut self, snap: &Snapshot, e: &Emit, now: u64) {
+        let payload = e.payload();
+        let payload = payload.as_ref().map_or(&[][..], |p| &p[..]);
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            return self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+        };
+        let len = ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN + payload.len();
+        let Some(buf) = m.append((ETH + len) as u16) else { return };
+        buf[12..14].copy_from_slice(&[0x08, 0x00]);
+        if crate::nat::shift::build(&e.segment, payload, &mut buf[ETH..]).is_ok() {
+            self.transmit(snap, m, e.hop, now);
+        }
+    }
+
+    /// Headers due again and resets from FULLNAT's timers (only while headers are in flight).
+    fn resend_headers(&mut self, snap: &Snapshot, now: u64) {
+        self.nat.resend_headers(now, &self.setup.counters, &mut self.emits);
+        if self.emits.is_empty() {
+            return;
+        }
+        let emits = std::mem::take(&mut self.emits);
+        for e in &emits {
+            self.emit(snap, e, now);
+        }
+        self.emits = emits;
+        self.emits.clear();
     }
 
     #[inline]
