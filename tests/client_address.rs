@@ -230,7 +230,8 @@ pid {d}/nginx.pid;
 error_log {d}/nginx-error.log;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {d}/nginx-access.log;
+    log_format client '$proxy_protocol_addr:$proxy_protocol_port $request_uri';
+    access_log {d}/nginx-access.log client;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -379,6 +380,14 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
 
     let bad = who(&net, "http://198.18.0.10/who", 300);
     assert!(bad.is_empty(), "nginx: {} of 300 wrong, first: {:?}", bad.len(), bad.first());
+    // nginx's log names them too: 300 requests from 300 ports of the client namespace.
+    let log = std::fs::read_to_string(dir.join("nginx-access.log")).unwrap_or_default();
+    let logged: std::collections::HashSet<&str> = log
+        .lines()
+        .filter(|l| l.ends_with(" /who") && l.starts_with("198.18.0.2:"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(logged.len(), 300, "distinct clients in nginx's log:\n{log}");
     let bad = who(&net, "http://198.18.0.10:81/who", 100);
     assert!(bad.is_empty(), "HAProxy: {} of 100 wrong, first: {:?}", bad.len(), bad.first());
 

@@ -55,9 +55,10 @@ pub enum Step {
         offload: Option<OffloadL4>,
     },
     /// Rewritten in place, checksums complete, and the client's address must go before its
-    /// payload (`client_address = "proxy-v2"`, UDP): grow it by `header`
-    /// (`nat::proxy::insert_udp_header`), split it in two if it then exceeds the link's MTU
-    /// (it may be fragmented: checked here), send it to `hop`, and count the result for
+    /// payload (`client_address = "proxy-v2"`): grow it by `header` (UDP:
+    /// `nat::proxy::insert_udp_header`, splitting it in two if it then exceeds the link's MTU,
+    /// which it may: checked here; TCP: `insert_tcp_header`, the first data of a session whose
+    /// header is not acknowledged yet, which fits), send it to `hop`, and count the result for
     /// `service` (`ClientAddressResult`).
     ForwardWithHeader {
         hop: Hop,
@@ -101,8 +102,12 @@ pub struct ClientHeader {
 impl ClientHeader {
     /// The PROXY protocol v2 header of a UDP datagram.
     pub fn proxy_v2_udp(&self) -> [u8; crate::wire::proxy::PROXY_LEN] {
-        use crate::wire::proxy::{proxy, Transport};
-        proxy(Transport::Udp, (self.client.ip, self.client.port), (self.vip.ip, self.vip.port))
+        self.proxy_v2(crate::wire::proxy::Transport::Udp)
+    }
+
+    /// The PROXY protocol v2 header for `transport`.
+    pub fn proxy_v2(&self, transport: crate::wire::proxy::Transport) -> [u8; crate::wire::proxy::PROXY_LEN] {
+        crate::wire::proxy::proxy(transport, (self.client.ip, self.client.port), (self.vip.ip, self.vip.port))
     }
 }
 
@@ -427,7 +432,7 @@ impl FullNat {
         // Sessions with extras (`client_address`) are looked at apart, and their checksums
         // kept whole here rather than left to the NIC: the rewrite is not their last edit.
         if s.extras != 0 && dir == Direction::Forward && s.proto == protocol::UDP {
-            let mtu = if hop.to_kernel() { DEFAULT_MTU } else { snap.links[hop.link_index()].mtu };
+            let mtu = mtu_of(snap, hop);
             if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
                 return Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service };
             }
@@ -450,7 +455,7 @@ impl FullNat {
             stats.bytes[dir.index()].add(u64::from(len));
         }
         if s.extras != 0 {
-            return self.extras(id, &s, dir, ip, hop, now_ms, c);
+            return self.extras(snap, id, &s, dir, ip, hop, now_ms, c);
         }
         let offload = offload.then_some(if s.proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp });
         Step::Forward { hop, offload }
@@ -465,6 +470,7 @@ impl FullNat {
     #[cold]
     fn extras(
         &mut self,
+        snap: &Snapshot,
         id: SessionId,
         s: &Session,
         dir: Direction,
@@ -478,8 +484,14 @@ impl FullNat {
         match (s.proto, dir) {
             (protocol::UDP, Direction::Forward) => Step::ForwardWithHeader { hop, header, service: s.service },
             (protocol::UDP, Direction::Reply) => Step::Forward { hop, offload: None },
-            (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms) {
+            (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms, mtu_of(snap, hop)) {
                 proxied::Shifted::Send => Step::Forward { hop, offload: None },
+                proxied::Shifted::Lead => {
+                    if let Some(stats) = c.services.get(usize::from(s.service)) {
+                        stats.client_address(crate::counters::ClientAddressResult::Resent);
+                    }
+                    Step::ForwardWithHeader { hop, header, service: s.service }
+                }
                 proxied::Shifted::SendAfter(first) => {
                     if let Some(stats) = c.services.get(usize::from(s.service)) {
                         stats.client_address(crate::counters::ClientAddressResult::Added);
@@ -545,6 +557,16 @@ fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
 
 /// The MTU of the path into the host's kernel.
 const DEFAULT_MTU: u16 = 1500;
+
+/// The MTU towards `hop`.
+#[inline]
+fn mtu_of(snap: &Snapshot, hop: Hop) -> u16 {
+    if hop.to_kernel() {
+        DEFAULT_MTU
+    } else {
+        snap.links[hop.link_index()].mtu
+    }
+}
 
 /// Whether the sender of an IPv4 packet forbids its fragmentation.
 #[inline]

@@ -146,6 +146,9 @@ pub enum Shifted {
     Send,
     /// Send `Emit` first, then it.
     SendAfter(Emit),
+    /// Put the header before its data (`nat::proxy::insert_tcp_header`): the client's first
+    /// data, while the header is not acknowledged, carries it again at its own place.
+    Lead,
 }
 
 impl ProxiedSessions {
@@ -172,8 +175,8 @@ impl ProxiedSessions {
     }
 
     /// A client's segment to the backend (rewritten already): `ip` adjusted in place. `hop`
-    /// is where it goes, and where a header segment goes before it.
-    pub fn forward(&mut self, id: SessionId, s: &Session, ip: &mut [u8], hop: Hop, now_ms: u64) -> Shifted {
+    /// is where it goes, and where a header segment goes before it; `mtu` the link's.
+    pub fn forward(&mut self, id: SessionId, s: &Session, ip: &mut [u8], hop: Hop, now_ms: u64, mtu: u16) -> Shifted {
         let Some((flags, seq, window)) = tcp_fields(ip) else { return Shifted::Send };
         let mut p = self.get(id);
         if flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
@@ -197,6 +200,14 @@ impl ProxiedSessions {
                 Shifted::SendAfter(header_emit(s, &p, hop))
             }
             Phase::Handshake => Shifted::Send,
+            // The client's first data while the header is unacknowledged: the header leads it
+            // at `at` (so the data after it sits where the shift puts it anyway).
+            Phase::Sent if seq == p.at && has_data(ip) && total_len(ip) + HEADER_LEN as usize <= usize::from(mtu) => {
+                p.sends = p.sends.saturating_add(1);
+                p.sent_ms = now_ms as u32;
+                self.set(id, p);
+                Shifted::Lead
+            }
             Phase::Sent | Phase::Acked => {
                 let _ = shift::shift_seq(ip, HEADER_LEN);
                 Shifted::Send
@@ -303,6 +314,18 @@ fn tcp_fields(ip: &[u8]) -> Option<(u8, u32, u16)> {
     let ihl = usize::from(ip.first()? & 0x0f) * 4;
     let t = ip.get(ihl..ihl + 20)?;
     Some((t[13], u32::from_be_bytes([t[4], t[5], t[6], t[7]]), u16::from_be_bytes([t[14], t[15]])))
+}
+
+/// The IP total length of a packet `inspect` accepted.
+fn total_len(ip: &[u8]) -> usize {
+    usize::from(u16::from_be_bytes([ip[2], ip[3]]))
+}
+
+/// Whether a TCP packet `inspect` accepted carries data.
+fn has_data(ip: &[u8]) -> bool {
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let thl = usize::from(ip[ihl + 12] >> 4) * 4;
+    total_len(ip) > ihl + thl
 }
 
 /// The header segment of session `s`: from its local endpoint to its backend, at `at`.

@@ -10,7 +10,7 @@
 
 use crate::wire::checksum::{self, Delta};
 use crate::wire::ipv4::{self, offset, protocol};
-use crate::wire::{read_u16, udp, write_u16};
+use crate::wire::{read_u16, tcp, udp, write_u16};
 
 use super::Refusal;
 
@@ -50,6 +50,41 @@ pub fn insert_udp_header(buf: &mut [u8], l2: usize, header: &[u8]) -> Result<u16
     write_u16(l4, udp::offset::CHECKSUM, lengths.plus(added).apply_udp(old));
 
     let headers = l2 + ihl + udp::HEADER_LEN;
+    buf.copy_within(n..n + headers, 0);
+    buf[headers..headers + n].copy_from_slice(header);
+    Ok(grown_total)
+}
+
+/// As `insert_udp_header`, for a TCP segment: `header` goes after the TCP header (options
+/// included), before the segment's data, whose sequence number stays: the header takes the
+/// first bytes of its sequence space. The TCP checksum gets the pseudo header's length change
+/// and the header's sum.
+pub fn insert_tcp_header(buf: &mut [u8], l2: usize, header: &[u8]) -> Result<u16, Refusal> {
+    let n = header.len();
+    debug_assert!(n % 2 == 0, "an inserted header keeps the payload's parity");
+    let ip = buf.get_mut(n + l2..).ok_or(Refusal::Truncated)?;
+    let p = ipv4::Packet::new_checked(&*ip)?;
+    if p.protocol() != protocol::TCP {
+        return Err(Refusal::UnsupportedProtocol);
+    }
+    if p.is_fragment() {
+        return Err(Refusal::Fragment);
+    }
+    let ihl = p.header_len();
+    let total = p.total_len();
+    let thl = tcp::Packet::new_checked(p.payload())?.header_len();
+    let grown_total = total.checked_add(n as u16).filter(|_| n <= 0xffff).ok_or(Refusal::BadHeader)?;
+    let l4_len = total - ihl as u16;
+
+    let ip_checksum = Delta::new().u16(total, grown_total).apply(p.checksum());
+    write_u16(ip, offset::TOTAL_LEN, grown_total);
+    write_u16(ip, offset::CHECKSUM, ip_checksum);
+    let l4 = &mut ip[ihl..];
+    let old = read_u16(l4, tcp::offset::CHECKSUM);
+    let change = Delta::new().u16(l4_len, l4_len + n as u16).u16(0, checksum::sum(header));
+    write_u16(l4, tcp::offset::CHECKSUM, change.apply(old));
+
+    let headers = l2 + ihl + thl;
     buf.copy_within(n..n + headers, 0);
     buf[headers..headers + n].copy_from_slice(header);
     Ok(grown_total)
@@ -143,6 +178,27 @@ mod tests {
             assert_eq!(at, 28);
             assert!(matches!(parsed, proxy::Header::Proxy { client: (_, 5353), .. }));
             assert_eq!(&u.payload()[28..], payload.as_slice());
+        }
+    }
+
+    #[test]
+    fn a_header_leads_a_tcp_segments_data_at_its_sequence_number() {
+        use crate::nat::testkit::tcp_packet;
+        use crate::wire::tcp::Flags;
+        let (src, dst) = endpoints();
+        for data in [&b""[..], b"x", b"GET / HTTP/1.1\r\n\r\n"] {
+            let ip = tcp_packet(src, dst, 63, Flags::ACK | Flags::PSH, data, &[]);
+            let seq = tcp::Packet::new_checked(&ip[20..]).unwrap().seq();
+            let mut buf = framed(28, &ip);
+            let tcp_header =
+                proxy::proxy(Transport::Tcp, (Ipv4Addr::new(198, 18, 0, 2), 1), (Ipv4Addr::new(198, 18, 0, 10), 80));
+            let total = usize::from(insert_tcp_header(&mut buf, L2, &tcp_header).unwrap());
+            let grown = &buf[L2..L2 + total];
+            assert_checksums_exact(grown);
+            let t = tcp::Packet::new_checked(&grown[20..]).unwrap();
+            assert_eq!(t.seq(), seq);
+            assert_eq!(&t.payload()[..28], &tcp_header);
+            assert_eq!(&t.payload()[28..], data);
         }
     }
 

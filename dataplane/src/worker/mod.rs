@@ -454,13 +454,18 @@ impl Worker {
         service: u16,
         now: u64,
     ) {
-        let bytes = header.proxy_v2_udp();
+        let tcp = m.data().get(ETH + 9) == Some(&crate::wire::ipv4::protocol::TCP);
+        let (bytes, insert): (_, fn(&mut [u8], usize, &[u8]) -> _) = if tcp {
+            (header.proxy_v2(crate::wire::proxy::Transport::Tcp), crate::nat::proxy::insert_tcp_header)
+        } else {
+            (header.proxy_v2_udp(), crate::nat::proxy::insert_udp_header)
+        };
         if !m.prepend(bytes.len() as u16) {
             self.setup.counters.count_drop(DropReason::TooBig, 1);
             self.client_address(service, ClientAddressResult::NoRoom);
             return;
         }
-        let total = match crate::nat::proxy::insert_udp_header(m.data_mut(), ETH, &bytes) {
+        let total = match insert(m.data_mut(), ETH, &bytes) {
             Ok(total) => usize::from(total),
             Err(refusal) => return self.setup.counters.count_drop(refusal.into(), 1),
         };
@@ -468,7 +473,9 @@ impl Worker {
         m.set_len((ETH + total) as u16);
         let mtu = if hop.to_kernel() { 1500 } else { snap.links[hop.link_index()].mtu };
         if total <= usize::from(mtu) {
-            self.client_address(service, ClientAddressResult::Added);
+            if !tcp {
+                self.client_address(service, ClientAddressResult::Added); // TCP: counted by FULLNAT
+            }
             return self.transmit(snap, m, hop, now);
         }
         let Some(mut rest) = Mbuf::alloc(self.setup.pool) else {
