@@ -11,7 +11,10 @@
 //!   pass their http checks (sent with a LOCAL header); a server that speaks first greets a
 //!   client that sends nothing, also when the first send of every header is dropped on the
 //!   backend link (Sluice resends it); 50 MB down from nginx and up to a hashing server arrive
-//!   intact (sha256) while the backend link loses 2 % of TCP segments each way.
+//!   intact (sha256) while the backend link loses 2 % of TCP segments each way;
+//! - TOA: on the backend link the client's segments carry option 254 with its port and
+//!   address, the backend's SYN+ACK reaches the client with an MSS 8 lower, an option 254 the
+//!   client forged is gone, and nginx serves as usual.
 
 mod common;
 
@@ -20,6 +23,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::raw::RawIp;
 use common::servers::{tcp_proxy_greeter, udp_proxy_echo, Daemon};
 use common::*;
 
@@ -417,5 +421,105 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
     let count = |result: &str| metric_sum(&m, "sluice_client_address_total", &[&format!("result=\"{result}\"")]);
     assert!(count("added") >= 400.0, "added: {}", count("added"));
     assert_eq!(count("reset"), 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const TOA: &str = r#"
+[[service]]
+name = "web"
+vip = "198.18.0.10:8080"
+protocol = "tcp"
+client_address = "toa"
+local_ips = ["198.18.1.101"]
+[[service.backend]]
+address = "198.18.1.2:8080"
+"#;
+
+/// The TCP options of an Ethernet frame carrying IPv4 TCP from `src` to `dst` port `port`
+/// with `flags` (exactly), if it is one.
+fn tcp_options(frame: &[u8], src: [u8; 4], port: u16, flags: u8) -> Option<Vec<u8>> {
+    let ip = frame.get(14..)?;
+    if frame.get(12..14)? != [8, 0] || ip[9] != 6 || ip[12..16] != src {
+        return None;
+    }
+    let tcp = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    let ports_match = u16::from_be_bytes([tcp[2], tcp[3]]) == port || u16::from_be_bytes([tcp[0], tcp[1]]) == port;
+    (ports_match && tcp[13] == flags).then(|| tcp[20..usize::from(tcp[12] >> 4) * 4].to_vec())
+}
+
+#[test]
+fn toa_tells_the_backend_the_client_in_an_option_and_forged_ones_never_pass() {
+    let net = TestNet::up("cto", 3);
+    let dir = Sluice::dir("cto-servers");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = nginx_config(&dir).replace(" proxy_protocol;", ";").replace(":80", ":8080");
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let nginx_conf = dir.join("nginx.conf");
+    let mut nginx = Daemon::start(
+        &net.srv(),
+        &["nginx", "-c", nginx_conf.to_str().unwrap(), "-p", dir.to_str().unwrap()],
+        &dir.join("nginx.out"),
+    );
+    let sluice = Sluice::start(&net, &config(TOA));
+    let backend_link = Capture::open(&net.srv(), "srv0");
+    let client_link = Capture::open(&net.cli(), "cli0");
+
+    // nginx serves as usual (the first request also waits for ARP: tried a few times).
+    let mut served = None;
+    for _ in 0..10 {
+        let out = run_in(
+            &net.cli(),
+            &["curl", "-sS", "--max-time", "2", "-w", "|%{local_port}", "http://198.18.0.10:8080/health"],
+        );
+        if out.status.success() {
+            served = Some(stdout(&out));
+            break;
+        }
+    }
+    assert!(nginx.running(), "nginx did not start: see {}", dir.display());
+    let served = served.unwrap_or_else(|| panic!("no answer through the VIP\n{}", sluice.log_text()));
+    let (body, port) = served.split_once('|').unwrap();
+    assert_eq!(body, "ok\n");
+    let port: u16 = port.parse().unwrap();
+
+    // The handshake's ACK towards the backend carries option 254: the client's port and address.
+    let ack = backend_link.find(Duration::from_secs(3), |f| tcp_options(f, [198, 18, 1, 101], 8080, 0x10).is_some());
+    let options =
+        tcp_options(&ack.expect("the client's ACK on the backend link"), [198, 18, 1, 101], 8080, 0x10).unwrap();
+    let p = port.to_be_bytes();
+    assert_eq!(&options[..8], &[254, 8, p[0], p[1], 198, 18, 0, 2], "TOA first among the options: {options:?}");
+
+    // The client saw the backend's MSS less 8 (nginx's kernel offers 1460 on this link).
+    let syn_ack = client_link.find(Duration::from_secs(1), |f| tcp_options(f, [198, 18, 0, 10], 8080, 0x12).is_some());
+    let options = tcp_options(&syn_ack.expect("the SYN+ACK on the client link"), [198, 18, 0, 10], 8080, 0x12).unwrap();
+    assert_eq!(&options[..4], &[2, 4, 0x05, 0xac], "MSS 1452: {options:?}");
+
+    // A SYN with a forged option 254 leaves for the backend without it.
+    let forged_port = 40404u16;
+    let tcp = dataplane::wire::tcp::Repr {
+        src_port: forged_port,
+        dst_port: 8080,
+        seq: 1,
+        ack: 0,
+        flags: dataplane::wire::tcp::Flags::SYN,
+        window: 1024,
+        options: &[2, 4, 5, 180, 254, 8, 0, 1, 198, 18, 0, 99],
+        payload: &[],
+    };
+    let (src, dst) = ("198.18.0.2".parse().unwrap(), "198.18.0.10".parse().unwrap());
+    let mut packet = vec![0u8; 20 + tcp.buffer_len()];
+    dataplane::wire::ipv4::Repr { src, dst, protocol: 6, ttl: 64, payload_len: tcp.buffer_len() }.emit(&mut packet);
+    tcp.emit(&mut packet[20..], src, dst);
+    assert!(RawIp::open(&net.cli()).send(&packet));
+    let syn = backend_link.find(Duration::from_secs(3), |f| {
+        tcp_options(f, [198, 18, 1, 101], 8080, 0x02).is_some() && f.len() > 34 + 20 && f[34..].len() >= 28
+    });
+    let options =
+        tcp_options(&syn.expect("the forged SYN on the backend link"), [198, 18, 1, 101], 8080, 0x02).unwrap();
+    assert!(!options.windows(2).any(|w| w == [254, 8]), "a forged option 254 reached the backend: {options:?}");
+
+    let m = scrape_metrics(&net.lb());
+    assert!(metric_sum(&m, "sluice_client_address_total", &["service=\"web\"", "result=\"added\""]) >= 1.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

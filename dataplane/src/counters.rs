@@ -86,16 +86,19 @@ pub enum ClientAddressResult {
     Resent,
     /// TCP: the header unacknowledged after `proxied::MAX_SENDS` sends: both sides reset.
     Reset,
+    /// TOA: the option went in in place of SACK blocks of the client's.
+    SackDropped,
 }
 
 impl ClientAddressResult {
-    pub const ALL: [ClientAddressResult; 6] = [
+    pub const ALL: [ClientAddressResult; 7] = [
         ClientAddressResult::Added,
         ClientAddressResult::Fragmented,
         ClientAddressResult::TooBig,
         ClientAddressResult::NoRoom,
         ClientAddressResult::Resent,
         ClientAddressResult::Reset,
+        ClientAddressResult::SackDropped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +109,7 @@ impl ClientAddressResult {
             ClientAddressResult::NoRoom => "no_room",
             ClientAddressResult::Resent => "resent",
             ClientAddressResult::Reset => "reset",
+            ClientAddressResult::SackDropped => "sack_dropped",
         }
     }
 }

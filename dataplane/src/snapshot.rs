@@ -42,6 +42,8 @@ pub enum ClientAddress {
     None,
     /// A PROXY protocol v2 header (UDP: before every datagram's payload).
     ProxyV2,
+    /// TCP option 254 on the client's segments (`nat::toa`).
+    Toa,
 }
 
 /// How replies reach the worker that owns their session (`[steering] mode`).

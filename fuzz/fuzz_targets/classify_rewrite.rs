@@ -5,15 +5,17 @@
 //!
 //! An input is: a byte choosing how the snapshot changes half way through (nothing; a service
 //! removed; a backend removed; a backend down with `on_failure = "remove"`; every service
-//! below quorum; every weight 0; a service moved to another port; the UDP service telling its
-backends the client's address, over a lan link of MTU 576), a byte for how far time
-//! moves between frames (so that sessions expire), then frames, each a big-endian u16 length
-//! and that many bytes. So sessions opened under one snapshot meet the next one: the paths
-//! that end sessions, reset connections and reschedule datagrams are reached.
+//! below quorum; every weight 0; a service moved to another port; the UDP and TCP services
+//! telling their backends the client's address by PROXY v2, over a lan link of MTU 576; the TCP
+//! service by TOA), a byte for how far time moves between frames (so that sessions expire),
+//! then frames, each a big-endian u16 length and that many bytes. So sessions opened under one
+//! snapshot meet the next one: the paths that end sessions, reset connections and reschedule
+//! datagrams are reached.
 //!
 //! Checked: nothing panics; what FULLNAT forwards, bounces or resets has an exact IPv4 header
-//! checksum, and an exact TCP, UDP or ICMP checksum whenever the packet came in with one; so has
-a datagram grown by the PROXY header, and its fragments have exact IP checksums and fit the MTU.
+//! checksum, and an exact TCP, UDP or ICMP checksum whenever the packet came in with one; so
+//! has a datagram or segment grown by the PROXY header or TOA, and datagram fragments have
+//! exact IP checksums and fit the MTU.
 
 #![no_main]
 
@@ -35,7 +37,7 @@ use libfuzzer_sys::fuzz_target;
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 100);
 /// How the snapshot may change half way (index 0: it does not).
-const CHANGES: usize = 8;
+const CHANGES: usize = 9;
 
 struct Fixture {
     /// `snapshots[0]` first; `snapshots[change]` from half way.
@@ -107,8 +109,10 @@ fn snapshot(change: usize) -> Snapshot {
         6 => s.services[1].vip.port = 8080,
         7 => {
             s.services[0].client_address = ClientAddress::ProxyV2;
+            s.services[1].client_address = ClientAddress::ProxyV2;
             s.links[1].mtu = 576;
         }
+        8 => s.services[1].client_address = ClientAddress::Toa,
         _ => {}
     }
     s.vips = VipIndex::new(&s.services);
@@ -156,18 +160,35 @@ fuzz_target!(|data: &[u8]| {
                 Step::Reset { ip_len } => check(&ip[..ip_len], true),
                 Step::ForwardWithHeader { header, .. } => {
                     check(ip, l4_was_exact);
+                    let tcp = ip[9] == 6;
                     let bytes = header.proxy_v2_udp();
                     let mut grown = vec![0u8; bytes.len()];
                     grown.extend_from_slice(&buf);
-                    let total = usize::from(nat::proxy::insert_udp_header(&mut grown, 14, &bytes).expect("a forwarded datagram grows"));
+                    let insert = if tcp { nat::proxy::insert_tcp_header } else { nat::proxy::insert_udp_header };
+                    let total = usize::from(insert(&mut grown, 14, &bytes).expect("a forwarded segment grows"));
                     let ip = &mut grown[14..14 + total];
                     check(ip, l4_was_exact);
                     let mut rest = [0u8; 576];
-                    if let Ok((first, second)) = nat::proxy::split(ip, 576, &mut rest) {
+                    let split = if tcp { None } else { nat::proxy::split(ip, 576, &mut rest).ok() };
+                    if let Some((first, second)) = split {
                         assert!(first <= 576 && second <= 576);
                         check(&ip[..first], false);
                         check(&rest[..second], false);
                     }
+                }
+                Step::ForwardAfter { first, .. } => {
+                    check(ip, l4_was_exact);
+                    let mut out = [0u8; 128];
+                    let payload = first.payload().unwrap_or([0; 28]);
+                    let n = nat::shift::build(&first.segment, &payload, &mut out).expect("a header segment fits");
+                    check(&out[..n], true);
+                }
+                Step::ForwardWithToa { client, .. } => {
+                    check(ip, l4_was_exact);
+                    let mut grown = vec![0u8; 8];
+                    grown.extend_from_slice(&buf);
+                    let (start, total, _) = nat::toa::insert(&mut grown, 14, 8, (client.ip, client.port)).expect("a forwarded segment takes TOA");
+                    check(&grown[start + 14..start + 14 + usize::from(total)], l4_was_exact);
                 }
                 _ => {}
             }
@@ -181,6 +202,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = nat::translate_error(ip, LOCAL, VIP, (LOCAL, 1), (VIP, 2));
             let _ = nat::echo_reply(ip);
             let _ = nat::rewrite(ip, (LOCAL, 1024), (VIP, 53));
+            let _ = nat::shift::unshift_ack(ip, nat::shift::Inserted { at: 1000, len: 28 });
+            let _ = nat::shift::shift_seq(ip, 28);
+            let _ = nat::shift::refuse_fast_open(ip);
+            let _ = nat::toa::remove(ip, nat::toa::KIND);
+            let _ = nat::toa::lower_mss(ip, 8);
         }
     }
 });

@@ -378,6 +378,7 @@ fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snaps
         client_address: match s.client_address {
             config::ClientAddress::None => snapshot::ClientAddress::None,
             config::ClientAddress::ProxyV2 => snapshot::ClientAddress::ProxyV2,
+            config::ClientAddress::Toa => snapshot::ClientAddress::Toa,
         },
         live: true,
         quorum: healthy(&slot.members) >= s.min_active,

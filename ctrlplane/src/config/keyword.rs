@@ -65,6 +65,7 @@ keyword!(Scheduler, "scheduler", [
 keyword!(ClientAddress, "client address mode", [
     "none" => ClientAddress::None,
     "proxy-v2" => ClientAddress::ProxyV2,
+    "toa" => ClientAddress::Toa,
 ]);
 keyword!(CheckKind, "health check", [
     "none" => CheckKind::None,

@@ -281,8 +281,10 @@ pub enum Scheduler {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAddress {
     None,
-    /// A PROXY protocol v2 header at the start of each TCP stream.
+    /// A PROXY protocol v2 header at the start of each TCP stream, before each UDP datagram.
     ProxyV2,
+    /// TCP option 254 (client port and address) on the client's segments (tcp only).
+    Toa,
 }
 
 /// `[service.health]`: how backends are checked.

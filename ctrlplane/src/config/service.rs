@@ -99,8 +99,13 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
     let local_ips = require(report, &written.local_ips, "local_ips", table, SERVICE)
         .map(|list| local_ips(report, list, label, context))
         .unwrap_or_default();
-    let client_address =
-        written.client_address.as_ref().map_or(Some(ClientAddress::None), |text| keyword(report, text));
+    let client_address = written.client_address.as_ref().map_or(Some(ClientAddress::None), |text| {
+        let mode = keyword(report, text)?;
+        if mode == ClientAddress::Toa && protocol == Some(Protocol::Udp) {
+            report.error(at(text), "client_address = \"toa\" is a TCP option: for tcp services only");
+        }
+        Some(mode)
+    });
     let health = health(report, written.health.as_ref());
     let backends = backends(report, &written.backend);
     let min_active = written.min_active.as_ref().map_or(Some(1), |value| {

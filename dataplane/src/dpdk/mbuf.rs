@@ -66,6 +66,12 @@ impl Mbuf {
         !unsafe { dpdk_sys::rte_pktmbuf_prepend(self.0.as_ptr(), len) }.is_null()
     }
 
+    /// Removes `len` bytes from the front of the packet; false if it is shorter.
+    pub fn adj(&mut self, len: u16) -> bool {
+        // SAFETY: the mbuf is valid and ours; DPDK checks the length and returns null if short.
+        !unsafe { dpdk_sys::rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+    }
+
     /// True when the NIC checked a checksum of this packet on receipt and found it wrong.
     #[inline]
     pub fn rx_checksum_bad(&self) -> bool {

@@ -22,8 +22,8 @@ use crate::laddr::PortPool;
 use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
-    Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch, EXTRA_PROXY_V2,
-    ORIGIN_HERE,
+    tcp_flags, Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
+    EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
@@ -70,6 +70,15 @@ pub enum Step {
     ForwardAfter {
         hop: Hop,
         first: Emit,
+    },
+    /// Rewritten in place (a TCP segment of a `toa` session before the backend sent data):
+    /// the TOA option for `client` goes first among its options (`nat::toa::insert`, which
+    /// grows it by up to 8 bytes at the front), then it goes to `hop`; the result is counted
+    /// for `service`.
+    ForwardWithToa {
+        hop: Hop,
+        client: Endpoint,
+        service: u16,
     },
     /// Untouched: with the client's address it would exceed the MTU of the link to its
     /// backend, and its sender forbids fragmentation. Answer the sender with an ICMP
@@ -359,8 +368,10 @@ impl FullNat {
         match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
             Ok(id) => {
                 // What backends learn of the client is fixed for the session's life.
-                if snap.services[service].client_address == ClientAddress::ProxyV2 {
-                    self.proxied.open(&mut self.sessions, id);
+                match snap.services[service].client_address {
+                    ClientAddress::ProxyV2 => self.proxied.open(&mut self.sessions, id),
+                    ClientAddress::Toa if t.proto == protocol::TCP => self.sessions.get_mut(id).extras |= EXTRA_TOA,
+                    _ => {}
                 }
                 let _ = self.sessions.touch(id, Direction::Forward, seen.tcp_flags, now_ms);
                 if self.sync.is_some() {
@@ -479,7 +490,9 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
     ) -> Step {
-        debug_assert_eq!(s.extras, EXTRA_PROXY_V2);
+        if s.extras & EXTRA_TOA != 0 {
+            return self.toa(id, s, dir, ip, hop);
+        }
         let header = ClientHeader { client: s.client, vip: s.vip };
         match (s.proto, dir) {
             (protocol::UDP, Direction::Forward) => Step::ForwardWithHeader { hop, header, service: s.service },
@@ -501,6 +514,32 @@ impl FullNat {
             },
             (_, Direction::Reply) => {
                 self.proxied.reply(id, ip, now_ms);
+                Step::Forward { hop, offload: None }
+            }
+        }
+    }
+}
+
+impl FullNat {
+    /// A packet of a TCP `toa` session, rewritten: the client's segments get the option (by
+    /// the worker) until the backend has sent data, its SYN none and never a forged one; the
+    /// backend's SYN+ACK offers an MSS 8 lower.
+    #[cold]
+    fn toa(&mut self, id: SessionId, s: &Session, dir: Direction, ip: &mut [u8], hop: Hop) -> Step {
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let flags = ip[ihl + 13] & (tcp_flags::SYN | tcp_flags::ACK);
+        match dir {
+            Direction::Forward if flags == tcp_flags::SYN || s.extras & EXTRA_TOA_DONE != 0 => {
+                let _ = nat::toa::remove(ip, nat::toa::KIND);
+                Step::Forward { hop, offload: None }
+            }
+            Direction::Forward => Step::ForwardWithToa { hop, client: s.client, service: s.service },
+            Direction::Reply => {
+                if flags == tcp_flags::SYN | tcp_flags::ACK {
+                    let _ = nat::toa::lower_mss(ip, nat::toa::LEN as u16);
+                } else if usize::from(u16::from_be_bytes([ip[2], ip[3]])) > ihl + usize::from(ip[ihl + 12] >> 4) * 4 {
+                    self.sessions.get_mut(id).extras |= EXTRA_TOA_DONE;
+                }
                 Step::Forward { hop, offload: None }
             }
         }

@@ -13,7 +13,7 @@
 //! - A walk sends every session, a few slots per loop, pausing while the walk queue is full.
 
 use super::*;
-use crate::session::{State, ORIGIN_HERE, TICK_MS};
+use crate::session::{State, EXTRA_PROXY_V2, ORIGIN_HERE, TICK_MS};
 use crate::sync::{Refusal, SyncCommand, SyncRecord, SyncSetup, WalkItem};
 
 /// Commands taken per loop at most, and walk slots looked at.
@@ -67,8 +67,8 @@ impl FullNat {
 
     fn send_update(&mut self, id: SessionId, now_ms: u64, c: &WorkerCounters) {
         let Some(sync) = self.sync.as_deref() else { return };
-        if self.sessions.get(id).extras != 0 {
-            return; // its extras are not in the record (`proxied`): not carried over
+        if self.sessions.get(id).extras & EXTRA_PROXY_V2 != 0 {
+            return; // its shift is not in the record (`proxied`): not carried over
         }
         let record = self.record(sync, id, now_ms);
         let sync = self.sync.as_deref_mut().expect("checked above");
@@ -135,7 +135,7 @@ impl FullNat {
         let end = (slot + WALK_SLOTS_PER_STEP).min(self.sessions.capacity());
         let mut sent = 0;
         while slot < end {
-            if let Some((id, _)) = self.sessions.at_slot(slot).filter(|(_, s)| s.extras == 0) {
+            if let Some((id, _)) = self.sessions.at_slot(slot).filter(|(_, s)| s.extras & EXTRA_PROXY_V2 == 0) {
                 let record = self.record(self.sync.as_deref().expect("checked above"), id, now_ms);
                 if channel.walk.push(WalkItem::Record(generation, record)).is_err() {
                     break; // full: this slot again next time

@@ -24,6 +24,7 @@ mod reset;
 mod rewrite;
 pub mod shift;
 mod time_exceeded;
+pub mod toa;
 
 #[cfg(test)]
 mod robustness;

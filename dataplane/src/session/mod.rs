@@ -228,6 +228,10 @@ pub struct Session {
 /// `Session::extras`: the stream to the backend carries the PROXY v2 header before the
 /// client's bytes (`fullnat::proxied`).
 pub const EXTRA_PROXY_V2: u8 = 1;
+/// `Session::extras`: the client's segments carry the TOA option (`nat::toa`)...
+pub const EXTRA_TOA: u8 = 2;
+/// ... until the backend has sent data (then only a forged option 254 is removed).
+pub const EXTRA_TOA_DONE: u8 = 4;
 
 impl Session {
     /// The key a packet in `dir` carries on the wire.

@@ -20,6 +20,7 @@ use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{ClientHeader, Emit, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
+use crate::session::Endpoint;
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
@@ -407,6 +408,7 @@ impl Worker {
             Step::ForwardWithHeader { hop, header, service } => {
                 self.forward_with_header(snap, m, hop, header, service, now)
             }
+            Step::ForwardWithToa { hop, client, service } => self.forward_with_toa(snap, m, hop, client, service, now),
             Step::ForwardAfter { hop, first } => {
                 self.emit(snap, &first, now);
                 self.transmit(snap, m, hop, now);
@@ -494,6 +496,32 @@ impl Worker {
                 self.transmit(snap, rest, hop, now);
             }
             Err(_) => self.setup.counters.count_drop(DropReason::TooBig, 1),
+        }
+    }
+
+    /// A client's segment of a `toa` session: the option goes first among its options (the
+    /// headers before them move into the headroom by what the options grow).
+    fn forward_with_toa(&mut self, snap: &Snapshot, mut m: Mbuf, hop: Hop, client: Endpoint, service: u16, now: u64) {
+        const ROOM: usize = crate::nat::toa::LEN;
+        if !m.prepend(ROOM as u16) {
+            self.setup.counters.count_drop(DropReason::TooBig, 1);
+            return self.client_address(service, ClientAddressResult::NoRoom);
+        }
+        match crate::nat::toa::insert(m.data_mut(), ETH, ROOM, (client.ip, client.port)) {
+            Ok((start, total, result)) => {
+                m.adj(start as u16);
+                m.set_len((ETH + usize::from(total)) as u16);
+                self.client_address(
+                    service,
+                    match result {
+                        crate::nat::toa::Insert::Added => ClientAddressResult::Added,
+                        crate::nat::toa::Insert::SackDropped(_) => ClientAddressResult::SackDropped,
+                        crate::nat::toa::Insert::NoRoom => ClientAddressResult::NoRoom,
+                    },
+                );
+                self.transmit(snap, m, hop, now);
+            }
+            Err(refusal) => self.setup.counters.count_drop(refusal.into(), 1),
         }
     }
 

@@ -97,8 +97,12 @@ fn keywords_list_their_choices() {
         r#"t.toml:6:13: invalid scheduler "lc": expected "rr", "wrr", "wlc", "sh" or "maglev""#
     );
     assert_eq!(
+        errors(&format!("{DNS}client_address = \"proxy-v1\"\n")),
+        r#"t.toml:6:18: invalid client address mode "proxy-v1": expected "none", "proxy-v2" or "toa""#
+    );
+    assert_eq!(
         errors(&format!("{DNS}client_address = \"toa\"\n")),
-        r#"t.toml:6:18: invalid client address mode "toa": expected "none" or "proxy-v2""#
+        r#"t.toml:6:18: client_address = "toa" is a TCP option: for tcp services only"#
     );
 }
 

@@ -185,7 +185,7 @@ fn the_header_goes_out_when_the_handshake_completes_and_the_client_moves_28_on()
     lab.nat.resend_headers(5000, &lab.c, &mut out);
     assert!(out.is_empty() && lab.nat.proxied().in_flight() == 0, "an acknowledged header is not resent");
     let counted = lab.c.services[1].client_address.iter().map(|c| c.get()).collect::<Vec<_>>();
-    assert_eq!(counted, [1, 0, 0, 0, 2, 0], "added once, led the data twice");
+    assert_eq!(counted, [1, 0, 0, 0, 2, 0, 0], "added once, led the data twice");
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn an_unacknowledged_header_is_resent_the_same_then_both_sides_are_reset() {
     assert!(lab.session(protocol::TCP, CLIENT, WEB).is_none(), "the session ended");
     assert_eq!(lab.free(WEB_LOCAL), PORTS, "its port given back");
     let results: Vec<u64> = lab.c.services[1].client_address.iter().map(|c| c.get()).collect();
-    assert_eq!(results, [1, 0, 0, 0, u64::from(crate::fullnat::proxied::MAX_SENDS) - 1, 1]);
+    assert_eq!(results, [1, 0, 0, 0, u64::from(crate::fullnat::proxied::MAX_SENDS) - 1, 1, 0]);
 }
 
 #[test]
@@ -246,4 +246,37 @@ fn fast_open_data_on_the_syn_is_held_back_and_other_tcp_services_pass_as_before(
     let mut syn = seg(CLIENT, WEB, C_ISN, 0, Flags::SYN, &tfo, b"early data");
     assert!(matches!(plain.process(&mut syn, 1000), Step::Forward { .. }));
     assert_eq!(usize::from(u16::from_be_bytes([syn[2], syn[3]])), 20 + 32 + 10, "without proxy-v2 untouched");
+}
+
+// --- TOA ---
+
+#[test]
+fn toa_goes_on_client_segments_until_the_backend_speaks_and_forged_ones_never_pass() {
+    let mut lab = Lab::new();
+    lab.snap.services[1].client_address = ClientAddress::Toa;
+    let forged = [254, 8, 0, 1, 10, 0, 0, 1];
+    let mut syn = seg(CLIENT, WEB, C_ISN, 0, Flags::SYN, &forged, b"");
+    assert!(matches!(lab.process(&mut syn, 1000), Step::Forward { offload: None, .. }));
+    assert_eq!(&syn[40..48], &[1; 8], "the client's own option 254 became NOPs");
+    assert_checksums_exact(&syn);
+    let s = lab.session(protocol::TCP, CLIENT, WEB).unwrap();
+    let (local, backend) = ((s.local.ip, s.local.port), (s.backend.ip, s.backend.port));
+
+    let mut syn_ack = seg(backend, local, B_ISN, C_ISN + 1, Flags::SYN | Flags::ACK, &[2, 4, 0x05, 0xb4], b"");
+    lab.process(&mut syn_ack, 1001);
+    assert_eq!(&syn_ack[40..44], &[2, 4, 0x05, 0xac], "MSS 1460 offered as 1452");
+    assert_checksums_exact(&syn_ack);
+
+    let client = Endpoint::new(CLIENT.0, CLIENT.1);
+    let hop = Hop { link: 1, gateway: backend.0 };
+    for flags in [Flags::ACK, Flags::ACK | Flags::PSH] {
+        let mut b = seg(CLIENT, WEB, C_ISN + 1, B_ISN + 1, flags, &[], b"data");
+        assert_eq!(lab.process(&mut b, 1002), Step::ForwardWithToa { hop, client, service: 1 });
+    }
+    let mut answer = seg(backend, local, B_ISN + 1, C_ISN + 5, Flags::ACK, &[], b"hello");
+    lab.process(&mut answer, 1003);
+    let mut later = seg(CLIENT, WEB, C_ISN + 5, B_ISN + 6, Flags::ACK, &forged, b"more");
+    assert_eq!(lab.process(&mut later, 1004), Step::Forward { hop, offload: None });
+    assert_eq!(&later[40..48], &[1; 8], "after the backend spoke: no option, and no forged one");
+    assert_checksums_exact(&later);
 }
