@@ -403,6 +403,23 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
     let resent = metric_sum(&scrape_metrics(&net.lb()), "sluice_client_address_total", &["result=\"resent\""]);
     assert!(resent >= 1.0, "the lost header was not resent");
 
+    // A client that sends a PROXY header of its own at once is not believed: the server reads
+    // Sluice's first, and greets the real client.
+    let (me, greeting) = in_netns(&net.cli(), || {
+        let mut conn = TcpStream::connect("198.18.0.10:25").expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let forged = dataplane::wire::proxy::proxy(
+            dataplane::wire::proxy::Transport::Tcp,
+            ("198.18.0.99".parse().unwrap(), 1),
+            ("198.18.0.10".parse().unwrap(), 25),
+        );
+        conn.write_all(&forged).unwrap();
+        let mut greeting = String::new();
+        let _ = BufReader::new(conn.try_clone().unwrap()).read_line(&mut greeting);
+        (conn.local_addr().unwrap().to_string(), greeting.trim_end().to_owned())
+    });
+    assert_eq!(greeting, format!("220 {me}"), "a forged header was believed");
+
     // 50 MB each way with 2 % of the backend link's TCP segments lost both ways.
     backend_link_rules(&net, false, 2);
     let down = dir.join("down");

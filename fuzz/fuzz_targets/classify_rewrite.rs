@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use dataplane::classify::{classify, OwnedAddrs, Verdict};
 use dataplane::counters::WorkerCounters;
-use dataplane::fullnat::{FullNat, Step};
+use dataplane::fullnat::{Extra, FullNat, Step};
 use dataplane::nat;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
@@ -155,10 +155,12 @@ fuzz_target!(|data: &[u8]| {
         if classify(frame, &snap.links[0].owned) == Verdict::Local {
             let ip = &mut buf[14..];
             let l4_was_exact = l4_exact(ip) == Some(true);
-            match nat.process(snap, ip, now, counters) {
-                Step::Forward { offload: None, .. } | Step::Bounce => check(ip, l4_was_exact),
-                Step::Reset { ip_len } => check(&ip[..ip_len], true),
-                Step::ForwardWithHeader { header, .. } => {
+            let step = nat.process(snap, ip, now, counters);
+            let extra = nat.take_extra();
+            match (step, extra) {
+                (Step::Forward { offload: None, .. } | Step::Bounce, _) => check(ip, l4_was_exact),
+                (Step::Reset { ip_len }, _) => check(&ip[..ip_len], true),
+                (Step::ForwardExtra { .. }, Some(Extra::Header { header, .. })) => {
                     check(ip, l4_was_exact);
                     let tcp = ip[9] == 6;
                     let bytes = header.proxy_v2_udp();
@@ -176,14 +178,14 @@ fuzz_target!(|data: &[u8]| {
                         check(&rest[..second], false);
                     }
                 }
-                Step::ForwardAfter { first, .. } => {
+                (Step::ForwardExtra { .. }, Some(Extra::First(first))) => {
                     check(ip, l4_was_exact);
                     let mut out = [0u8; 128];
                     let payload = first.payload().unwrap_or([0; 28]);
                     let n = nat::shift::build(&first.segment, &payload, &mut out).expect("a header segment fits");
                     check(&out[..n], true);
                 }
-                Step::ForwardWithToa { client, .. } => {
+                (Step::ForwardExtra { .. }, Some(Extra::Toa { client, .. })) => {
                     check(ip, l4_was_exact);
                     let mut grown = vec![0u8; 8];
                     grown.extend_from_slice(&buf);

@@ -54,31 +54,11 @@ pub enum Step {
         hop: Hop,
         offload: Option<OffloadL4>,
     },
-    /// Rewritten in place, checksums complete, and the client's address must go before its
-    /// payload (`client_address = "proxy-v2"`): grow it by `header` (UDP:
-    /// `nat::proxy::insert_udp_header`, splitting it in two if it then exceeds the link's MTU,
-    /// which it may: checked here; TCP: `insert_tcp_header`, the first data of a session whose
-    /// header is not acknowledged yet, which fits), send it to `hop`, and count the result for
-    /// `service` (`ClientAddressResult`).
-    ForwardWithHeader {
+    /// Rewritten in place, and more to do for the client's address (`client_address`): what,
+    /// `FullNat::take_extra` says (taken before the next packet); then send it to `hop`.
+    /// Apart, so that `Step` stays small for every other packet.
+    ForwardExtra {
         hop: Hop,
-        header: ClientHeader,
-        service: u16,
-    },
-    /// Rewritten in place (a TCP segment of a `proxy-v2` session): send `first` (the PROXY
-    /// header, into the stream at its place), then it, both to `hop`.
-    ForwardAfter {
-        hop: Hop,
-        first: Emit,
-    },
-    /// Rewritten in place (a TCP segment of a `toa` session before the backend sent data):
-    /// the TOA option for `client` goes first among its options (`nat::toa::insert`, which
-    /// grows it by up to 8 bytes at the front), then it goes to `hop`; the result is counted
-    /// for `service`.
-    ForwardWithToa {
-        hop: Hop,
-        client: Endpoint,
-        service: u16,
     },
     /// Untouched: with the client's address it would exceed the MTU of the link to its
     /// backend, and its sender forbids fragmentation. Answer the sender with an ICMP
@@ -99,6 +79,24 @@ pub enum Step {
     /// (the error came by another path than the session's packets). Hand it on.
     Elsewhere,
     Drop(DropReason),
+}
+
+/// The work a `Step::ForwardExtra` leaves to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    /// The client's address goes before the payload (`client_address = "proxy-v2"`): grow the
+    /// packet by `header` (UDP: `nat::proxy::insert_udp_header`, splitting it in two if it then
+    /// exceeds the link's MTU, which it may: checked here; TCP: `insert_tcp_header`, the first
+    /// data of a session whose header is not acknowledged yet, which fits), and count the
+    /// result for `service` (`ClientAddressResult`).
+    Header { header: ClientHeader, service: u16 },
+    /// A TCP segment of a `proxy-v2` session: send `Emit` (the PROXY header, into the stream
+    /// at its place) first.
+    First(Emit),
+    /// A TCP segment of a `toa` session before the backend sent data: the TOA option for
+    /// `client` goes first among its options (`nat::toa::insert`, which grows it by up to 8
+    /// bytes at the front); the result is counted for `service`.
+    Toa { client: Endpoint, service: u16 },
 }
 
 /// What a backend is told of a session: its client, and the VIP the client reached.
@@ -139,6 +137,8 @@ pub struct FullNat {
     sync: Option<Box<sync::SyncSide>>,
     /// TCP sessions whose stream to the backend carries the PROXY header.
     proxied: proxied::ProxiedSessions,
+    /// What the last `Step::ForwardExtra` leaves to do.
+    extra: Option<Extra>,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -163,6 +163,7 @@ impl FullNat {
             queue: part.worker,
             sync: None,
             proxied: proxied::ProxiedSessions::new(capacity),
+            extra: None,
         }
     }
 
@@ -231,6 +232,17 @@ impl FullNat {
     pub fn resend_headers(&mut self, now_ms: u64, c: &WorkerCounters, out: &mut Vec<Emit>) {
         let pools = &mut self.pools;
         self.proxied.resend(&mut self.sessions, now_ms, c, out, |s| end(pools, c, s));
+    }
+
+    /// What the last `Step::ForwardExtra` leaves to the worker (once).
+    pub fn take_extra(&mut self) -> Option<Extra> {
+        self.extra.take()
+    }
+
+    /// Returns `ForwardExtra`, leaving `extra` to be taken.
+    fn extra(&mut self, hop: Hop, extra: Extra) -> Step {
+        self.extra = Some(extra);
+        Step::ForwardExtra { hop }
     }
 
     /// The shift state of TCP `proxy-v2` sessions (tests).
@@ -495,7 +507,7 @@ impl FullNat {
         }
         let header = ClientHeader { client: s.client, vip: s.vip };
         match (s.proto, dir) {
-            (protocol::UDP, Direction::Forward) => Step::ForwardWithHeader { hop, header, service: s.service },
+            (protocol::UDP, Direction::Forward) => self.extra(hop, Extra::Header { header, service: s.service }),
             (protocol::UDP, Direction::Reply) => Step::Forward { hop, offload: None },
             (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms, mtu_of(snap, hop)) {
                 proxied::Shifted::Send => Step::Forward { hop, offload: None },
@@ -503,13 +515,13 @@ impl FullNat {
                     if let Some(stats) = c.services.get(usize::from(s.service)) {
                         stats.client_address(crate::counters::ClientAddressResult::Resent);
                     }
-                    Step::ForwardWithHeader { hop, header, service: s.service }
+                    self.extra(hop, Extra::Header { header, service: s.service })
                 }
                 proxied::Shifted::SendAfter(first) => {
                     if let Some(stats) = c.services.get(usize::from(s.service)) {
                         stats.client_address(crate::counters::ClientAddressResult::Added);
                     }
-                    Step::ForwardAfter { hop, first }
+                    self.extra(hop, Extra::First(first))
                 }
             },
             (_, Direction::Reply) => {
@@ -533,7 +545,7 @@ impl FullNat {
                 let _ = nat::toa::remove(ip, nat::toa::KIND);
                 Step::Forward { hop, offload: None }
             }
-            Direction::Forward => Step::ForwardWithToa { hop, client: s.client, service: s.service },
+            Direction::Forward => self.extra(hop, Extra::Toa { client: s.client, service: s.service }),
             Direction::Reply => {
                 if flags == tcp_flags::SYN | tcp_flags::ACK {
                     let _ = nat::toa::lower_mss(ip, nat::toa::LEN as u16);

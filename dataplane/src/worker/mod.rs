@@ -17,7 +17,7 @@ use crate::classify::{answer_arp, classify, Verdict};
 use crate::counters::{ClientAddressResult, DropReason, WorkerCounters};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::dump::{DumpBox, Dumper};
-use crate::fullnat::{ClientHeader, Emit, FullNat, Hop, OffloadL4, Step, WorkerPart};
+use crate::fullnat::{ClientHeader, Emit, Extra, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
 use crate::session::Endpoint;
@@ -405,14 +405,15 @@ impl Worker {
                 }
                 self.transmit(snap, m, hop, now);
             }
-            Step::ForwardWithHeader { hop, header, service } => {
-                self.forward_with_header(snap, m, hop, header, service, now)
-            }
-            Step::ForwardWithToa { hop, client, service } => self.forward_with_toa(snap, m, hop, client, service, now),
-            Step::ForwardAfter { hop, first } => {
-                self.emit(snap, &first, now);
-                self.transmit(snap, m, hop, now);
-            }
+            Step::ForwardExtra { hop } => match self.nat.take_extra() {
+                Some(Extra::Header { header, service }) => self.forward_with_header(snap, m, hop, header, service, now),
+                Some(Extra::Toa { client, service }) => self.forward_with_toa(snap, m, hop, client, service, now),
+                Some(Extra::First(first)) => {
+                    self.emit(snap, &first, now);
+                    self.transmit(snap, m, hop, now);
+                }
+                None => self.transmit(snap, m, hop, now),
+            },
             Step::TooBig { mtu, service } => {
                 c.count_drop(DropReason::TooBig, 1);
                 self.client_address(service, ClientAddressResult::TooBig);

@@ -1,7 +1,7 @@
 //! `client_address = "proxy-v2"` on UDP: what `process` asks of the worker.
 
 use super::*;
-use crate::fullnat::Emit;
+use crate::fullnat::{Emit, Extra};
 use crate::nat::proxy::insert_udp_header;
 use crate::wire::proxy::{self, Header, Transport};
 
@@ -29,7 +29,8 @@ fn a_datagram_to_the_backend_is_rewritten_in_full_and_told_its_client() {
     let step = lab.process(&mut b, 1000);
     let header = ClientHeader { client: Endpoint::new(CLIENT.0, CLIENT.1), vip: Endpoint::new(DNS.0, DNS.1) };
     let hop = Hop { link: 1, gateway: DNS_BACKENDS[0].0 };
-    assert_eq!(step, Step::ForwardWithHeader { hop, header, service: 0 });
+    assert_eq!(step, Step::ForwardExtra { hop });
+    assert_eq!(lab.nat.take_extra(), Some(Extra::Header { header, service: 0 }));
     let s = lab.session(protocol::UDP, CLIENT, DNS).expect("a session");
     assert_eq!(b, udp_packet((s.local.ip, s.local.port), DNS_BACKENDS[0], 63, QUERY, true, &[]), "no offload");
 
@@ -48,7 +49,7 @@ fn a_datagram_to_the_backend_is_rewritten_in_full_and_told_its_client() {
 fn replies_and_other_services_pass_as_before() {
     let mut lab = lab(1500);
     let mut q = udp_packet(CLIENT, DNS, 64, QUERY, true, &[]);
-    assert!(matches!(lab.process(&mut q, 1000), Step::ForwardWithHeader { .. }));
+    assert!(matches!(lab.process(&mut q, 1000), Step::ForwardExtra { .. }));
     let s = lab.session(protocol::UDP, CLIENT, DNS).unwrap();
     let mut answer = udp_packet(DNS_BACKENDS[0], (s.local.ip, s.local.port), 64, ANSWER, true, &[]);
     assert_eq!(
@@ -66,7 +67,7 @@ fn a_datagram_too_big_with_the_header_is_refused_only_when_it_may_not_be_fragmen
     let mut lab = lab(1000);
     let fits = udp_packet(CLIENT, DNS, 64, &[7u8; 1000 - 28 - 28], true, &[]);
     let mut b = with_df(fits.clone());
-    assert!(matches!(lab.process(&mut b, 1000), Step::ForwardWithHeader { .. }), "exactly the MTU with the header");
+    assert!(matches!(lab.process(&mut b, 1000), Step::ForwardExtra { .. }), "exactly the MTU with the header");
 
     let big = with_df(udp_packet(client(40001), DNS, 64, &[7u8; 1000 - 28 - 27], true, &[]));
     let mut b = big.clone();
@@ -74,7 +75,7 @@ fn a_datagram_too_big_with_the_header_is_refused_only_when_it_may_not_be_fragmen
     assert_eq!(b, big, "left as it came, for the ICMP error to quote");
 
     let mut may_split = udp_packet(client(40002), DNS, 64, &[7u8; 1400], true, &[]);
-    assert!(matches!(lab.process(&mut may_split, 1000), Step::ForwardWithHeader { .. }));
+    assert!(matches!(lab.process(&mut may_split, 1000), Step::ForwardExtra { .. }));
 }
 
 // --- TCP ---
@@ -141,7 +142,8 @@ fn the_header_goes_out_when_the_handshake_completes_and_the_client_moves_28_on()
 
     // The client's handshake ACK: the header segment first, then the ACK 28 bytes on.
     let mut ack = seg(CLIENT, WEB, at, B_ISN + 1, Flags::ACK, &[], b"");
-    let Step::ForwardAfter { hop, first } = lab.process(&mut ack, 1001) else { panic!("no header") };
+    let Step::ForwardExtra { hop } = lab.process(&mut ack, 1001) else { panic!("no header") };
+    let Some(Extra::First(first)) = lab.nat.take_extra() else { panic!("no header") };
     assert_eq!(hop, Hop { link: 1, gateway: backend.0 });
     assert_eq!((first.segment.src, first.segment.dst), (local, backend));
     assert_eq!((first.segment.seq, first.segment.ack, first.segment.window), (at, B_ISN + 1, 512));
@@ -157,7 +159,8 @@ fn the_header_goes_out_when_the_handshake_completes_and_the_client_moves_28_on()
     let header = ClientHeader { client: Endpoint::new(CLIENT.0, CLIENT.1), vip: Endpoint::new(WEB.0, WEB.1) };
     for _ in 0..2 {
         let mut data = seg(CLIENT, WEB, at, B_ISN + 1, Flags::ACK | Flags::PSH, &[], b"GET /");
-        assert_eq!(lab.process(&mut data, 1002), Step::ForwardWithHeader { hop, header, service: 1 });
+        assert_eq!(lab.process(&mut data, 1002), Step::ForwardExtra { hop });
+        assert_eq!(lab.nat.take_extra(), Some(Extra::Header { header, service: 1 }));
         let t = crate::wire::tcp::Packet::new_checked(&data[20..]).unwrap();
         assert_eq!(t.seq(), at, "the header takes the first 28 bytes from here");
         assert_checksums_exact(&data);
@@ -194,7 +197,8 @@ fn an_unacknowledged_header_is_resent_the_same_then_both_sides_are_reset() {
     let (local, backend) = handshake(&mut lab, 1000);
     let at = C_ISN.wrapping_add(1);
     let mut ack = seg(CLIENT, WEB, at, B_ISN + 1, Flags::ACK, &[], b"");
-    let Step::ForwardAfter { first, .. } = lab.process(&mut ack, 1000) else { panic!() };
+    let Step::ForwardExtra { .. } = lab.process(&mut ack, 1000) else { panic!() };
+    let Some(Extra::First(first)) = lab.nat.take_extra() else { panic!() };
 
     // The backend's duplicate acknowledgement of `at` (bytes after a hole): resent at once.
     let mut dup = seg(backend, local, B_ISN + 1, at, Flags::ACK, &[], b"");
@@ -271,7 +275,8 @@ fn toa_goes_on_client_segments_until_the_backend_speaks_and_forged_ones_never_pa
     let hop = Hop { link: 1, gateway: backend.0 };
     for flags in [Flags::ACK, Flags::ACK | Flags::PSH] {
         let mut b = seg(CLIENT, WEB, C_ISN + 1, B_ISN + 1, flags, &[], b"data");
-        assert_eq!(lab.process(&mut b, 1002), Step::ForwardWithToa { hop, client, service: 1 });
+        assert_eq!(lab.process(&mut b, 1002), Step::ForwardExtra { hop });
+        assert_eq!(lab.nat.take_extra(), Some(Extra::Toa { client, service: 1 }));
     }
     let mut answer = seg(backend, local, B_ISN + 1, C_ISN + 5, Flags::ACK, &[], b"hello");
     lab.process(&mut answer, 1003);
@@ -279,4 +284,9 @@ fn toa_goes_on_client_segments_until_the_backend_speaks_and_forged_ones_never_pa
     assert_eq!(lab.process(&mut later, 1004), Step::Forward { hop, offload: None });
     assert_eq!(&later[40..48], &[1; 8], "after the backend spoke: no option, and no forged one");
     assert_checksums_exact(&later);
+}
+
+#[test]
+fn a_step_stays_small_for_the_packets_without_extras() {
+    assert!(std::mem::size_of::<Step>() <= 16, "Step: {} bytes", std::mem::size_of::<Step>());
 }
