@@ -181,10 +181,17 @@ pub enum DropReason {
     /// not to be fragmented (DF), or in need of more than two fragments; or no buffer room for
     /// the header.
     TooBig,
+    /// A new flow from a client the service's `deny` names, or its `allow` does not.
+    Denied,
+    /// A new flow of a service at its `max_sessions`.
+    LimitSessions,
+    /// A new flow over the service's `new_sessions_per_second` or its client's
+    /// `per_client_new_sessions_per_second`.
+    LimitRate,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -207,6 +214,9 @@ impl DropReason {
         DropReason::ExceptionFull,
         DropReason::RedirectFull,
         DropReason::TooBig,
+        DropReason::Denied,
+        DropReason::LimitSessions,
+        DropReason::LimitRate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -233,6 +243,9 @@ impl DropReason {
             DropReason::ExceptionFull => "exception_full",
             DropReason::RedirectFull => "redirect_full",
             DropReason::TooBig => "too_big",
+            DropReason::Denied => "denied",
+            DropReason::LimitSessions => "limit_sessions",
+            DropReason::LimitRate => "limit_rate",
         }
     }
 }

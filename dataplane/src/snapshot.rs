@@ -34,6 +34,42 @@ pub struct Link {
     pub mtu: u16,
 }
 
+/// Limits on a service's new sessions (`max_sessions`, ...); 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub max_sessions: u32,
+    pub new_sessions_per_second: u32,
+    pub per_client_new_sessions_per_second: u32,
+}
+
+/// Client prefixes (`allow`, `deny`), as (network, mask).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Prefixes(Vec<(u32, u32)>);
+
+impl Prefixes {
+    pub fn new(prefixes: impl IntoIterator<Item = (Ipv4Addr, u8)>) -> Prefixes {
+        Prefixes(
+            prefixes
+                .into_iter()
+                .map(|(addr, len)| {
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+                    (u32::from(addr) & mask, mask)
+                })
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    #[inline]
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        self.0.iter().any(|&(net, mask)| ip & mask == net)
+    }
+}
+
 /// What backends learn of the client (`client_address`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientAddress {
@@ -149,6 +185,10 @@ pub struct Service {
     /// `on_failure = "remove"`: sessions of a backend that went down end.
     pub remove_on_failure: bool,
     pub client_address: ClientAddress,
+    pub limits: Limits,
+    /// Clients that may open sessions (empty: all) and those that may not (checked first).
+    pub allow: Prefixes,
+    pub deny: Prefixes,
     pub live: bool,
     /// At least `min_active` backends are healthy. Without it the service does not answer:
     /// its traffic is dropped (`vip_down`), and its VIP's ARP too unless another service of the
@@ -280,6 +320,9 @@ mod tests {
             per_packet: false,
             remove_on_failure: false,
             client_address: ClientAddress::None,
+            limits: Limits::default(),
+            allow: Prefixes::default(),
+            deny: Prefixes::default(),
             live: true,
             quorum: true,
             members: vec![],
@@ -393,6 +436,9 @@ impl Snapshot {
                 per_packet: spec.per_packet,
                 remove_on_failure: spec.remove_on_failure,
                 client_address: spec.client_address,
+                limits: Limits::default(),
+                allow: Prefixes::default(),
+                deny: Prefixes::default(),
                 live: true,
                 quorum: true,
                 members,

@@ -42,7 +42,7 @@ pub use ipv4net::{InvalidIpv4Net, Ipv4Net};
 pub use keyword::Keyword;
 pub use model::{
     Api, Backend, Bgp, BgpNeighbor, CheckKind, ClientAddress, Cluster, Config, Cpu, Dpdk, Health, IdleMode, Interface,
-    OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts, WhenFull,
+    Limits, OnFailure, Protocol, Route, Scheduler, Service, Sessions, Steering, SteeringMode, Timeouts, WhenFull,
 };
 pub use system::{mbufs_needed, MAX_SESSIONS, MIN_MBUFS};
 

@@ -253,8 +253,25 @@ pub struct Service {
     /// With fewer healthy backends the VIP stops answering.
     pub min_active: u32,
     pub client_address: ClientAddress,
+    /// What new sessions may open (0: no limit).
+    pub limits: Limits,
+    /// Client prefixes that may open sessions (empty: everyone), and those that may not
+    /// (checked first).
+    pub allow: Vec<Ipv4Net>,
+    pub deny: Vec<Ipv4Net>,
     pub health: Health,
     pub backends: Vec<Backend>,
+}
+
+/// Limits on a service's new sessions; 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Sessions of the service at once, over all workers.
+    pub max_sessions: u32,
+    /// New sessions a second, over all workers.
+    pub new_sessions_per_second: u32,
+    /// New sessions a second from one client address.
+    pub per_client_new_sessions_per_second: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -113,6 +113,11 @@ pub struct Service {
     pub local_ips: Option<List<String>>,
     pub min_active: Option<Integer>,
     pub client_address: Option<Text>,
+    pub max_sessions: Option<Integer>,
+    pub new_sessions_per_second: Option<Integer>,
+    pub per_client_new_sessions_per_second: Option<Integer>,
+    pub allow: Option<List<String>>,
+    pub deny: Option<List<String>>,
     pub health: Option<Spanned<Health>>,
     #[serde(default)]
     pub backend: Vec<Spanned<Backend>>,

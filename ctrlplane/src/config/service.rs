@@ -12,9 +12,10 @@ use toml::Spanned;
 
 use super::diagnostic::Report;
 use super::health::health;
-use super::model::{Backend, ClientAddress, Interface, Protocol, Scheduler, Service};
+use super::ipv4net::Ipv4Net;
+use super::model::{Backend, ClientAddress, Interface, Limits, Protocol, Scheduler, Service};
 use super::raw;
-use super::value::{at, bounded, endpoint, ipv4, keyword, plural, require, FirstSeen};
+use super::value::{at, bounded, endpoint, ipv4, ipv4_net, keyword, plural, require, FirstSeen};
 
 /// How messages name the table of a service.
 const SERVICE: &str = "[[service]]";
@@ -106,6 +107,22 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
         }
         Some(mode)
     });
+    let limit = |report: &mut Report, value: Option<&raw::Integer>, key: &str| {
+        value.map_or(Some(0), |v| bounded(report, v, key, 0, u32::MAX))
+    };
+    let limits = Limits {
+        max_sessions: limit(report, written.max_sessions.as_ref(), "max_sessions").unwrap_or(0),
+        new_sessions_per_second: limit(report, written.new_sessions_per_second.as_ref(), "new_sessions_per_second")
+            .unwrap_or(0),
+        per_client_new_sessions_per_second: limit(
+            report,
+            written.per_client_new_sessions_per_second.as_ref(),
+            "per_client_new_sessions_per_second",
+        )
+        .unwrap_or(0),
+    };
+    let allow = written.allow.as_ref().map(|list| prefixes(report, list, "allow")).unwrap_or_default();
+    let deny = written.deny.as_ref().map(|list| prefixes(report, list, "deny")).unwrap_or_default();
     let health = health(report, written.health.as_ref());
     let backends = backends(report, &written.backend);
     let min_active = written.min_active.as_ref().map_or(Some(1), |value| {
@@ -122,9 +139,27 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
         local_ips,
         min_active: min_active?,
         client_address: client_address?,
+        limits,
+        allow,
+        deny,
         health,
         backends,
     })
+}
+
+/// Client prefixes (`allow`, `deny`): networks without host bits.
+fn prefixes(report: &mut Report, list: &raw::List<String>, key: &str) -> Vec<Ipv4Net> {
+    let mut out = Vec::new();
+    for text in list.get_ref() {
+        let Some(net) = ipv4_net(report, text, &format!("{key} prefix")) else { continue };
+        if !net.is_network() {
+            let network = Ipv4Net { addr: net.network(), ..net };
+            report.error(at(text), format!("{key} prefix {net} has host bits set: the network is {network}"));
+            continue;
+        }
+        out.push(net);
+    }
+    out
 }
 
 /// One-packet scheduling; a tcp connection cannot have it.

@@ -126,6 +126,9 @@ fn the_interface_md_example_means_what_it_says() {
             local_ips: vec![v4(198, 18, 1, 100), v4(198, 18, 1, 101)],
             min_active: 1,
             client_address: ClientAddress::None,
+            limits: Limits::default(),
+            allow: vec![],
+            deny: vec![],
             health: Health {
                 check: CheckKind::Udp,
                 interval: Duration::from_secs(1),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::nat::IcmpKind;
+use crate::session::EXTRA_PROXY_V2;
 
 impl FullNat {
     pub(super) fn icmp(&mut self, snap: &Snapshot, ip: &mut [u8], seen: &Inspected, c: &WorkerCounters) -> Step {
@@ -44,6 +45,10 @@ impl FullNat {
         }
         // From the backend side of a per-datagram session, the quoted packet names its backend.
         let backend = if s.backend_index == ANY_BACKEND { key.src } else { s.backend };
+        // About a client's segment shifted on the way to the backend (`proxied`).
+        let shifted = (dir == Direction::Reply && s.extras & EXTRA_PROXY_V2 != 0 && q.proto == protocol::TCP)
+            .then(|| self.proxied.inserted(id))
+            .flatten();
         let (outer_src, outer_dst, quoted_src, quoted_dst, hop) = match dir {
             Direction::Reply => (s.vip.ip, s.client.ip, s.client, s.vip, hops[1]),
             Direction::Forward => (s.local.ip, backend.ip, backend, s.local, hops[0]),
@@ -56,6 +61,9 @@ impl FullNat {
             (quoted_dst.ip, quoted_dst.port),
         ) {
             Ok(()) => {
+                if let Some(inserted) = shifted {
+                    let _ = nat::shift::unshift_quoted_seq(ip, inserted);
+                }
                 c.icmp_errors_relayed.add(1);
                 Step::Forward { hop, offload: None }
             }

@@ -8,6 +8,7 @@
 //! Knows nothing of mbufs: `process` works on `&mut [u8]` and says what to do with the result
 //! (`Step`), so every rule is testable on byte arrays. Never allocates, locks or blocks.
 
+mod admit;
 mod evict;
 mod icmp;
 mod open;
@@ -139,6 +140,8 @@ pub struct FullNat {
     proxied: proxied::ProxiedSessions,
     /// What the last `Step::ForwardExtra` leaves to do.
     extra: Option<Extra>,
+    /// Rate windows of new sessions (`admit`).
+    admission: admit::Admission,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -164,6 +167,7 @@ impl FullNat {
             sync: None,
             proxied: proxied::ProxiedSessions::new(capacity),
             extra: None,
+            admission: admit::Admission::default(),
         }
     }
 
@@ -376,6 +380,10 @@ impl FullNat {
         }
         if !open::may_open(t.proto, seen.tcp_flags) {
             return Step::Drop(DropReason::NoSession);
+        }
+        let svc = &snap.services[service];
+        if let Some(reason) = self.admission.refuse(service, svc, t.src, now_ms, c, &self.peers) {
+            return Step::Drop(reason);
         }
         match self.open(snap, service, key, seen.tcp_flags, now_ms, c) {
             Ok(id) => {

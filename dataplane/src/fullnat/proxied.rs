@@ -298,6 +298,12 @@ impl ProxiedSessions {
         }
     }
 
+    /// Where session `id`'s header sits, once it went out (for ICMP errors to map back).
+    pub fn inserted(&self, id: SessionId) -> Option<Inserted> {
+        let p = self.get(id);
+        (p.phase != Phase::Handshake).then(|| p.inserted())
+    }
+
     /// Headers in flight (for tests and the dump).
     pub fn in_flight(&self) -> usize {
         self.pending.len()

@@ -113,6 +113,33 @@ pub fn unshift_ack(ip: &mut [u8], inserted: Inserted) -> Result<Option<u32>, Ref
     Ok(acked)
 }
 
+/// An ICMP error about a client's segment as Sluice sent it to the backend (shifted), relayed
+/// to the client: the quoted sequence number is mapped back (`Inserted::to_client`), so that
+/// the client's stack finds it within its window (Linux ignores errors about sequence numbers
+/// it never sent, path MTU discovery included). The ICMP checksum follows; the quoted TCP
+/// checksum is cut off anyway.
+pub fn unshift_quoted_seq(ip: &mut [u8], inserted: Inserted) -> Result<(), Refusal> {
+    let p = ipv4::Packet::new_checked(&*ip)?;
+    if p.protocol() != protocol::ICMP {
+        return Err(Refusal::UnsupportedProtocol);
+    }
+    let (ihl, total) = (p.header_len(), usize::from(p.total_len()));
+    let icmp = &mut ip[ihl..total];
+    let quoted_ihl = usize::from(icmp.get(8).ok_or(Refusal::Truncated)? & 0x0f) * 4;
+    if icmp.get(8 + 9) != Some(&protocol::TCP) {
+        return Err(Refusal::UnsupportedProtocol);
+    }
+    let at = 8 + quoted_ihl + SEQ;
+    if icmp.len() < at + 4 {
+        return Err(Refusal::Truncated);
+    }
+    let old = read_u32(icmp, at);
+    let new = inserted.to_client(old);
+    write_u32(icmp, at, new);
+    write_u16(icmp, 2, Delta::new().u32(old, new).apply(read_u16(icmp, 2)));
+    Ok(())
+}
+
 /// Maps every SACK option's blocks in `options` (see `unshift_ack`).
 fn map_sack(options: &mut [u8], inserted: Inserted) {
     let mut at = 0;
@@ -323,6 +350,31 @@ mod tests {
         unshift_ack(&mut only, H).unwrap();
         assert_checksums_exact(&only);
         assert_eq!(&only[40..52], &[NOP; 12], "the whole option became NOPs");
+    }
+
+    #[test]
+    fn an_error_quoting_a_shifted_segment_quotes_the_clients_own_number() {
+        use crate::nat::testkit::icmp_packet;
+        use crate::wire::icmp::{unreachable, Repr};
+        let sent = segment(CLIENT, BACKEND, AT + 28 + 100, 5, Flags::ACK, &[], &[0u8; 64]);
+        let router = Ipv4Addr::new(198, 18, 1, 254);
+        let repr = Repr::DestUnreachable { code: unreachable::FRAG_NEEDED, next_hop_mtu: 1400, quoted: &sent[..28] };
+        let mut error = icmp_packet(router, CLIENT.0, 64, &[], repr);
+        unshift_quoted_seq(&mut error, H).unwrap();
+        assert_checksums_exact(&error);
+        assert_eq!(read_u32(&error, 20 + 8 + 20 + 4), AT + 100);
+        let mut udp = icmp_packet(
+            router,
+            CLIENT.0,
+            64,
+            &[],
+            Repr::DestUnreachable {
+                code: unreachable::PORT,
+                next_hop_mtu: 0,
+                quoted: &crate::nat::testkit::udp_packet(CLIENT, BACKEND, 64, b"x", true, &[])[..28],
+            },
+        );
+        assert_eq!(unshift_quoted_seq(&mut udp, H), Err(Refusal::UnsupportedProtocol));
     }
 
     #[test]

@@ -198,3 +198,33 @@ fn with_several_workers_a_shared_local_ip_must_fall_to_one_worker() {
          (position 2 vs 1 of 2 workers): list it at the same position modulo 2, or give each service its own local IPs"
     );
 }
+
+#[test]
+fn limits_and_access_lists_parse_and_bad_prefixes_point_at_themselves() {
+    let text = format!(
+        "{DNS}max_sessions = 1000\nnew_sessions_per_second = 50\nper_client_new_sessions_per_second = 5\n\
+         allow = [\"198.18.0.0/16\"]\ndeny = [\"198.18.0.128/25\", \"198.19.0.7/32\"]\n"
+    );
+    let config = config(&text);
+    let dns = &config.services[0];
+    assert_eq!(
+        dns.limits,
+        crate::config::Limits {
+            max_sessions: 1000,
+            new_sessions_per_second: 50,
+            per_client_new_sessions_per_second: 5
+        }
+    );
+    assert_eq!(dns.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>(), ["198.18.0.0/16"]);
+    assert_eq!(dns.deny.len(), 2);
+    assert_eq!(crate::config::test_support::config(DNS).services[0].limits, crate::config::Limits::default());
+    assert_eq!(
+        errors(&format!("{DNS}deny = [\"198.18.0.1/24\"]\n")),
+        "t.toml:6:9: deny prefix 198.18.0.1/24 has host bits set: the network is 198.18.0.0/24"
+    );
+    assert_eq!(
+        errors(&format!("{DNS}allow = [\"198.18.0.0/33\"]\n")),
+        "t.toml:6:10: invalid allow prefix \"198.18.0.0/33\": expected a.b.c.d/len with len 0..=32"
+    );
+    assert!(errors(&format!("{DNS}max_sessions = -1\n")).starts_with("t.toml:6:16: "));
+}

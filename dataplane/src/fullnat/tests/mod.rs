@@ -472,4 +472,5 @@ mod client_address;
 mod ending;
 mod expiry;
 mod icmp_to_us;
+mod limits;
 mod sync;
