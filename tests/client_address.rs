@@ -163,65 +163,31 @@ fn udp_backends_learn_every_datagrams_client_and_checks_say_local() {
     assert!(metric_sum(&m, "sluice_packets_dropped_total", &["reason=\"too_big\""]) >= 1.0);
 }
 
-const PROXY_TCP: &str = r#"
-[[service]]
-name = "web"
-vip = "198.18.0.10:80"
-protocol = "tcp"
-scheduler = "rr"
-client_address = "proxy-v2"
-local_ips = ["198.18.1.101"]
-[service.health]
-check = "http"
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-send = "/health"
-expect = "200"
-[[service.backend]]
-address = "198.18.1.2:80"
-[[service.backend]]
-address = "198.18.1.3:80"
-[[service.backend]]
-address = "198.18.1.4:80"
+/// A tcp `proxy-v2` service on VIP port `port` over `backends` (198.18.1.D:port), checked by
+/// `check` (a `[service.health]` body) every 200 ms.
+fn proxy_tcp_service(name: &str, port: u16, backends: &[u8], check: &str) -> String {
+    let mut text = format!(
+        "[[service]]\nname = \"{name}\"\nvip = \"198.18.0.10:{port}\"\nprotocol = \"tcp\"\n\
+         client_address = \"proxy-v2\"\nlocal_ips = [\"198.18.1.101\"]\n[service.health]\n{check}\n\
+         interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
+    );
+    for d in backends {
+        text.push_str(&format!("[[service.backend]]\naddress = \"198.18.1.{d}:{port}\"\n"));
+    }
+    text
+}
 
-[[service]]
-name = "haproxy"
-vip = "198.18.0.10:81"
-protocol = "tcp"
-scheduler = "rr"
-client_address = "proxy-v2"
-local_ips = ["198.18.1.101"]
-[service.health]
-check = "http"
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-send = "/health"
-expect = "200"
-[[service.backend]]
-address = "198.18.1.2:81"
-
-[[service]]
-name = "mail"
-vip = "198.18.0.10:25"
-protocol = "tcp"
-scheduler = "rr"
-client_address = "proxy-v2"
-local_ips = ["198.18.1.101"]
-[service.health]
-check = "tcp"
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-[[service.backend]]
-address = "198.18.1.2:25"
-[[service.backend]]
-address = "198.18.1.3:25"
-"#;
+/// nginx on three backends, HAProxy on one (both checked over http), and a server that speaks
+/// first on two (checked over tcp).
+fn proxy_tcp_services() -> String {
+    let http = "check = \"http\"\nsend = \"/health\"\nexpect = \"200\"";
+    [
+        proxy_tcp_service("web", 80, &[2, 3, 4], http),
+        proxy_tcp_service("haproxy", 81, &[2], http),
+        proxy_tcp_service("mail", 25, &[2, 3], "check = \"tcp\""),
+    ]
+    .concat()
+}
 
 /// nginx on the three backends, requiring the PROXY protocol: `/who` answers the client it
 /// names, `/health` 200, `/big` the file of that name in `dir`.
@@ -374,7 +340,7 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
     let mut haproxy =
         Daemon::start(&net.srv(), &["haproxy", "-db", "-f", haproxy_cfg.to_str().unwrap()], &dir.join("haproxy.out"));
     let _greeters = tcp_proxy_greeter(&net.srv(), &["198.18.1.2:25", "198.18.1.3:25"]);
-    let sluice = Sluice::start(&net, &config(PROXY_TCP));
+    let sluice = Sluice::start(&net, &config(&proxy_tcp_services()));
 
     // http checks reach nginx and HAProxy only with a LOCAL header; the tcp checks send one too.
     let up =

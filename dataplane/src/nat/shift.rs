@@ -24,10 +24,11 @@ const FLAGS: usize = 13;
 const CHECKSUM: usize = 16;
 const ACK_FLAG: u8 = 0x10;
 const SYN_FLAG: u8 = 0x02;
-/// TCP option kinds.
-const END: u8 = 0;
-const NOP: u8 = 1;
-const SACK: u8 = 5;
+/// TCP option kinds (also for `toa`).
+pub(super) const END: u8 = 0;
+pub(super) const NOP: u8 = 1;
+pub(super) const MSS: u8 = 2;
+pub(super) const SACK: u8 = 5;
 const FAST_OPEN: u8 = 34;
 
 /// Where the inserted bytes sit in the client's sequence space: `len` bytes from `at` (the
@@ -60,8 +61,9 @@ impl Inserted {
     }
 }
 
-/// The TCP header of a TCP packet (`ihl`, header length) for an edit; refused otherwise.
-fn tcp_header(ip: &[u8]) -> Result<(usize, usize), Refusal> {
+/// The TCP header of a TCP packet for an edit (`ihl`, TCP header length, IP total length);
+/// refused otherwise (also for `toa`).
+pub(super) fn tcp_header(ip: &[u8]) -> Result<(usize, usize, usize), Refusal> {
     let p = ipv4::Packet::new_checked(ip)?;
     if p.protocol() != protocol::TCP {
         return Err(Refusal::UnsupportedProtocol);
@@ -69,19 +71,20 @@ fn tcp_header(ip: &[u8]) -> Result<(usize, usize), Refusal> {
     if p.is_fragment() {
         return Err(Refusal::Fragment);
     }
-    let ihl = p.header_len();
-    let t = tcp::Packet::new_checked(&ip[ihl..usize::from(p.total_len())])?;
-    Ok((ihl, t.header_len()))
+    let (ihl, total) = (p.header_len(), usize::from(p.total_len()));
+    let t = tcp::Packet::new_checked(&ip[ihl..total])?;
+    Ok((ihl, t.header_len(), total))
 }
 
 /// The sum of a TCP header with its checksum field taken as zero.
-fn header_sum(header: &[u8]) -> u16 {
+pub(super) fn header_sum(header: &[u8]) -> u16 {
     checksum::add(checksum::sum(&header[..CHECKSUM]), checksum::sum(&header[CHECKSUM + 2..]))
 }
 
-/// Applies `edit` to the TCP header of `ip` and updates the checksum by the header's sum.
-fn edit_header(ip: &mut [u8], edit: impl FnOnce(&mut [u8])) -> Result<(), Refusal> {
-    let (ihl, len) = tcp_header(ip)?;
+/// Applies `edit` to the TCP header of `ip` and updates the checksum by the header's sum
+/// (also for `toa`).
+pub(super) fn edit_header(ip: &mut [u8], edit: impl FnOnce(&mut [u8])) -> Result<(), Refusal> {
+    let (ihl, len, _) = tcp_header(ip)?;
     let header = &mut ip[ihl..ihl + len];
     let before = header_sum(header);
     edit(header);
@@ -188,8 +191,7 @@ fn map_sack(options: &mut [u8], inserted: Inserted) {
 /// a SYN's data is not acknowledged. Returns the new IP total length, or `None` for any other
 /// segment (left alone).
 pub fn refuse_fast_open(ip: &mut [u8]) -> Result<Option<u16>, Refusal> {
-    let (ihl, len) = tcp_header(ip)?;
-    let total = usize::from(read_u16(ip, offset::TOTAL_LEN));
+    let (ihl, len, total) = tcp_header(ip)?;
     let header = &ip[ihl..ihl + len];
     if header[FLAGS] & (SYN_FLAG | ACK_FLAG) != SYN_FLAG {
         return Ok(None);

@@ -9,20 +9,16 @@
 
 use std::net::Ipv4Addr;
 
-use crate::wire::checksum::{self, Delta};
-use crate::wire::ipv4::{self, offset, protocol};
+use crate::wire::checksum::Delta;
+use crate::wire::ipv4::offset;
 use crate::wire::{read_u16, tcp, write_u16};
 
+use super::shift::{edit_header, header_sum, tcp_header, END, MSS, NOP, SACK};
 use super::Refusal;
 
 /// The option's kind and length.
 pub const KIND: u8 = 254;
 pub const LEN: usize = 8;
-/// Option kinds this module reads.
-const END: u8 = 0;
-const NOP: u8 = 1;
-const MSS: u8 = 2;
-const SACK: u8 = 5;
 /// TCP options take at most 40 bytes.
 const MAX_OPTIONS: usize = 40;
 const DATA_OFF: usize = 12;
@@ -37,25 +33,6 @@ pub enum Insert {
     SackDropped(usize),
     /// No room even without NOPs and SACK blocks: the segment is left as it came.
     NoRoom,
-}
-
-/// The TCP header of a TCP packet: (`ihl`, header length, IP total length).
-fn tcp_header(ip: &[u8]) -> Result<(usize, usize, usize), Refusal> {
-    let p = ipv4::Packet::new_checked(ip)?;
-    if p.protocol() != protocol::TCP {
-        return Err(Refusal::UnsupportedProtocol);
-    }
-    if p.is_fragment() {
-        return Err(Refusal::Fragment);
-    }
-    let ihl = p.header_len();
-    let total = usize::from(p.total_len());
-    let t = tcp::Packet::new_checked(&ip[ihl..total])?;
-    Ok((ihl, t.header_len(), total))
-}
-
-fn header_sum(header: &[u8]) -> u16 {
-    checksum::add(checksum::sum(&header[..CHECKSUM]), checksum::sum(&header[CHECKSUM + 2..]))
 }
 
 /// The options of `options` as (offset, length) pairs, NOPs and the end left out; `None` if
@@ -85,44 +62,32 @@ fn parse(options: &[u8]) -> Option<([(u8, u8); 20], usize)> {
 /// Turns every option `kind` in the TCP header of `ip` into NOPs, in place; returns whether
 /// there was one.
 pub fn remove(ip: &mut [u8], kind: u8) -> Result<bool, Refusal> {
-    let (ihl, len, _) = tcp_header(ip)?;
-    let header = &mut ip[ihl..ihl + len];
-    let Some((found, n)) = parse(&header[tcp::HEADER_LEN..]) else { return Ok(false) };
-    let before = header_sum(header);
     let mut removed = false;
-    for &(at, olen) in &found[..n] {
-        let at = tcp::HEADER_LEN + usize::from(at);
-        if header[at] == kind {
-            header[at..at + usize::from(olen)].fill(NOP);
-            removed = true;
+    edit_header(ip, |header| {
+        let Some((found, n)) = parse(&header[tcp::HEADER_LEN..]) else { return };
+        for &(at, olen) in &found[..n] {
+            let at = tcp::HEADER_LEN + usize::from(at);
+            if header[at] == kind {
+                header[at..at + usize::from(olen)].fill(NOP);
+                removed = true;
+            }
         }
-    }
-    if removed {
-        let after = header_sum(header);
-        let sum = read_u16(header, CHECKSUM);
-        write_u16(header, CHECKSUM, Delta::new().u16(before, after).apply(sum));
-    }
+    })?;
     Ok(removed)
 }
 
 /// Lowers the MSS option of a SYN+ACK by `by` bytes, in place (none: nothing to do).
 pub fn lower_mss(ip: &mut [u8], by: u16) -> Result<(), Refusal> {
-    let (ihl, len, _) = tcp_header(ip)?;
-    let header = &mut ip[ihl..ihl + len];
-    let Some((found, n)) = parse(&header[tcp::HEADER_LEN..]) else { return Ok(()) };
-    for &(at, olen) in &found[..n] {
-        let at = tcp::HEADER_LEN + usize::from(at);
-        if header[at] == MSS && olen == 4 {
-            let old = read_u16(header, at + 2);
-            let new = old.saturating_sub(by);
-            let before = header_sum(header);
-            write_u16(header, at + 2, new);
-            let after = header_sum(header);
-            let sum = read_u16(header, CHECKSUM);
-            write_u16(header, CHECKSUM, Delta::new().u16(before, after).apply(sum));
+    edit_header(ip, |header| {
+        let Some((found, n)) = parse(&header[tcp::HEADER_LEN..]) else { return };
+        for &(at, olen) in &found[..n] {
+            let at = tcp::HEADER_LEN + usize::from(at);
+            if header[at] == MSS && olen == 4 {
+                let old = read_u16(header, at + 2);
+                write_u16(header, at + 2, old.saturating_sub(by));
+            }
         }
-    }
-    Ok(())
+    })
 }
 
 /// Puts the TOA option for `client` first among the options of the TCP segment in `buf`,
@@ -214,6 +179,7 @@ pub fn insert(
 mod tests {
     use super::*;
     use crate::nat::testkit::{assert_checksums_exact, ip_packet, Endpoint};
+    use crate::wire::ipv4::protocol;
     use crate::wire::tcp::Flags;
 
     const LOCAL: Endpoint = (Ipv4Addr::new(198, 18, 1, 101), 40000);
