@@ -27,6 +27,7 @@ pub mod session;
 pub mod snapshot;
 pub mod steer;
 pub mod sync;
+pub mod synproxy;
 pub mod wire;
 #[cfg(feature = "dpdk")]
 pub mod worker;

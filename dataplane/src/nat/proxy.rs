@@ -24,7 +24,7 @@ use super::Refusal;
 /// header) and the header's sum.
 pub fn insert_udp_header(buf: &mut [u8], l2: usize, header: &[u8]) -> Result<u16, Refusal> {
     let n = header.len();
-    debug_assert!(n % 2 == 0, "an inserted header keeps the payload's parity");
+    debug_assert!(n.is_multiple_of(2), "an inserted header keeps the payload's parity");
     let ip = buf.get_mut(n + l2..).ok_or(Refusal::Truncated)?;
     let p = ipv4::Packet::new_checked(&*ip)?;
     if p.protocol() != protocol::UDP {
@@ -61,7 +61,7 @@ pub fn insert_udp_header(buf: &mut [u8], l2: usize, header: &[u8]) -> Result<u16
 /// and the header's sum.
 pub fn insert_tcp_header(buf: &mut [u8], l2: usize, header: &[u8]) -> Result<u16, Refusal> {
     let n = header.len();
-    debug_assert!(n % 2 == 0, "an inserted header keeps the payload's parity");
+    debug_assert!(n.is_multiple_of(2), "an inserted header keeps the payload's parity");
     let ip = buf.get_mut(n + l2..).ok_or(Refusal::Truncated)?;
     let p = ipv4::Packet::new_checked(&*ip)?;
     if p.protocol() != protocol::TCP {

@@ -66,6 +66,9 @@ struct LinkQueues {
     to_kernel: TxQueue,
 }
 
+/// `nat::proxy::insert_udp_header` or `insert_tcp_header`.
+type InsertHeader = fn(&mut [u8], usize, &[u8]) -> Result<u16, crate::nat::Refusal>;
+
 /// What a worker is given at start.
 pub struct WorkerSetup {
     pub index: usize,
@@ -458,7 +461,7 @@ impl Worker {
         now: u64,
     ) {
         let tcp = m.data().get(ETH + 9) == Some(&crate::wire::ipv4::protocol::TCP);
-        let (bytes, insert): (_, fn(&mut [u8], usize, &[u8]) -> _) = if tcp {
+        let (bytes, insert): (_, InsertHeader) = if tcp {
             (header.proxy_v2(crate::wire::proxy::Transport::Tcp), crate::nat::proxy::insert_tcp_header)
         } else {
             (header.proxy_v2_udp(), crate::nat::proxy::insert_udp_header)
