@@ -4,7 +4,7 @@
 //! `sluicectl sessions` from the latest complete dump of each worker, so a listing may be up to
 //! a dump period old, and never waits on a worker.
 
-use crossbeam::queue::ArrayQueue;
+use crossbeam_queue::ArrayQueue;
 
 use crate::session::{Endpoint, Session, SessionTable, State};
 

@@ -8,7 +8,7 @@
 //! the engine resyncs its peers), a walk pauses until there is room, commands wait their turn.
 //! Must never: block, allocate on the packet path, or take a lock.
 
-use crossbeam::queue::ArrayQueue;
+use crossbeam_queue::ArrayQueue;
 
 use crate::session::{Endpoint, State};
 

@@ -116,6 +116,13 @@ fn answers_on(config: &Config, interface: usize, addr: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_paths_default_timeouts_are_the_configs() {
+        let mut config = parse(CONFIG, "t.toml", &Host { cpus: 2 }).expect("valid");
+        config.timeouts = ctrlplane::config::Timeouts::default();
+        assert_eq!(timeouts(&config), Timeouts::default());
+    }
     use ctrlplane::config::{parse, Host};
 
     pub const CONFIG: &str = r#"

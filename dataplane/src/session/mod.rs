@@ -154,9 +154,11 @@ impl Timeouts {
 }
 
 impl Default for Timeouts {
-    /// LVS's defaults where they fit (established 15 min, FIN_WAIT 2 min, CLOSE_WAIT 1 min,
-    /// LAST_ACK 30 s, UDP 5 min); shorter for what a flood fills the table with (handshakes,
-    /// one-datagram flows) and for TIME_WAIT, which holds a local port.
+    /// The config's defaults (`[timeouts]`, `ctrlplane::config::Timeouts`, which the appliance
+    /// uses; a test in `src/appliance/snapshot.rs` keeps the two equal): LVS's where they fit
+    /// (established 15 min, FIN_WAIT 2 min, CLOSE_WAIT 1 min, LAST_ACK 30 s), shorter for what
+    /// a flood fills the table with (handshakes, one-datagram flows), for UDP (30 s) and for
+    /// TIME_WAIT, which holds a local port.
     fn default() -> Timeouts {
         Timeouts {
             tcp_syn: Duration::from_secs(30),
@@ -166,7 +168,7 @@ impl Default for Timeouts {
             tcp_last_ack: Duration::from_secs(30),
             tcp_time_wait: Duration::from_secs(10),
             tcp_closing: Duration::from_secs(10),
-            udp: Duration::from_secs(300),
+            udp: Duration::from_secs(30),
             udp_new: Duration::from_secs(10),
         }
     }

@@ -20,7 +20,7 @@ pub struct Learned {
 
 /// Neighbours learned by other workers, waiting to be taken (lock-free, bounded: when it is
 /// full the news is dropped, and the worker learns by its own ARP request instead).
-pub type NeighbourInbox = crossbeam::queue::ArrayQueue<Learned>;
+pub type NeighbourInbox = crossbeam_queue::ArrayQueue<Learned>;
 
 /// Size of each worker's neighbour inbox.
 pub const NEIGHBOUR_INBOX: usize = 256;
