@@ -244,7 +244,7 @@ frontend who
 fn who(net: &TestNet, url: &str, count: usize) -> Vec<String> {
     let mut args =
         vec!["curl", "-sS", "--max-time", "20", "-H", "Connection: close", "-w", "|%{local_ip}:%{local_port}\n"];
-    args.extend(std::iter::repeat(url).take(count));
+    args.extend(std::iter::repeat_n(url, count));
     let out = run_in(&net.cli(), &args);
     let text = stdout(&out);
     let mut bad: Vec<String> = text

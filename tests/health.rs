@@ -10,6 +10,7 @@
 //! - Quorum: with min_active = 2, stopping two of three backends silences the VIP (no traffic,
 //!   counted as vip_down; no ARP) while the sessions of the inhibited backends live on;
 //!   starting one brings it back.
+//!
 //! Conditions are polled with generous deadlines: how fast is the benchmarks' business.
 
 mod common;

@@ -272,7 +272,10 @@ impl Repr {
     /// checksum; the payload starts at `20 + options.len()`.
     /// Panics if the options or the buffer do not fit, or the total length exceeds 65535.
     pub fn emit_with_options(&self, buffer: &mut [u8], options: &[u8]) {
-        assert!(options.len() % 4 == 0 && options.len() <= MAX_HEADER_LEN - MIN_HEADER_LEN, "bad IPv4 options length");
+        assert!(
+            options.len().is_multiple_of(4) && options.len() <= MAX_HEADER_LEN - MIN_HEADER_LEN,
+            "bad IPv4 options length"
+        );
         let header_len = MIN_HEADER_LEN + options.len();
         let total = u16::try_from(header_len + self.payload_len).expect("IPv4 total length over 65535");
         let b = &mut buffer[..header_len];

@@ -269,7 +269,7 @@ impl<'a> Repr<'a> {
     /// Writes the segment into `buffer[..buffer_len()]` with its checksum for `src` -> `dst`.
     /// Panics if the buffer is too short or the options are not a multiple of 4 up to 40.
     pub fn emit(&self, buffer: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
-        assert!(self.options.len() % 4 == 0 && self.options.len() <= 40, "bad TCP options length");
+        assert!(self.options.len().is_multiple_of(4) && self.options.len() <= 40, "bad TCP options length");
         let header_len = HEADER_LEN + self.options.len();
         let b = &mut buffer[..self.buffer_len()];
         write_u16(b, field::SRC_PORT, self.src_port);

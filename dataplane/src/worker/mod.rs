@@ -333,9 +333,9 @@ impl Worker {
                     // is known. Nothing creates a neighbour but our own need of one.
                     let reply = m.data().get(ETH + 6..ETH + 8) == Some(&[0, 2]);
                     self.learn(snap, i, sender_ip, sender_mac, now, reply);
-                    self.to_kernel(i, m);
+                    self.send_to_kernel(i, m);
                 }
-                Verdict::Kernel => self.to_kernel(i, m),
+                Verdict::Kernel => self.send_to_kernel(i, m),
                 Verdict::Drop(reason) => self.setup.counters.count_drop(reason, 1),
             }
         }
@@ -372,7 +372,7 @@ impl Worker {
                 Verdict::Local if answers(m.data(), &link.owned) => self.fullnat(snap, i, m, now, false, None),
                 Verdict::ArpRequestForUs { .. } if answer_arp(m.data_mut(), link.mac) => {
                     self.setup.counters.arp_replies.add(1);
-                    self.to_kernel(i, m);
+                    self.send_to_kernel(i, m);
                 }
                 _ => self.send(i, m),
             }
@@ -645,7 +645,7 @@ impl Worker {
     }
 
     #[inline]
-    fn to_kernel(&mut self, link: usize, m: Mbuf) {
+    fn send_to_kernel(&mut self, link: usize, m: Mbuf) {
         self.setup.counters.to_kernel.add(1);
         let refused = self.queues[link].to_kernel.push(m);
         self.setup.counters.count_drop(DropReason::ExceptionFull, refused as u64);

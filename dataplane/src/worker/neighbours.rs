@@ -57,7 +57,7 @@ impl Worker {
             // To this host's own address: its kernel, through the exception path.
             let mac = snap.links[link].mac;
             address(m.data_mut(), mac, mac);
-            self.to_kernel(link, m);
+            self.send_to_kernel(link, m);
             return;
         }
         let cache = &mut self.next_hops;
