@@ -63,9 +63,14 @@ pub struct BackendStats {
 pub struct ServiceStats {
     pub created: Counter,
     pub sessions: Gauge,
+    /// SYN proxy cookies: sent, valid, invalid (`SYNPROXY_RESULTS`).
+    pub synproxy: [Counter; 3],
     /// By `ClientAddressResult`: what became of the client's address on the way to a backend.
     pub client_address: [Counter; ClientAddressResult::ALL.len()],
 }
+
+/// The `result` labels of `sluice_synproxy_total`, by index of `ServiceStats::synproxy`.
+pub const SYNPROXY_RESULTS: [&str; 3] = ["sent", "valid", "invalid"];
 
 /// `sluice_client_address_total{service,result}`: for a service with `client_address`, what
 /// each packet that should have carried the client's address got.
@@ -188,10 +193,16 @@ pub enum DropReason {
     /// A new flow over the service's `new_sessions_per_second` or its client's
     /// `per_client_new_sessions_per_second`.
     LimitRate,
+    /// An ACK to a `synproxy` service with no session and no valid cookie (a forged one, or
+    /// one for a SYN answered more than two periods ago).
+    SynproxyBadCookie,
+    /// A client packet while the SYN proxy made the backend's handshake, with the worker's
+    /// room for such packets full (the client sends it again).
+    HoldFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Malformed,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -217,6 +228,8 @@ impl DropReason {
         DropReason::Denied,
         DropReason::LimitSessions,
         DropReason::LimitRate,
+        DropReason::SynproxyBadCookie,
+        DropReason::HoldFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -246,6 +259,8 @@ impl DropReason {
             DropReason::Denied => "denied",
             DropReason::LimitSessions => "limit_sessions",
             DropReason::LimitRate => "limit_rate",
+            DropReason::SynproxyBadCookie => "synproxy_bad_cookie",
+            DropReason::HoldFull => "hold_full",
         }
     }
 }

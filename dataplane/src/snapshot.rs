@@ -185,6 +185,8 @@ pub struct Service {
     /// `on_failure = "remove"`: sessions of a backend that went down end.
     pub remove_on_failure: bool,
     pub client_address: ClientAddress,
+    /// TCP: SYNs are answered with cookies; only a valid ACK opens a session (`synproxied`).
+    pub synproxy: bool,
     pub limits: Limits,
     /// Clients that may open sessions (empty: all) and those that may not (checked first).
     pub allow: Prefixes,
@@ -320,6 +322,7 @@ mod tests {
             per_packet: false,
             remove_on_failure: false,
             client_address: ClientAddress::None,
+            synproxy: false,
             limits: Limits::default(),
             allow: Prefixes::default(),
             deny: Prefixes::default(),
@@ -436,6 +439,7 @@ impl Snapshot {
                 per_packet: spec.per_packet,
                 remove_on_failure: spec.remove_on_failure,
                 client_address: spec.client_address,
+                synproxy: false,
                 limits: Limits::default(),
                 allow: Prefixes::default(),
                 deny: Prefixes::default(),

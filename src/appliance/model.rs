@@ -352,6 +352,7 @@ fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snaps
             per_packet: false,
             remove_on_failure: false,
             client_address: snapshot::ClientAddress::None,
+            synproxy: false,
             limits: snapshot::Limits::default(),
             allow: snapshot::Prefixes::default(),
             deny: snapshot::Prefixes::default(),
@@ -383,6 +384,7 @@ fn service(slot: Option<&ServiceSlot>, healthy: impl Fn(&[u16]) -> u32) -> snaps
             config::ClientAddress::ProxyV2 => snapshot::ClientAddress::ProxyV2,
             config::ClientAddress::Toa => snapshot::ClientAddress::Toa,
         },
+        synproxy: s.synproxy,
         limits: snapshot::Limits {
             max_sessions: s.limits.max_sessions,
             new_sessions_per_second: s.limits.new_sessions_per_second,

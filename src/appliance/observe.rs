@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ctrlplane::api::{BackendStatus, PortStatus, ServiceStatus, SessionRow, Status, WorkerStatus};
 use ctrlplane::config;
 use ctrlplane::metrics::{self, BackendDirection, PortDirection, Sample};
-use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters};
+use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters, SYNPROXY_RESULTS};
 use dataplane::dpdk::{Port, PortStats};
 use dataplane::dump::{Dump, DumpBox};
 use dataplane::snapshot::BackendState;
@@ -326,13 +326,20 @@ impl Observer {
         for (slot, svc, members) in model.services() {
             let created = counters.iter().map(|c| c.services.get(slot as usize).map_or(0, |x| x.created.get())).sum();
             s.sessions_created.push(metrics::ServiceCount { service: svc.name.clone(), value: created });
+            if svc.synproxy {
+                for (i, result) in SYNPROXY_RESULTS.iter().enumerate() {
+                    let value =
+                        counters.iter().map(|c| c.services.get(slot as usize).map_or(0, |x| x.synproxy[i].get())).sum();
+                    s.synproxy.push(metrics::ServiceResultCount { service: svc.name.clone(), result, value });
+                }
+            }
             if svc.client_address != config::ClientAddress::None {
                 for result in ClientAddressResult::ALL {
                     let value = counters
                         .iter()
                         .map(|c| c.services.get(slot as usize).map_or(0, |x| x.client_address[result as usize].get()))
                         .sum();
-                    s.client_address.push(metrics::ClientAddressCount {
+                    s.client_address.push(metrics::ServiceResultCount {
                         service: svc.name.clone(),
                         result: result.name(),
                         value,

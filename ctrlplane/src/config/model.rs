@@ -253,6 +253,8 @@ pub struct Service {
     /// With fewer healthy backends the VIP stops answering.
     pub min_active: u32,
     pub client_address: ClientAddress,
+    /// TCP: SYNs are answered with cookies; only a completed handshake reaches a backend.
+    pub synproxy: bool,
     /// What new sessions may open (0: no limit).
     pub limits: Limits,
     /// Client prefixes that may open sessions (empty: everyone), and those that may not

@@ -113,6 +113,7 @@ pub struct Service {
     pub local_ips: Option<List<String>>,
     pub min_active: Option<Integer>,
     pub client_address: Option<Text>,
+    pub synproxy: Option<Flag>,
     pub max_sessions: Option<Integer>,
     pub new_sessions_per_second: Option<Integer>,
     pub per_client_new_sessions_per_second: Option<Integer>,

@@ -107,6 +107,7 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
         }
         Some(mode)
     });
+    let synproxy = synproxy(report, written.synproxy.as_ref(), protocol, client_address);
     let limit = |report: &mut Report, value: Option<&raw::Integer>, key: &str| {
         value.map_or(Some(0), |v| bounded(report, v, key, 0, u32::MAX))
     };
@@ -139,12 +140,31 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
         local_ips,
         min_active: min_active?,
         client_address: client_address?,
+        synproxy,
         limits,
         allow,
         deny,
         health,
         backends,
     })
+}
+
+/// The SYN proxy: tcp services only, and not yet together with `client_address`.
+fn synproxy(
+    report: &mut Report,
+    flag: Option<&raw::Flag>,
+    protocol: Option<Protocol>,
+    client_address: Option<ClientAddress>,
+) -> bool {
+    let Some(flag) = flag.filter(|flag| *flag.get_ref()) else {
+        return false;
+    };
+    if protocol == Some(Protocol::Udp) {
+        report.error(at(flag), "synproxy answers TCP SYNs: for tcp services only");
+    } else if client_address.is_some_and(|c| c != ClientAddress::None) {
+        report.error(at(flag), "synproxy and client_address on one service are not supported yet");
+    }
+    true
 }
 
 /// Client prefixes (`allow`, `deny`): networks without host bits.

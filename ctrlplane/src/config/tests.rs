@@ -126,6 +126,7 @@ fn the_interface_md_example_means_what_it_says() {
             local_ips: vec![v4(198, 18, 1, 100), v4(198, 18, 1, 101)],
             min_active: 1,
             client_address: ClientAddress::None,
+            synproxy: false,
             limits: Limits::default(),
             allow: vec![],
             deny: vec![],

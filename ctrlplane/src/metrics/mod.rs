@@ -19,7 +19,7 @@ mod render_tests;
 pub use http::{MetricsServer, MAX_CONNECTIONS, MAX_REQUEST, READ_DEADLINE, WRITE_DEADLINE};
 pub use render::{render, CONTENT_TYPE};
 pub use sample::{
-    BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, ClientAddressCount, HealthChecks,
-    LocalPortsFree, NeighborUp, PeerSample, PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample,
-    ServiceCount, ServiceSessions, WorkerBusy, WorkerCount, WorkerDrops, WorkerRedirected, WorkerSeconds,
+    BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, HealthChecks, LocalPortsFree, NeighborUp,
+    PeerSample, PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample, ServiceCount,
+    ServiceResultCount, ServiceSessions, WorkerBusy, WorkerCount, WorkerDrops, WorkerRedirected, WorkerSeconds,
 };

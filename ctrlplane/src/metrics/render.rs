@@ -75,6 +75,11 @@ pub fn render(sample: &Sample) -> String {
             s.client_address.iter().map(|r| (labels!(service = r.service, result = r.result), r.value)),
         ),
         counter(
+            "sluice_synproxy_total",
+            "SYN proxy cookies, by service and result: sent (SYNs answered), valid and invalid (ACKs).",
+            s.synproxy.iter().map(|r| (labels!(service = r.service, result = r.result), r.value)),
+        ),
+        counter(
             "sluice_sessions_expired_total",
             "Sessions that ended idle, by worker.",
             s.sessions_expired.iter().map(|r| (labels!(worker = r.worker), r.value)),

@@ -20,7 +20,8 @@ fn sample() -> Sample {
         worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.25 }],
         sessions: vec![ServiceSessions { service: service.clone(), worker: 1, value: 12 }],
         sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
-        client_address: vec![ClientAddressCount { service: service.clone(), result: "added", value: 5 }],
+        client_address: vec![ServiceResultCount { service: service.clone(), result: "added", value: 5 }],
+        synproxy: vec![ServiceResultCount { service: service.clone(), result: "invalid", value: 2 }],
         sessions_evicted: vec![WorkerCount { worker: 0, value: 4 }],
         longest_loop: vec![WorkerSeconds { worker: 0, seconds: 0.00125 }],
         loops: vec![WorkerCount { worker: 0, value: 912_345 }],
@@ -112,6 +113,9 @@ sluice_sessions_created_total{service="dns"} 18446744073709
 # HELP sluice_client_address_total What became of the client's address on the way to a backend (client_address), by service and result.
 # TYPE sluice_client_address_total counter
 sluice_client_address_total{service="dns",result="added"} 5
+# HELP sluice_synproxy_total SYN proxy cookies, by service and result: sent (SYNs answered), valid and invalid (ACKs).
+# TYPE sluice_synproxy_total counter
+sluice_synproxy_total{service="dns",result="invalid"} 2
 # HELP sluice_sessions_evicted_total Unconfirmed sessions ended to make room for a new flow (sessions.when_full = evict), by worker.
 # TYPE sluice_sessions_evicted_total counter
 sluice_sessions_evicted_total{worker="0"} 4
@@ -216,7 +220,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 30);
+    assert_eq!(families.len(), 31);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

@@ -28,7 +28,9 @@ pub struct Sample {
     /// `sluice_sessions_created_total{service}`.
     pub sessions_created: Vec<ServiceCount>,
     /// `sluice_client_address_total{service,result}`: services with `client_address` only.
-    pub client_address: Vec<ClientAddressCount>,
+    pub client_address: Vec<ServiceResultCount>,
+    /// `sluice_synproxy_total{service,result}`: services with `synproxy` only.
+    pub synproxy: Vec<ServiceResultCount>,
     /// `sluice_sessions_expired_total{worker}`.
     pub sessions_expired: Vec<WorkerCount>,
     /// `sluice_sessions_evicted_total{worker}`: unconfirmed sessions that made way for a new flow.
@@ -207,9 +209,10 @@ pub struct ServiceCount {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientAddressCount {
+pub struct ServiceResultCount {
     pub service: String,
-    /// added | fragmented | too_big | no_room
+    /// client_address: added | fragmented | too_big | no_room | resent | reset | sack_dropped;
+    /// synproxy: sent | valid | invalid
     pub result: &'static str,
     pub value: u64,
 }

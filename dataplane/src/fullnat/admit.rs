@@ -65,6 +65,12 @@ impl Window {
     }
 }
 
+/// Whether the service's `deny` names `client`, or its `allow` does not.
+#[inline]
+pub fn denied(svc: &Service, client: Ipv4Addr) -> bool {
+    svc.deny.contains(client) || !(svc.allow.is_empty() || svc.allow.contains(client))
+}
+
 impl Admission {
     /// Why a flow from `client` may not open a session of service `slot` (`svc`) now, if it
     /// may not. `this` and `peers`: the workers' counters (sessions of the service).
@@ -77,7 +83,7 @@ impl Admission {
         this: &WorkerCounters,
         peers: &[std::sync::Arc<WorkerCounters>],
     ) -> Option<DropReason> {
-        if svc.deny.contains(client) || !(svc.allow.is_empty() || svc.allow.contains(client)) {
+        if denied(svc, client) {
             return Some(DropReason::Denied);
         }
         let limits = svc.limits;

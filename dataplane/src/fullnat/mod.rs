@@ -14,7 +14,9 @@ mod icmp;
 mod open;
 pub mod part;
 pub mod proxied;
+mod syn;
 mod sync;
+pub mod synproxied;
 
 use std::net::Ipv4Addr;
 
@@ -24,7 +26,7 @@ use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
     tcp_flags, Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
-    EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
+    EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
@@ -68,6 +70,14 @@ pub enum Step {
         mtu: u16,
         service: u16,
     },
+    /// Answered in place (the SYN proxy's SYN+ACK) in `ip_len` bytes: shorten the frame and
+    /// send it back to its source.
+    Answer {
+        ip_len: usize,
+    },
+    /// Taken in (the backend's side of the SYN proxy's handshake): nothing of it is sent; what
+    /// else to do, `FullNat::take_extra` says.
+    Absorbed,
     /// Answered in place (echo reply): send it back to the frame's source on its link.
     Bounce,
     /// Turned into a TCP reset of `ip_len` bytes: shorten the frame, send it back to its source.
@@ -98,6 +108,12 @@ pub enum Extra {
     /// `client` goes first among its options (`nat::toa::insert`, which grows it by up to 8
     /// bytes at the front); the result is counted for `service`.
     Toa { client: Endpoint, service: u16 },
+    /// SYN proxy: send `first` (the SYN to the backend), if any, and keep the packet, as it
+    /// came, until `session`'s handshake with its backend is done.
+    Hold { session: SessionId, first: Option<Emit> },
+    /// SYN proxy: `session`'s backend answered: send `first` (the ACK completing its
+    /// handshake), then hand every packet held for it to `process` again.
+    Release { session: SessionId, first: Emit },
 }
 
 /// What a backend is told of a session: its client, and the VIP the client reached.
@@ -142,6 +158,9 @@ pub struct FullNat {
     extra: Option<Extra>,
     /// Rate windows of new sessions (`admit`).
     admission: admit::Admission,
+    /// The SYN proxy: this worker's cookie secret, and its sessions' handshakes and mappings.
+    cookies: crate::synproxy::Cookies,
+    synproxied: synproxied::SynProxiedSessions,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -168,6 +187,8 @@ impl FullNat {
             proxied: proxied::ProxiedSessions::new(capacity),
             extra: None,
             admission: admit::Admission::default(),
+            cookies: crate::synproxy::Cookies::new(),
+            synproxied: synproxied::SynProxiedSessions::new(capacity),
         }
     }
 
@@ -236,6 +257,7 @@ impl FullNat {
     pub fn resend_headers(&mut self, now_ms: u64, c: &WorkerCounters, out: &mut Vec<Emit>) {
         let pools = &mut self.pools;
         self.proxied.resend(&mut self.sessions, now_ms, c, out, |s| end(pools, c, s));
+        self.synproxied.resend(&mut self.sessions, now_ms, out, |s| end(pools, c, s));
     }
 
     /// What the last `Step::ForwardExtra` leaves to the worker (once).
@@ -378,6 +400,9 @@ impl FullNat {
         if !snap.services[service].quorum {
             return Step::Drop(DropReason::VipDown);
         }
+        if t.proto == protocol::TCP && snap.services[service].synproxy {
+            return self.syn_proxy(snap, service, ip, key, seen.tcp_flags, now_ms, c);
+        }
         if !open::may_open(t.proto, seen.tcp_flags) {
             return Step::Drop(DropReason::NoSession);
         }
@@ -460,6 +485,11 @@ impl FullNat {
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
+        // The SYN proxy's backend handshake: the client's packets wait, the backend's answer
+        // completes it (`synproxied`).
+        if s.extras & EXTRA_SYNPROXY != 0 && !self.synproxied.get(id).established {
+            return self.syn_handshake(id, &s, dir, ip, hop, now_ms, c);
+        }
         // Sessions with extras (`client_address`) are looked at apart, and their checksums
         // kept whole here rather than left to the NIC: the rewrite is not their last edit.
         if s.extras != 0 && dir == Direction::Forward && s.proto == protocol::UDP {
@@ -512,6 +542,14 @@ impl FullNat {
     ) -> Step {
         if s.extras & EXTRA_TOA != 0 {
             return self.toa(id, s, dir, ip, hop);
+        }
+        if s.extras & EXTRA_SYNPROXY != 0 {
+            let m = self.synproxied.get(id).mapping;
+            let _ = match dir {
+                Direction::Forward => nat::syn::map_to_backend(ip, &m),
+                Direction::Reply => nat::syn::map_to_client(ip, &m),
+            };
+            return Step::Forward { hop, offload: None };
         }
         let header = ClientHeader { client: s.client, vip: s.vip };
         match (s.proto, dir) {

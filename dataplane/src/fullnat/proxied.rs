@@ -345,6 +345,7 @@ fn header_emit(s: &Session, p: &Proxied, hop: Hop) -> Emit {
             ack: p.backend_next,
             flags: Flags::ACK | Flags::PSH,
             window: p.window,
+            options: Default::default(),
         },
         header: Some(ClientHeader { client: s.client, vip: s.vip }),
     }
@@ -363,7 +364,8 @@ fn reset(s: &Session, p: &Proxied, to: Direction) -> Emit {
         Direction::ToBackend => ((s.local.ip, s.local.port), (s.backend.ip, s.backend.port), p.at, s.hops[0]),
         Direction::ToClient => ((s.vip.ip, s.vip.port), (s.client.ip, s.client.port), p.backend_next, s.hops[1]),
     };
-    Emit { hop, segment: Segment { src, dst, seq, ack: 0, flags: Flags::RST, window: 0 }, header: None }
+    let segment = Segment { src, dst, seq, ack: 0, flags: Flags::RST, window: 0, options: Default::default() };
+    Emit { hop, segment, header: None }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod proxy;
 mod reset;
 mod rewrite;
 pub mod shift;
+pub mod syn;
 mod time_exceeded;
 pub mod toa;
 

@@ -250,9 +250,11 @@ pub struct Segment {
     pub ack: u32,
     pub flags: Flags,
     pub window: u16,
+    /// TCP options (none for the PROXY header and resets; the SYN proxy's handshake).
+    pub options: super::syn::Options,
 }
 
-/// Writes `segment` with `payload` as a whole IPv4 packet (TTL 64, DF, no options) into
+/// Writes `segment` with `payload` as a whole IPv4 packet (TTL 64, DF, no IP options) into
 /// `out`; returns its length. Refused if `out` is too short.
 pub fn build(segment: &Segment, payload: &[u8], out: &mut [u8]) -> Result<usize, Refusal> {
     let repr = tcp::Repr {
@@ -262,7 +264,7 @@ pub fn build(segment: &Segment, payload: &[u8], out: &mut [u8]) -> Result<usize,
         ack: segment.ack,
         flags: segment.flags,
         window: segment.window,
-        options: &[],
+        options: segment.options.as_slice(),
         payload,
     };
     let total = ipv4::MIN_HEADER_LEN + repr.buffer_len();
@@ -398,7 +400,15 @@ mod tests {
 
     #[test]
     fn built_segments_are_whole_packets() {
-        let s = Segment { src: CLIENT, dst: BACKEND, seq: AT, ack: 6, flags: Flags::ACK | Flags::PSH, window: 1024 };
+        let s = Segment {
+            src: CLIENT,
+            dst: BACKEND,
+            seq: AT,
+            ack: 6,
+            flags: Flags::ACK | Flags::PSH,
+            window: 1024,
+            options: Default::default(),
+        };
         let mut out = [0u8; 128];
         let n = build(&s, &[9u8; 28], &mut out).unwrap();
         assert_eq!(n, 20 + 20 + 28);

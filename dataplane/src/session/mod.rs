@@ -234,6 +234,9 @@ pub const EXTRA_PROXY_V2: u8 = 1;
 pub const EXTRA_TOA: u8 = 2;
 /// ... until the backend has sent data (then only a forged option 254 is removed).
 pub const EXTRA_TOA_DONE: u8 = 4;
+/// `Session::extras`: opened by the SYN proxy; the backend's handshake is Sluice's, and the
+/// two handshakes' numbers are mapped (`fullnat::synproxied`).
+pub const EXTRA_SYNPROXY: u8 = 8;
 
 impl Session {
     /// The key a packet in `dir` carries on the wire.

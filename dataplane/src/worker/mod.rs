@@ -20,7 +20,7 @@ use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{ClientHeader, Emit, Extra, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
-use crate::session::Endpoint;
+use crate::session::{Endpoint, SessionId};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
@@ -68,6 +68,20 @@ struct LinkQueues {
 
 /// `nat::proxy::insert_udp_header` or `insert_tcp_header`.
 type InsertHeader = fn(&mut [u8], usize, &[u8]) -> Result<u16, crate::nat::Refusal>;
+
+/// Client packets a worker holds while the SYN proxy makes backend handshakes, and for how
+/// long at most (the SYN to the backend goes out at most `MAX_SYNS` times over 7 s; a client
+/// retransmits what was dropped).
+const HELD_FOR_HANDSHAKES: usize = 256;
+const HOLD_MS: u64 = 8000;
+
+/// A client packet waiting for its session's backend handshake (`Extra::Hold`).
+struct Held {
+    session: SessionId,
+    link: usize,
+    since: u64,
+    m: Mbuf,
+}
 
 /// What a worker is given at start.
 pub struct WorkerSetup {
@@ -118,6 +132,8 @@ pub struct Worker {
     handoff: Vec<RingQueue>,
     /// Segments FULLNAT's timers asked for in one loop (`resend_headers`).
     emits: Vec<Emit>,
+    /// Client packets of SYN-proxied sessions waiting for their backend's handshake.
+    held: Vec<Held>,
     /// ARP requests the neighbour timers asked for in one loop (room for every neighbour).
     requests: Vec<(usize, Ipv4Addr)>,
     /// Recent next hops and their MACs, valid for one neighbour-table generation: most traffic
@@ -199,6 +215,7 @@ impl Worker {
             dumper: Dumper::default(),
             handoff,
             emits: Vec::with_capacity(64),
+            held: Vec::with_capacity(HELD_FOR_HANDSHAKES),
             requests,
             next_hops,
             panic_on_reload: std::env::var("SLUICE_FAILPOINT").is_ok_and(|f| f == FAILPOINT_PANIC_ON_RELOAD),
@@ -415,7 +432,34 @@ impl Worker {
                     self.emit(snap, &first, now);
                     self.transmit(snap, m, hop, now);
                 }
+                Some(Extra::Hold { session, first }) => {
+                    if let Some(first) = first {
+                        self.emit(snap, &first, now);
+                    }
+                    self.hold(session, link, m, now);
+                }
+                Some(Extra::Release { session, first }) => {
+                    self.emit(snap, &first, now);
+                    self.transmit(snap, m, hop, now);
+                    self.release(snap, session, now);
+                }
                 None => self.transmit(snap, m, hop, now),
+            },
+            Step::Answer { ip_len } => {
+                if m.set_len((ETH + ip_len) as u16) {
+                    bounce(m.data_mut(), snap.links[link].mac);
+                    self.send(link, m);
+                } else {
+                    c.count_drop(DropReason::Truncated, 1);
+                }
+            }
+            Step::Absorbed => match self.nat.take_extra() {
+                Some(Extra::First(first)) => self.emit(snap, &first, now),
+                Some(Extra::Release { session, first }) => {
+                    self.emit(snap, &first, now);
+                    self.release(snap, session, now);
+                }
+                _ => {}
             },
             Step::TooBig { mtu, service } => {
                 c.count_drop(DropReason::TooBig, 1);
@@ -536,7 +580,8 @@ impl Worker {
         let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
             return self.setup.counters.count_drop(DropReason::NoMbuf, 1);
         };
-        let len = ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN + payload.len();
+        let len =
+            ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN + e.segment.options.as_slice().len() + payload.len();
         let Some(buf) = m.append((ETH + len) as u16) else { return };
         buf[12..14].copy_from_slice(&[0x08, 0x00]);
         if crate::nat::shift::build(&e.segment, payload, &mut buf[ETH..]).is_ok() {
@@ -544,8 +589,37 @@ impl Worker {
         }
     }
 
+    /// Keeps a client's packet of a SYN-proxied session until its backend handshake is done.
+    fn hold(&mut self, session: SessionId, link: usize, m: Mbuf, now: u64) {
+        if self.held.len() < HELD_FOR_HANDSHAKES {
+            self.held.push(Held { session, link, since: now, m });
+        } else {
+            self.setup.counters.count_drop(DropReason::HoldFull, 1);
+        }
+    }
+
+    /// The packets held for `session`, in their order, through FULLNAT again: its handshake is
+    /// done.
+    fn release(&mut self, snap: &Snapshot, session: SessionId, now: u64) {
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].session == session {
+                let held = self.held.remove(i);
+                self.fullnat(snap, held.link, held.m, now, false, None);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Headers due again and resets from FULLNAT's timers (only while headers are in flight).
     fn resend_headers(&mut self, snap: &Snapshot, now: u64) {
+        // Held packets whose handshake never finished (the backend gave no answer in time).
+        if !self.held.is_empty() {
+            let before = self.held.len();
+            self.held.retain(|h| now.saturating_sub(h.since) < HOLD_MS);
+            self.setup.counters.count_drop(DropReason::NoSession, (before - self.held.len()) as u64);
+        }
         self.nat.resend_headers(now, &self.setup.counters, &mut self.emits);
         if self.emits.is_empty() {
             return;

@@ -1,0 +1,120 @@
+//! The SYN proxy's steps (`synproxy = true`): a SYN answered with a cookie, an ACK with a
+//! valid one opening a session and the backend's handshake, the backend's answer completing
+//! it. The state and the timers are in `synproxied`, the bytes in `nat::syn`.
+
+use super::synproxied::{self, Answered, CLIENT_SCALE, OFFERED_MSS};
+use super::*;
+use crate::session::tcp_flags::{ACK, FIN, RST, SYN};
+use crate::synproxy::{Flow, SynOptions};
+
+impl FullNat {
+    /// A TCP packet without a session to a `synproxy` service.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    pub(super) fn syn_proxy(
+        &mut self,
+        snap: &Snapshot,
+        service: usize,
+        ip: &mut [u8],
+        key: FlowKey,
+        flags: u8,
+        now_ms: u64,
+        c: &WorkerCounters,
+    ) -> Step {
+        let svc = &snap.services[service];
+        let stats = c.services.get(service);
+        let count = |result: usize| {
+            if let Some(stats) = stats {
+                stats.synproxy[result].add(1);
+            }
+        };
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let (seq, ack) = (read_u32(ip, ihl + 4), read_u32(ip, ihl + 8));
+        let flow =
+            |client_isn| Flow { client: (key.src.ip, key.src.port), vip: (key.dst.ip, key.dst.port), client_isn };
+        if flags & (SYN | ACK | RST | FIN) == SYN {
+            if admit::denied(svc, key.src.ip) {
+                return Step::Drop(DropReason::Denied);
+            }
+            let Ok(offer) = nat::syn::offer(ip) else { return Step::Drop(DropReason::Truncated) };
+            let cookie = self.cookies.make(&flow(offer.client_isn), offer.mss, now_ms / 1000);
+            // Without timestamps nothing but the MSS survives the cookie: no window scale, no
+            // SACK offered (as Linux does).
+            let (scale, sack, timestamp, ecn) = match offer.tsval {
+                Some(tsval) => {
+                    let carried = SynOptions { window_scale: offer.window_scale, sack: offer.sack, ecn: offer.ecn };
+                    let scale = offer.window_scale.map(|_| CLIENT_SCALE);
+                    (scale, offer.sack, Some((carried.timestamp(now_ms), tsval)), offer.ecn)
+                }
+                None => (None, false, None, false),
+            };
+            let options = nat::syn::Options::syn(OFFERED_MSS, scale, sack, timestamp);
+            return match nat::syn::answer_syn(ip, cookie, 0xffff, &options, ecn) {
+                Ok(ip_len) => {
+                    count(0);
+                    Step::Answer { ip_len }
+                }
+                Err(refusal) => Step::Drop(refusal.into()),
+            };
+        }
+        if flags & (SYN | RST) != 0 || flags & ACK == 0 {
+            return Step::Drop(DropReason::NoSession);
+        }
+        let cookie = ack.wrapping_sub(1);
+        let Some(offered) = self.cookies.check(&flow(seq.wrapping_sub(1)), cookie, now_ms / 1000) else {
+            count(2);
+            return Step::Drop(DropReason::SynproxyBadCookie);
+        };
+        let echoed = nat::syn::timestamp(ip).and_then(|(_, ecr)| SynOptions::decode(ecr));
+        let Some(state) = synproxied::from_ack(ip, cookie, offered.mss, echoed) else {
+            return Step::Drop(DropReason::Truncated);
+        };
+        if let Some(reason) = self.admission.refuse(service, svc, key.src.ip, now_ms, c, &self.peers) {
+            return Step::Drop(reason);
+        }
+        count(1);
+        let id = match self.open(snap, service, key, SYN, now_ms, c) {
+            Ok(id) => id,
+            Err(reason) => return Step::Drop(reason),
+        };
+        let hop = self.sessions.get(id).hops[0];
+        let syn = self.synproxied.open(&mut self.sessions, id, state, hop, now_ms);
+        self.extra(hop, Extra::Hold { session: id, first: Some(syn) })
+    }
+
+    /// A packet of a SYN-proxied session whose backend handshake is under way (`ip` as it
+    /// came): the client's wait; the backend's answer completes the handshake or ends it.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    pub(super) fn syn_handshake(
+        &mut self,
+        id: SessionId,
+        s: &Session,
+        dir: Direction,
+        ip: &mut [u8],
+        hop: Hop,
+        _now_ms: u64,
+        c: &WorkerCounters,
+    ) -> Step {
+        match dir {
+            Direction::Forward => self.extra(hop, Extra::Hold { session: id, first: None }),
+            Direction::Reply => match self.synproxied.answer(id, s, ip) {
+                Answered::Established(first) => {
+                    self.extra = Some(Extra::Release { session: id, first });
+                    Step::Absorbed
+                }
+                Answered::Refused(reset) => {
+                    let old = self.sessions.remove(id);
+                    end(&mut self.pools, c, &old);
+                    self.extra = Some(Extra::First(reset));
+                    Step::Absorbed
+                }
+                Answered::Ignored => Step::Drop(DropReason::NoSession),
+            },
+        }
+    }
+}
+
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
