@@ -9,9 +9,10 @@
 //! bits, so a random ACK passes once in about 16.7 million (DPVS's cookies verify about 12).
 //! A cookie is accepted for the period it was made in and the one before (64 to 128 s).
 //!
-//! The options a client offered (window scale, SACK, ECN) ride in the low 7 bits of the
-//! timestamp value of the SYN+ACK when the client sent timestamps, as Linux does; the ACK
-//! echoes them back. Without timestamps only the MSS survives, as with any SYN cookie.
+//! The options a client offered (window scale, SACK, ECN), and the window scale Sluice offered
+//! it, ride in the low 11 bits of the timestamp value of the SYN+ACK when the client sent
+//! timestamps, as Linux does; the ACK echoes them back. Without timestamps only the MSS
+//! survives, as with any SYN cookie.
 
 use std::net::Ipv4Addr;
 
@@ -36,20 +37,29 @@ pub struct Offered {
     pub mss: u16,
 }
 
-/// The TCP options of a SYN the timestamp carries: window scale (0-14, or none), SACK, ECN.
+/// The TCP options of a SYN the timestamp carries: window scale (0-14, or none), SACK, ECN;
+/// and the window scale the SYN+ACK offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SynOptions {
     pub window_scale: Option<u8>,
     pub sack: bool,
     pub ecn: bool,
+    pub offered_scale: u8,
 }
 
+/// Timestamp bits the options take.
+const OPTION_BITS: u32 = 0x7ff;
+
 impl SynOptions {
-    /// The low 7 bits of a timestamp value: scale + 1 (0: none) in 4 bits, SACK, ECN, and one
-    /// bit set so that the value is never taken for "no options" by mistake.
+    /// The low 11 bits of a timestamp value: scale + 1 (0: none) in 4 bits, SACK, ECN, one bit
+    /// set so that the value is never taken for "no options" by mistake, the offered scale.
     pub fn encode(self) -> u32 {
         let scale = self.window_scale.map_or(0, |s| u32::from(s.min(14)) + 1);
-        scale | u32::from(self.sack) << 4 | u32::from(self.ecn) << 5 | 1 << 6
+        scale
+            | u32::from(self.sack) << 4
+            | u32::from(self.ecn) << 5
+            | 1 << 6
+            | u32::from(self.offered_scale.min(14)) << 7
     }
 
     /// The options from the low bits of an echoed timestamp; `None` if they were not made by
@@ -59,13 +69,18 @@ impl SynOptions {
             return None;
         }
         let scale = (tsval & 0x0f) as u8;
-        Some(SynOptions { window_scale: scale.checked_sub(1), sack: tsval & 1 << 4 != 0, ecn: tsval & 1 << 5 != 0 })
+        Some(SynOptions {
+            window_scale: scale.checked_sub(1),
+            sack: tsval & 1 << 4 != 0,
+            ecn: tsval & 1 << 5 != 0,
+            offered_scale: ((tsval >> 7) & 0x0f) as u8,
+        })
     }
 
     /// A timestamp value at `now_ms` that carries these options: the clock's upper bits, ours
-    /// in the low 7.
+    /// in the low 11.
     pub fn timestamp(self, now_ms: u64) -> u32 {
-        (now_ms as u32 & !0x7f) | self.encode()
+        (now_ms as u32 & !OPTION_BITS) | self.encode()
     }
 }
 
@@ -215,9 +230,9 @@ mod tests {
     fn syn_options_ride_in_the_timestamp() {
         for scale in [None, Some(0), Some(7), Some(14)] {
             for (sack, ecn) in [(false, false), (true, false), (false, true), (true, true)] {
-                let o = SynOptions { window_scale: scale, sack, ecn };
+                let o = SynOptions { window_scale: scale, sack, ecn, offered_scale: 10 };
                 let ts = o.timestamp(0x1234_5678);
-                assert_eq!(ts & !0x7f, 0x1234_5678 & !0x7f);
+                assert_eq!(ts & !OPTION_BITS, 0x1234_5678 & !OPTION_BITS);
                 assert_eq!(SynOptions::decode(ts), Some(o));
             }
         }

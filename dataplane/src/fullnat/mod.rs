@@ -114,6 +114,9 @@ pub enum Extra {
     /// SYN proxy: `session`'s backend answered: send `first` (the ACK completing its
     /// handshake), then hand every packet held for it to `process` again.
     Release { session: SessionId, first: Emit },
+    /// SYN proxy: the SYN+ACK that answers a SYN whose frame had no room for it: built in a
+    /// new frame and sent back where the SYN came from.
+    Answer(crate::nat::shift::Segment),
 }
 
 /// What a backend is told of a session: its client, and the VIP the client reached.
@@ -161,6 +164,9 @@ pub struct FullNat {
     /// The SYN proxy: this worker's cookie secret, and its sessions' handshakes and mappings.
     cookies: crate::synproxy::Cookies,
     synproxied: synproxied::SynProxiedSessions,
+    /// By service slot: the window scale its backends last showed (`synproxied::CLIENT_SCALE`
+    /// until then), which the SYN proxy offers clients.
+    learned_scale: Vec<u8>,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -189,6 +195,7 @@ impl FullNat {
             admission: admit::Admission::default(),
             cookies: crate::synproxy::Cookies::new(),
             synproxied: synproxied::SynProxiedSessions::new(capacity),
+            learned_scale: vec![synproxied::CLIENT_SCALE; crate::snapshot::MAX_SERVICES],
         }
     }
 

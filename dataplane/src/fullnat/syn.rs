@@ -6,6 +6,7 @@ use super::synproxied::{self, Answered, CLIENT_SCALE, OFFERED_MSS};
 use super::*;
 use crate::session::tcp_flags::{ACK, FIN, RST, SYN};
 use crate::synproxy::{Flow, SynOptions};
+use crate::wire::tcp::Flags;
 
 impl FullNat {
     /// A TCP packet without a session to a `synproxy` service.
@@ -40,19 +41,37 @@ impl FullNat {
             let cookie = self.cookies.make(&flow(offer.client_isn), offer.mss, now_ms / 1000);
             // Without timestamps nothing but the MSS survives the cookie: no window scale, no
             // SACK offered (as Linux does).
+            let offered_scale = self.learned_scale.get(service).copied().unwrap_or(CLIENT_SCALE);
             let (scale, sack, timestamp, ecn) = match offer.tsval {
                 Some(tsval) => {
-                    let carried = SynOptions { window_scale: offer.window_scale, sack: offer.sack, ecn: offer.ecn };
-                    let scale = offer.window_scale.map(|_| CLIENT_SCALE);
+                    let carried = SynOptions {
+                        window_scale: offer.window_scale,
+                        sack: offer.sack,
+                        ecn: offer.ecn,
+                        offered_scale,
+                    };
+                    let scale = offer.window_scale.map(|_| offered_scale);
                     (scale, offer.sack, Some((carried.timestamp(now_ms), tsval)), offer.ecn)
                 }
                 None => (None, false, None, false),
             };
             let options = nat::syn::Options::syn(OFFERED_MSS, scale, sack, timestamp);
+            count(0);
             return match nat::syn::answer_syn(ip, cookie, 0xffff, &options, ecn) {
-                Ok(ip_len) => {
-                    count(0);
-                    Step::Answer { ip_len }
+                Ok(ip_len) => Step::Answer { ip_len },
+                // A SYN without options in a frame without padding: no room for the answer's.
+                Err(Refusal::Truncated) => {
+                    let flags = Flags::SYN | Flags::ACK | if ecn { Flags::ECE } else { Flags(0) };
+                    self.extra = Some(Extra::Answer(nat::shift::Segment {
+                        src: (key.dst.ip, key.dst.port),
+                        dst: (key.src.ip, key.src.port),
+                        seq: cookie,
+                        ack: offer.client_isn.wrapping_add(1),
+                        flags,
+                        window: 0xffff,
+                        options,
+                    }));
+                    Step::Absorbed
                 }
                 Err(refusal) => Step::Drop(refusal.into()),
             };
@@ -100,6 +119,10 @@ impl FullNat {
             Direction::Forward => self.extra(hop, Extra::Hold { session: id, first: None }),
             Direction::Reply => match self.synproxied.answer(id, s, ip) {
                 Answered::Established(first) => {
+                    let shown = nat::syn::offer(ip).ok().and_then(|o| o.window_scale);
+                    if let (Some(scale), Some(learned)) = (shown, self.learned_scale.get_mut(usize::from(s.service))) {
+                        *learned = scale;
+                    }
                     self.extra = Some(Extra::Release { session: id, first });
                     Step::Absorbed
                 }

@@ -23,7 +23,9 @@ use crate::wire::tcp::Flags;
 
 use super::{Emit, Hop};
 
-/// The window scale Sluice offers a client that offered one (Linux's usual).
+/// The window scale Sluice offers a client that offered one, until a backend of the service
+/// has shown its own (Linux's usual); then the backends' (`FullNat::learned_scale`), so that
+/// clients negotiate what they would without the proxy.
 pub const CLIENT_SCALE: u8 = 7;
 /// The MSS Sluice offers clients in its SYN+ACK.
 pub const OFFERED_MSS: u16 = 1460;
@@ -170,7 +172,7 @@ impl SynProxiedSessions {
         p.mapping.seq = p.cookie.wrapping_sub(seq);
         p.mapping.ts = backend_ts.map_or(0, |(val, _)| p.our_tsval.wrapping_sub(val));
         p.mapping.backend_scale = if p.client_ws.is_some() { offer.window_scale.unwrap_or(0) } else { 0 };
-        p.mapping.client_scale = if p.client_ws.is_some() { CLIENT_SCALE } else { 0 };
+        p.mapping.client_scale = if p.client_ws.is_some() { p.mapping.client_scale } else { 0 };
         p.established = true;
         self.set(id, p);
         let timestamp = backend_ts.filter(|_| p.timestamps).map(|(val, _)| (p.client_tsval, val));
@@ -285,11 +287,12 @@ pub fn from_ack(ip: &[u8], cookie: u32, mss: u16, echoed: Option<SynOptions>) ->
     let ts = syn::timestamp(ip);
     let options = echoed.unwrap_or_default();
     Some(SynProxied {
+        // The scale offered the client, until the backend's is known.
+        mapping: Mapping { client_scale: options.offered_scale, ..Mapping::default() },
         cookie,
         client_isn: read_u32(t, 4).wrapping_sub(1),
         client_tsval: ts.map_or(0, |(val, _)| val),
         our_tsval: ts.map_or(0, |(_, ecr)| ecr),
-        mapping: Mapping::default(),
         window: u16::from_be_bytes([t[14], t[15]]),
         mss,
         client_ws: options.window_scale,

@@ -438,10 +438,9 @@ impl Worker {
                     }
                     self.hold(session, link, m, now);
                 }
-                Some(Extra::Release { session, first }) => {
-                    self.emit(snap, &first, now);
-                    self.transmit(snap, m, hop, now);
-                    self.release(snap, session, now);
+                // Only with `Absorbed`; the packet goes nowhere.
+                Some(other @ (Extra::Release { .. } | Extra::Answer(_))) => {
+                    self.absorbed(snap, link, &m, Some(other), now)
                 }
                 None => self.transmit(snap, m, hop, now),
             },
@@ -453,14 +452,10 @@ impl Worker {
                     c.count_drop(DropReason::Truncated, 1);
                 }
             }
-            Step::Absorbed => match self.nat.take_extra() {
-                Some(Extra::First(first)) => self.emit(snap, &first, now),
-                Some(Extra::Release { session, first }) => {
-                    self.emit(snap, &first, now);
-                    self.release(snap, session, now);
-                }
-                _ => {}
-            },
+            Step::Absorbed => {
+                let extra = self.nat.take_extra();
+                self.absorbed(snap, link, &m, extra, now);
+            }
             Step::TooBig { mtu, service } => {
                 c.count_drop(DropReason::TooBig, 1);
                 self.client_address(service, ClientAddressResult::TooBig);
@@ -586,6 +581,34 @@ impl Worker {
         buf[12..14].copy_from_slice(&[0x08, 0x00]);
         if crate::nat::shift::build(&e.segment, payload, &mut buf[ETH..]).is_ok() {
             self.transmit(snap, m, e.hop, now);
+        }
+    }
+
+    /// What FULLNAT left to do for a packet it took in (`Step::Absorbed`), which goes nowhere.
+    fn absorbed(&mut self, snap: &Snapshot, link: usize, m: &Mbuf, extra: Option<Extra>, now: u64) {
+        match extra {
+            Some(Extra::First(first)) => self.emit(snap, &first, now),
+            Some(Extra::Answer(segment)) => self.answer(snap, link, m, &segment),
+            Some(Extra::Release { session, first }) => {
+                self.emit(snap, &first, now);
+                self.release(snap, session, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends `segment` back where the frame `to` came from, in a frame of its own (the SYN
+    /// proxy's answer when the SYN's frame had no room for it).
+    fn answer(&mut self, snap: &Snapshot, link: usize, to: &Mbuf, segment: &crate::nat::shift::Segment) {
+        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
+            return self.setup.counters.count_drop(DropReason::NoMbuf, 1);
+        };
+        let len = ipv4::MIN_HEADER_LEN + crate::wire::tcp::HEADER_LEN + segment.options.as_slice().len();
+        let Some(buf) = m.append((ETH + len) as u16) else { return };
+        buf[..ETH].copy_from_slice(&to.data()[..ETH]);
+        if crate::nat::shift::build(segment, &[], &mut buf[ETH..]).is_ok() {
+            bounce(buf, snap.links[link].mac);
+            self.send(link, m);
         }
     }
 

@@ -473,5 +473,5 @@ mod ending;
 mod expiry;
 mod icmp_to_us;
 mod limits;
-mod synproxy;
 mod sync;
+mod synproxy;

@@ -17,7 +17,8 @@ fn lab() -> Lab {
 }
 
 fn seg(from: Ep, to: Ep, seq: u32, ack: u32, flags: Flags, window: u16, options: &[u8], data: &[u8]) -> Vec<u8> {
-    let repr = crate::wire::tcp::Repr { src_port: from.1, dst_port: to.1, seq, ack, flags, window, options, payload: data };
+    let repr =
+        crate::wire::tcp::Repr { src_port: from.1, dst_port: to.1, seq, ack, flags, window, options, payload: data };
     let mut l4 = vec![0u8; repr.buffer_len()];
     repr.emit(&mut l4, from.0, to.0);
     ip_packet(from.0, to.0, protocol::TCP, 64, &[], &l4)
@@ -35,7 +36,10 @@ fn syn(lab: &mut Lab) -> (u32, u32) {
     let answer = &b[..ip_len];
     assert_checksums_exact(answer);
     let t = Tcp::new_checked(&answer[20..]).unwrap();
-    assert_eq!((t.src_port(), t.dst_port(), t.ack(), t.flags()), (WEB.1, CLIENT.1, ISN.wrapping_add(1), Flags::SYN | Flags::ACK));
+    assert_eq!(
+        (t.src_port(), t.dst_port(), t.ack(), t.flags()),
+        (WEB.1, CLIENT.1, ISN.wrapping_add(1), Flags::SYN | Flags::ACK)
+    );
     assert!(lab.nat.sessions().is_empty(), "a SYN keeps nothing");
     let (our_ts, echo) = syn::timestamp(answer).expect("timestamps answered");
     assert_eq!(echo, TSVAL);
@@ -44,7 +48,8 @@ fn syn(lab: &mut Lab) -> (u32, u32) {
 
 /// The client's ACK with the cookie: a session, the SYN to the backend, the ACK held.
 fn ack(lab: &mut Lab, cookie: u32, our_ts: u32) -> (Emit, Ep, Ep) {
-    let mut b = seg(CLIENT, WEB, ISN.wrapping_add(1), cookie.wrapping_add(1), Flags::ACK, 502, &ts(TSVAL + 1, our_ts), b"");
+    let mut b =
+        seg(CLIENT, WEB, ISN.wrapping_add(1), cookie.wrapping_add(1), Flags::ACK, 502, &ts(TSVAL + 1, our_ts), b"");
     let Step::ForwardExtra { .. } = lab.process(&mut b, 1001) else { panic!("not opened") };
     let Some(Extra::Hold { first: Some(syn), .. }) = lab.nat.take_extra() else { panic!("no SYN to the backend") };
     let s = lab.session(protocol::TCP, CLIENT, WEB).expect("a session");
@@ -63,8 +68,15 @@ fn only_a_valid_cookie_opens_and_the_backend_handshake_carries_the_clients_optio
     assert_eq!(lab.c.services[1].synproxy.iter().map(|c| c.get()).collect::<Vec<_>>(), [1, 0, 3]);
 
     let (syn, local, backend) = ack(&mut lab, cookie, our_ts);
-    assert_eq!((syn.segment.src, syn.segment.dst, syn.segment.seq, syn.segment.flags), (local, backend, ISN, Flags::SYN));
-    assert_eq!(syn.segment.options, Options::syn(1460, Some(7), true, Some((TSVAL + 1, 0))), "the client's own options");
+    assert_eq!(
+        (syn.segment.src, syn.segment.dst, syn.segment.seq, syn.segment.flags),
+        (local, backend, ISN, Flags::SYN)
+    );
+    assert_eq!(
+        syn.segment.options,
+        Options::syn(1460, Some(7), true, Some((TSVAL + 1, 0))),
+        "the client's own options"
+    );
     assert_eq!(lab.c.services[1].synproxy[1].get(), 1);
 }
 
@@ -73,10 +85,24 @@ fn the_backends_answer_completes_the_handshake_and_numbers_map_both_ways() {
     let mut lab = lab();
     let (cookie, our_ts) = syn(&mut lab);
     let (_, local, backend) = ack(&mut lab, cookie, our_ts);
-    let id = lab.nat.sessions().lookup(&FlowKey { proto: 6, src: Endpoint::new(CLIENT.0, CLIENT.1), dst: Endpoint::new(WEB.0, WEB.1) }).unwrap().0;
+    let id = lab
+        .nat
+        .sessions()
+        .lookup(&FlowKey { proto: 6, src: Endpoint::new(CLIENT.0, CLIENT.1), dst: Endpoint::new(WEB.0, WEB.1) })
+        .unwrap()
+        .0;
 
     // The client's request while the backend's handshake is under way: held as it came.
-    let mut request = seg(CLIENT, WEB, ISN.wrapping_add(1), cookie.wrapping_add(1), Flags::ACK | Flags::PSH, 502, &ts(TSVAL + 2, our_ts), b"GET /");
+    let mut request = seg(
+        CLIENT,
+        WEB,
+        ISN.wrapping_add(1),
+        cookie.wrapping_add(1),
+        Flags::ACK | Flags::PSH,
+        502,
+        &ts(TSVAL + 2, our_ts),
+        b"GET /",
+    );
     let held = request.clone();
     assert!(matches!(lab.process(&mut request, 1002), Step::ForwardExtra { .. }));
     assert_eq!(lab.nat.take_extra(), Some(Extra::Hold { session: id, first: None }));
@@ -84,11 +110,15 @@ fn the_backends_answer_completes_the_handshake_and_numbers_map_both_ways() {
 
     // The backend's SYN+ACK (window scale 9, its own clock): absorbed, our ACK completes it.
     let options = Options::syn(1400, Some(9), true, Some((70, TSVAL + 1)));
-    let mut syn_ack = seg(backend, local, B_ISN, ISN.wrapping_add(1), Flags::SYN | Flags::ACK, 65535, options.as_slice(), b"");
+    let mut syn_ack =
+        seg(backend, local, B_ISN, ISN.wrapping_add(1), Flags::SYN | Flags::ACK, 65535, options.as_slice(), b"");
     assert_eq!(lab.process(&mut syn_ack, 1003), Step::Absorbed);
     let Some(Extra::Release { session, first }) = lab.nat.take_extra() else { panic!("not released") };
     assert_eq!(session, id);
-    assert_eq!((first.segment.seq, first.segment.ack, first.segment.flags), (ISN.wrapping_add(1), B_ISN + 1, Flags::ACK));
+    assert_eq!(
+        (first.segment.seq, first.segment.ack, first.segment.flags),
+        (ISN.wrapping_add(1), B_ISN + 1, Flags::ACK)
+    );
     assert_eq!(first.segment.options, Options::timestamp(Some((TSVAL + 1, 70))));
 
     // The held request, again: acknowledgement and timestamp echo in the backend's numbers.
@@ -100,7 +130,16 @@ fn the_backends_answer_completes_the_handshake_and_numbers_map_both_ways() {
     assert_eq!(syn::timestamp(&again), Some((TSVAL + 2, 70)));
 
     // The answer: sequence number and timestamp in Sluice's, window in the client's scale.
-    let mut answer = seg(backend, local, B_ISN + 1, ISN.wrapping_add(6), Flags::ACK | Flags::PSH, 100, &ts(75, TSVAL + 2), b"200 OK");
+    let mut answer = seg(
+        backend,
+        local,
+        B_ISN + 1,
+        ISN.wrapping_add(6),
+        Flags::ACK | Flags::PSH,
+        100,
+        &ts(75, TSVAL + 2),
+        b"200 OK",
+    );
     assert!(matches!(lab.process(&mut answer, 1005), Step::Forward { .. }));
     assert_checksums_exact(&answer);
     let t = Tcp::new_checked(&answer[20..]).unwrap();
@@ -116,7 +155,10 @@ fn a_backend_that_refuses_or_never_answers_resets_the_client() {
     let mut rst = seg(backend, local, 0, ISN.wrapping_add(1), Flags::RST | Flags::ACK, 0, &[], b"");
     assert_eq!(lab.process(&mut rst, 1002), Step::Absorbed);
     let Some(Extra::First(reset)) = lab.nat.take_extra() else { panic!("no reset") };
-    assert_eq!((reset.segment.dst, reset.segment.seq, reset.segment.flags), (CLIENT, cookie.wrapping_add(1), Flags::RST));
+    assert_eq!(
+        (reset.segment.dst, reset.segment.seq, reset.segment.flags),
+        (CLIENT, cookie.wrapping_add(1), Flags::RST)
+    );
     assert!(lab.session(protocol::TCP, CLIENT, WEB).is_none());
 
     // Another client whose backend stays silent: the SYN again after 1, 2 and 4 s, then a reset.
