@@ -98,6 +98,14 @@ def run_memif(results):
         r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
         results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
 
+    log("SYN proxy: SYNs answered with cookies (every SYN a new tuple, nothing after); TCP connections through it")
+    with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True, synproxy=True) as s:
+        r, m = gen_scraped(s, "syn", client, backend, extra=("--vip", "198.18.0.10:80"))
+        results["synproxy"] = {"syn_acks_per_s": r.get("syn_acks_per_s") or r["rx_pps"],
+                               "sessions_created": metric(m, "sluice_sessions_created_total", service="tcp"), "gen": r}
+        r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
+        results["synproxy_tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
+
     log("ceiling latency at the same rates")
     with testpmd() as t:
         results["ceiling_latency"] = latencies(t, "ceiling", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
@@ -284,6 +292,12 @@ def table(results):
         rows.append(("new sessions, every packet a new flow", f"{results['new_sessions']['sessions_per_s'] / 1e6:.2f} M sessions/s", "", "1 worker"))
     if "tcp" in results:
         rows.append(("TCP handshake+request+response+close", f"{results['tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
+    if "synproxy" in results:
+        p = results["synproxy"]
+        rows.append(("SYN proxy: SYNs answered (cookies)", f"{p['syn_acks_per_s'] / 1e6:.2f} M SYN/s", "",
+                     f"1 worker, {p['sessions_created']:.0f} sessions made for them"))
+    if "synproxy_tcp" in results:
+        rows.append(("TCP connections through the SYN proxy", f"{results['synproxy_tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
     for share, lat in results.get("sluice_latency", {}).items():
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
         preempted = f", preempted {lat['preempted']} (testpmd {base['preempted']})" if "preempted" in lat and "preempted" in base else ""
@@ -352,7 +366,8 @@ def history_line(results):
         "ceiling_mpps": get("ceiling", "mpps_each_way"), "sluice_1w_mpps": get("sluice_1w", "mpps_each_way"),
         "ratio_1w": get("sluice_1w", "ratio_to_ceiling"), "cycles_per_packet": get("sluice_1w", "cycles_per_packet"),
         "ratio_2w": get("sluice_2w", "ratio_to_ceiling"), "new_sessions_per_s": get("new_sessions", "sessions_per_s"),
-        "tcp_conn_per_s": get("tcp", "connections_per_s"), "p99_50pct_ns": at_half.get("p99"),
+        "tcp_conn_per_s": get("tcp", "connections_per_s"),
+        "synproxy_syn_per_s": get("synproxy", "syn_acks_per_s"), "p99_50pct_ns": at_half.get("p99"),
         "af_xdp_mpps": get("peers", "sluice_af_xdp", "mpps_each_way"),
         "af_xdp_to_testpmd": get("peers", "testpmd_af_xdp", "sluice_ratio"),
         "af_xdp_to_nftables": get("peers", "nftables", "sluice_ratio"),

@@ -142,7 +142,7 @@ def memif(name, role):
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
 
 
-def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False):
+def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False, synproxy=False):
     # Room for every flow: sessions, and local ports (64,512 a local IP, each worker its own
     # share of the IPs); otherwise established flows would evict each other's sessions.
     capacity = capacity or max(1 << 20, 2 * FLOWS)
@@ -152,8 +152,9 @@ def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_time
         """A service on the VIP with two backends and `local_ips` local IPs from 198.18.`third_octet`."""
         locals_ = ", ".join(f'"198.18.{third_octet + i // 200}.{i % 200 + 10}"' for i in range(local_ips))
         backends = "".join(f'[[service.backend]]\naddress = "198.18.1.{b}:{port}"\n' for b in (2, 3))
+        guard = "synproxy = true\n" if synproxy and protocol == "tcp" else ""
         return (f'[[service]]\nname = "{protocol}"\nvip = "198.18.0.10:{port}"\nprotocol = "{protocol}"\n'
-                f'local_ips = [{locals_}]\n{backends}')
+                f'{guard}local_ips = [{locals_}]\n{backends}')
 
     # New-session runs: sessions must make way quickly, or the table and ports fill up.
     timeouts = "\n".join(

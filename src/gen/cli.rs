@@ -18,6 +18,8 @@ pub enum Mode {
     NewFlows,
     /// Synthetic TCP connections: handshake, request, response, close.
     Tcp,
+    /// SYNs from fresh tuples, nothing after: SYN+ACKs counted (a SYN proxy's answer rate).
+    Syn,
 }
 
 impl Mode {
@@ -27,24 +29,30 @@ impl Mode {
             Mode::Ceiling => "ceiling",
             Mode::NewFlows => "new-flows",
             Mode::Tcp => "tcp",
+            Mode::Syn => "syn",
         }
     }
 
     fn parse(text: &str) -> Result<Mode, String> {
-        [Mode::FullNat, Mode::Ceiling, Mode::NewFlows, Mode::Tcp]
+        [Mode::FullNat, Mode::Ceiling, Mode::NewFlows, Mode::Tcp, Mode::Syn]
             .into_iter()
             .find(|m| m.name() == text)
-            .ok_or_else(|| format!("--mode {text:?}: expected fullnat, ceiling, new-flows or tcp"))
+            .ok_or_else(|| format!("--mode {text:?}: expected fullnat, ceiling, new-flows, tcp or syn"))
     }
 
     /// UDP modes send stamped datagrams of `--size` over a fixed set of `--flows`.
     pub fn is_udp(self) -> bool {
-        self != Mode::Tcp
+        !self.is_tcp()
+    }
+
+    /// TCP modes open connections with SYNs from fresh tuples.
+    pub fn is_tcp(self) -> bool {
+        matches!(self, Mode::Tcp | Mode::Syn)
     }
 
     /// Modes that use a fresh client tuple per datagram or connection.
     pub fn fresh_tuples(self) -> bool {
-        matches!(self, Mode::NewFlows | Mode::Tcp)
+        matches!(self, Mode::NewFlows | Mode::Tcp | Mode::Syn)
     }
 }
 
@@ -135,7 +143,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if !space::is_bench_address(*vip.ip()) {
         return Err(format!("--vip {vip}: use an address in 198.18.0.0/15"));
     }
-    if mode == Mode::Tcp && (size.is_some() || flows.is_some()) {
+    if mode.is_tcp() && (size.is_some() || flows.is_some()) {
         return Err("--size and --flows apply to the UDP modes; tcp uses a fresh tuple per connection".into());
     }
     if mode == Mode::NewFlows && flows.is_some() {

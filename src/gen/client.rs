@@ -273,7 +273,7 @@ impl Client {
                     );
                 }
             }
-            let written = if self.mode == Mode::Tcp {
+            let written = if self.mode.is_tcp() {
                 let peer = self.peer.unwrap_or(MacAddr::BROADCAST);
                 m.append(tcp::FRAME_ROOM as u16)
                     .map(|buf| tcp::syn(buf, self.mac, peer, ip, port, self.expect.vip, now))

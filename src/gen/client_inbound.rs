@@ -36,6 +36,13 @@ impl Client {
         match kind(m.data()) {
             Kind::Arp => self.on_arp(m),
             Kind::Tcp if self.mode == Mode::Tcp => return self.on_tcp(m, now),
+            Kind::Tcp if self.mode == Mode::Syn => match tcp::syn_ack(m.data(), &self.expect, now) {
+                Ok(cycles) => {
+                    self.counts.received += 1;
+                    self.latency.record(self.to_ns.ns(cycles));
+                }
+                Err(reason) => self.counts.count_bad(reason),
+            },
             Kind::NotIp => self.counts.not_ip += 1,
             _ if self.mode == Mode::Ceiling => {
                 self.counts.received += 1;

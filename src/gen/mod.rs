@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! sluice-gen --client-vdev DEV --backend-vdev DEV
-//!            [--mode fullnat|ceiling|new-flows|tcp]   default fullnat
+//!            [--mode fullnat|ceiling|new-flows|tcp|syn]   default fullnat
 //!            [--flows K]              client (address, port) pairs; default 256 (UDP modes)
 //!            [--client-ips N]         client addresses; default 8, or 250 in new-flows and tcp
 //!            [--client-base IP]       first client address; default 198.18.0.2 (the VIP is skipped)
@@ -37,6 +37,9 @@
 //!   whole space, so each opens a session; `sessions_per_s` = replies per second.
 //! - `tcp`: per connection SYN, SYN-ACK, ACK + request, response + FIN, FIN-ACK, ACK (see
 //!   `tcp`); `--rate` paces SYNs; `connections_per_s` counts responses received.
+//! - `syn`: SYNs from fresh tuples and nothing more, as a SYN flood (of the benchmark's own
+//!   addresses) does; `syn_acks_per_s` counts the SYN+ACKs from the VIP (a SYN proxy's answers),
+//!   and latency is SYN to SYN+ACK.
 //!
 //! Before measuring, one frame every 10 ms must make a whole round trip (at most 5 s): links
 //! still coming up and neighbour tables still filling are not counted as loss. At `--rate max`
@@ -50,6 +53,7 @@
 //! (sent - received; tcp: connections opened - completed), `tx_pps`, `rx_pps`, `latency_ns`
 //! {`p50`, `p99`, `max`, `samples`} (UDP: reply TSC - stamp TSC; tcp: SYN to response),
 //! `connections_per_s` (tcp, else null), `sessions_per_s` (new-flows, else null),
+//! `syn_acks_per_s` (syn, else null),
 //! `cycles_per_packet_generator` (busy cycles of all generator lcores per frame sent, a busy
 //! cycle being one spent in a poll that moved a packet), and detail objects `bad_reasons`,
 //! `connections`, `client`, `backend`, `config`. Exit 0 after a run, 1 on a run-time error
@@ -82,7 +86,8 @@ use cli::{Command, Mode, Options};
 use client::Client;
 use report::{Outcome, SharedBackend};
 
-const USAGE: &str = "usage: sluice-gen --client-vdev DEV --backend-vdev DEV [--mode fullnat|ceiling|new-flows|tcp] \
+const USAGE: &str =
+    "usage: sluice-gen --client-vdev DEV --backend-vdev DEV [--mode fullnat|ceiling|new-flows|tcp|syn] \
 [--flows K] [--client-ips N] [--client-base IP] [--size 64..1518] [--rate max|PPS] [--duration S] \
 [--vip IP:PORT] [--client-peer-mac MAC] [--cores 1|2] [--cpus C0[,C1]] [--no-huge] [--eal ARG]... [--drain-ms MS]";
 const MBUFS: u32 = 16383;

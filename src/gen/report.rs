@@ -202,6 +202,7 @@ pub fn json(o: &Outcome) -> Value {
         },
         "connections_per_s": (mode == Mode::Tcp).then(|| per_s(c.connections_completed, o.send_s)),
         "sessions_per_s": (mode == Mode::NewFlows).then(|| per_s(c.received, o.send_s)),
+        "syn_acks_per_s": (mode == Mode::Syn).then(|| per_s(c.received, o.send_s)),
         "cycles_per_packet_generator": cycles_per_packet,
         "bad_reasons": bad_reasons,
         "connections": (mode == Mode::Tcp).then(|| json!({

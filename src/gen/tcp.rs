@@ -208,6 +208,26 @@ pub fn client_step(
     }
 }
 
+/// `--mode syn`: whether `frame` is a SYN+ACK from the VIP to one of our tuples, answering a
+/// SYN of ours; the cycles since that SYN left (its ISN is its TSC).
+pub fn syn_ack(frame: &[u8], expect: &Expect, now: u64) -> Result<u64, BadReason> {
+    let s = parse(frame)?;
+    if s.src != *expect.vip.ip() || s.sport != expect.vip.port() {
+        return Err(BadReason::WrongSource);
+    }
+    match expect.space.flow_of(s.dst, s.dport) {
+        Some(flow) if flow < expect.flows => {}
+        _ => return Err(BadReason::UnknownDestination),
+    }
+    if s.flags.contains(Flags::RST) {
+        return Err(BadReason::Reset);
+    }
+    if !s.flags.contains(Flags::SYN | Flags::ACK) {
+        return Err(BadReason::UnexpectedSegment);
+    }
+    Ok(elapsed_cycles(s.ack.wrapping_sub(1), now))
+}
+
 /// Handles a segment received by the backend side: a SYN gets a SYN-ACK, a request the
 /// response with FIN, a FIN its ACK. Returns the length of the answer written into `frame`
 /// (first `len` bytes received, at least `FRAME_ROOM` bytes of room).

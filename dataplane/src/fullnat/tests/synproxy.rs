@@ -16,6 +16,7 @@ fn lab() -> Lab {
     lab
 }
 
+#[allow(clippy::too_many_arguments)]
 fn seg(from: Ep, to: Ep, seq: u32, ack: u32, flags: Flags, window: u16, options: &[u8], data: &[u8]) -> Vec<u8> {
     let repr =
         crate::wire::tcp::Repr { src_port: from.1, dst_port: to.1, seq, ack, flags, window, options, payload: data };
