@@ -166,13 +166,18 @@ fn udp_backends_learn_every_datagrams_client_and_checks_say_local() {
 /// A tcp `proxy-v2` service on VIP port `port` over `backends` (198.18.1.D:port), checked by
 /// `check` (a `[service.health]` body) every 200 ms.
 fn proxy_tcp_service(name: &str, port: u16, backends: &[u8], check: &str) -> String {
+    proxy_tcp_service_to(name, port, port, backends, check)
+}
+
+/// As `proxy_tcp_service`, the backends listening on `backend_port`.
+fn proxy_tcp_service_to(name: &str, port: u16, backend_port: u16, backends: &[u8], check: &str) -> String {
     let mut text = format!(
         "[[service]]\nname = \"{name}\"\nvip = \"198.18.0.10:{port}\"\nprotocol = \"tcp\"\n\
          client_address = \"proxy-v2\"\nlocal_ips = [\"198.18.1.101\"]\n[service.health]\n{check}\n\
          interval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 1\n"
     );
     for d in backends {
-        text.push_str(&format!("[[service.backend]]\naddress = \"198.18.1.{d}:{port}\"\n"));
+        text.push_str(&format!("[[service.backend]]\naddress = \"198.18.1.{d}:{backend_port}\"\n"));
     }
     text
 }
@@ -185,6 +190,9 @@ fn proxy_tcp_services() -> String {
         proxy_tcp_service("web", 80, &[2, 3, 4], http),
         proxy_tcp_service("haproxy", 81, &[2], http),
         proxy_tcp_service("mail", 25, &[2, 3], "check = \"tcp\""),
+        // The same nginx behind the SYN proxy as well: the two compose.
+        proxy_tcp_service_to("web-guarded", 88, 80, &[2, 3, 4], http)
+            .replace("client_address = \"proxy-v2\"\n", "client_address = \"proxy-v2\"\nsynproxy = true\n"),
     ]
     .concat()
 }
@@ -344,7 +352,7 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
 
     // http checks reach nginx and HAProxy only with a LOCAL header; the tcp checks send one too.
     let up =
-        wait_until(Duration::from_secs(15), || metric_sum(&scrape_metrics(&net.lb()), "sluice_backend_up", &[]) >= 6.0);
+        wait_until(Duration::from_secs(15), || metric_sum(&scrape_metrics(&net.lb()), "sluice_backend_up", &[]) >= 9.0);
     assert!(nginx.running() && haproxy.running(), "nginx or HAProxy did not start: see {}", dir.display());
     assert!(up, "backends not up: {}\n{}", scrape_metrics(&net.lb()), sluice.log_text());
 
@@ -358,6 +366,8 @@ fn tcp_backends_learn_the_client_from_nginx_to_haproxy_and_servers_that_speak_fi
         .map(|l| l.split(' ').next().unwrap())
         .collect();
     assert_eq!(logged.len(), 300, "distinct clients in nginx's log:\n{log}");
+    let bad = who(&net, "http://198.18.0.10:88/who", 100);
+    assert!(bad.is_empty(), "nginx behind the SYN proxy: {} of 100 wrong, first: {:?}", bad.len(), bad.first());
     let bad = who(&net, "http://198.18.0.10:81/who", 100);
     assert!(bad.is_empty(), "HAProxy: {} of 100 wrong, first: {:?}", bad.len(), bad.first());
 

@@ -107,7 +107,7 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
         }
         Some(mode)
     });
-    let synproxy = synproxy(report, written.synproxy.as_ref(), protocol, client_address);
+    let synproxy = synproxy(report, written.synproxy.as_ref(), protocol);
     let limit = |report: &mut Report, value: Option<&raw::Integer>, key: &str| {
         value.map_or(Some(0), |v| bounded(report, v, key, 0, u32::MAX))
     };
@@ -149,20 +149,13 @@ fn service(report: &mut Report, table: &Spanned<raw::Service>, context: &mut Con
     })
 }
 
-/// The SYN proxy: tcp services only, and not yet together with `client_address`.
-fn synproxy(
-    report: &mut Report,
-    flag: Option<&raw::Flag>,
-    protocol: Option<Protocol>,
-    client_address: Option<ClientAddress>,
-) -> bool {
+/// The SYN proxy: tcp services only.
+fn synproxy(report: &mut Report, flag: Option<&raw::Flag>, protocol: Option<Protocol>) -> bool {
     let Some(flag) = flag.filter(|flag| *flag.get_ref()) else {
         return false;
     };
     if protocol == Some(Protocol::Udp) {
         report.error(at(flag), "synproxy answers TCP SYNs: for tcp services only");
-    } else if client_address.is_some_and(|c| c != ClientAddress::None) {
-        report.error(at(flag), "synproxy and client_address on one service are not supported yet");
     }
     true
 }

@@ -26,7 +26,7 @@ use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
     tcp_flags, Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
-    EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
+    EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
@@ -547,16 +547,20 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
     ) -> Step {
-        if s.extras & EXTRA_TOA != 0 {
-            return self.toa(id, s, dir, ip, hop);
-        }
+        // The SYN proxy maps the numbers of the backend's side (forward acknowledgements,
+        // reply sequence numbers); `client_address` then shifts or marks the client's.
         if s.extras & EXTRA_SYNPROXY != 0 {
             let m = self.synproxied.get(id).mapping;
             let _ = match dir {
                 Direction::Forward => nat::syn::map_to_backend(ip, &m),
                 Direction::Reply => nat::syn::map_to_client(ip, &m),
             };
-            return Step::Forward { hop, offload: None };
+            if s.extras & (EXTRA_PROXY_V2 | EXTRA_TOA) == 0 {
+                return Step::Forward { hop, offload: None };
+            }
+        }
+        if s.extras & EXTRA_TOA != 0 {
+            return self.toa(id, s, dir, ip, hop);
         }
         let header = ClientHeader { client: s.client, vip: s.vip };
         match (s.proto, dir) {

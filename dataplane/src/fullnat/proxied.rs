@@ -174,6 +174,14 @@ impl ProxiedSessions {
         }
     }
 
+    /// A session whose handshakes the SYN proxy made: the client's first sequence number is
+    /// `at`, the backend's next `backend_next` (its handshake is done), so the header goes out
+    /// with the client's next segment.
+    pub fn handshake_done(&mut self, id: SessionId, at: u32, backend_next: u32) {
+        let p = Proxied { at, backend_next, backend_seen: true, ..self.get(id) };
+        self.set(id, p);
+    }
+
     /// A client's segment to the backend (rewritten already): `ip` adjusted in place. `hop`
     /// is where it goes, and where a header segment goes before it; `mtu` the link's.
     pub fn forward(&mut self, id: SessionId, s: &Session, ip: &mut [u8], hop: Hop, now_ms: u64, mtu: u16) -> Shifted {

@@ -55,7 +55,9 @@ impl FullNat {
                 }
                 None => (None, false, None, false),
             };
-            let options = nat::syn::Options::syn(OFFERED_MSS, scale, sack, timestamp);
+            // With TOA every client segment may carry 8 more bytes of options.
+            let mss = if svc.client_address == ClientAddress::Toa { OFFERED_MSS - 8 } else { OFFERED_MSS };
+            let options = nat::syn::Options::syn(mss, scale, sack, timestamp);
             count(0);
             return match nat::syn::answer_syn(ip, cookie, 0xffff, &options, ecn) {
                 Ok(ip_len) => Step::Answer { ip_len },
@@ -97,6 +99,11 @@ impl FullNat {
             Err(reason) => return Step::Drop(reason),
         };
         let hop = self.sessions.get(id).hops[0];
+        match svc.client_address {
+            ClientAddress::ProxyV2 => self.proxied.open(&mut self.sessions, id),
+            ClientAddress::Toa => self.sessions.get_mut(id).extras |= EXTRA_TOA,
+            ClientAddress::None => {}
+        }
         let syn = self.synproxied.open(&mut self.sessions, id, state, hop, now_ms);
         self.extra(hop, Extra::Hold { session: id, first: Some(syn) })
     }
@@ -119,6 +126,9 @@ impl FullNat {
             Direction::Forward => self.extra(hop, Extra::Hold { session: id, first: None }),
             Direction::Reply => match self.synproxied.answer(id, s, ip) {
                 Answered::Established(first) => {
+                    if s.extras & EXTRA_PROXY_V2 != 0 {
+                        self.proxied.handshake_done(id, first.segment.seq, first.segment.ack);
+                    }
                     let shown = nat::syn::offer(ip).ok().and_then(|o| o.window_scale);
                     if let (Some(scale), Some(learned)) = (shown, self.learned_scale.get_mut(usize::from(s.service))) {
                         *learned = scale;

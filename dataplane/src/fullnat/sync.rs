@@ -13,7 +13,11 @@
 //! - A walk sends every session, a few slots per loop, pausing while the walk queue is full.
 
 use super::*;
-use crate::session::{State, EXTRA_PROXY_V2, ORIGIN_HERE, TICK_MS};
+use crate::session::{State, EXTRA_PROXY_V2, EXTRA_SYNPROXY, ORIGIN_HERE, TICK_MS};
+
+/// Sessions whose numbers Sluice shifts or maps (`proxied`, `synproxied`): the sync record does
+/// not carry that, so a peer could only break their streams; they are not synced.
+const NOT_SYNCED: u8 = EXTRA_PROXY_V2 | EXTRA_SYNPROXY;
 use crate::sync::{Refusal, SyncCommand, SyncRecord, SyncSetup, WalkItem};
 
 /// Commands taken per loop at most, and walk slots looked at.
@@ -67,8 +71,8 @@ impl FullNat {
 
     fn send_update(&mut self, id: SessionId, now_ms: u64, c: &WorkerCounters) {
         let Some(sync) = self.sync.as_deref() else { return };
-        if self.sessions.get(id).extras & EXTRA_PROXY_V2 != 0 {
-            return; // its shift is not in the record (`proxied`): not carried over
+        if self.sessions.get(id).extras & NOT_SYNCED != 0 {
+            return; // its shift or mapping is not in the record: not carried over
         }
         let record = self.record(sync, id, now_ms);
         let sync = self.sync.as_deref_mut().expect("checked above");
@@ -135,7 +139,7 @@ impl FullNat {
         let end = (slot + WALK_SLOTS_PER_STEP).min(self.sessions.capacity());
         let mut sent = 0;
         while slot < end {
-            if let Some((id, _)) = self.sessions.at_slot(slot).filter(|(_, s)| s.extras & EXTRA_PROXY_V2 == 0) {
+            if let Some((id, _)) = self.sessions.at_slot(slot).filter(|(_, s)| s.extras & NOT_SYNCED == 0) {
                 let record = self.record(self.sync.as_deref().expect("checked above"), id, now_ms);
                 if channel.walk.push(WalkItem::Record(generation, record)).is_err() {
                     break; // full: this slot again next time

@@ -191,3 +191,45 @@ fn without_timestamps_only_the_mss_is_offered() {
     let t = Tcp::new_checked(&b[20..ip_len]).unwrap();
     assert_eq!(t.options(), Options::syn(1460, None, false, None).as_slice());
 }
+
+#[test]
+fn with_proxy_v2_the_header_follows_the_proxys_handshake_and_both_shifts_apply() {
+    let mut lab = lab();
+    lab.snap.services[1].client_address = ClientAddress::ProxyV2;
+    let (cookie, our_ts) = syn(&mut lab);
+    let (_, local, backend) = ack(&mut lab, cookie, our_ts);
+    let held =
+        seg(CLIENT, WEB, ISN.wrapping_add(1), cookie.wrapping_add(1), Flags::ACK, 502, &ts(TSVAL + 1, our_ts), b"");
+    let options = Options::syn(1460, Some(7), true, Some((70, TSVAL + 1)));
+    let mut syn_ack =
+        seg(backend, local, B_ISN, ISN.wrapping_add(1), Flags::SYN | Flags::ACK, 65535, options.as_slice(), b"");
+    assert_eq!(lab.process(&mut syn_ack, 1003), Step::Absorbed);
+    assert!(matches!(lab.nat.take_extra(), Some(Extra::Release { .. })));
+
+    // The held ACK, again: the PROXY header first (at the client's first byte, acknowledging
+    // the backend's), then the ACK 28 bytes on, its acknowledgement in the backend's numbers.
+    let mut again = held.clone();
+    assert!(matches!(lab.process(&mut again, 1004), Step::ForwardExtra { .. }));
+    let Some(Extra::First(header)) = lab.nat.take_extra() else { panic!("no header") };
+    assert_eq!((header.segment.seq, header.segment.ack), (ISN.wrapping_add(1), B_ISN + 1));
+    assert!(header.payload().is_some());
+    let t = Tcp::new_checked(&again[20..]).unwrap();
+    assert_eq!((t.seq(), t.ack()), (ISN.wrapping_add(29), B_ISN + 1));
+    assert_checksums_exact(&again);
+
+    // The backend acknowledges the header and 5 bytes: the client sees its 5, in its numbers.
+    let mut answer = seg(backend, local, B_ISN + 1, ISN.wrapping_add(34), Flags::ACK, 100, &ts(75, TSVAL + 2), b"hi");
+    assert!(matches!(lab.process(&mut answer, 1005), Step::Forward { .. }));
+    let t = Tcp::new_checked(&answer[20..]).unwrap();
+    assert_eq!((t.seq(), t.ack()), (cookie.wrapping_add(1), ISN.wrapping_add(6)));
+    assert_checksums_exact(&answer);
+}
+
+#[test]
+fn with_toa_the_syn_ack_leaves_room_for_the_option() {
+    let mut lab = lab();
+    lab.snap.services[1].client_address = ClientAddress::Toa;
+    let mut b = seg(CLIENT, WEB, ISN, 0, Flags::SYN, 64240, Options::syn(1460, None, false, None).as_slice(), b"");
+    let Step::Answer { ip_len } = lab.process(&mut b, 1000) else { panic!() };
+    assert_eq!(Tcp::new_checked(&b[20..ip_len]).unwrap().options(), Options::syn(1452, None, false, None).as_slice());
+}
