@@ -143,44 +143,56 @@ pub fn unshift_quoted_seq(ip: &mut [u8], inserted: Inserted) -> Result<(), Refus
     Ok(())
 }
 
-/// Maps every SACK option's blocks in `options` (see `unshift_ack`).
-fn map_sack(options: &mut [u8], inserted: Inserted) {
+/// The options in a TCP header's option bytes, in order, as (kind, offset, length): NOPs
+/// skipped; the walk stops at the end option or at anything malformed (also for `toa`, `syn`).
+pub(super) fn options(bytes: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
     let mut at = 0;
-    while at < options.len() {
-        match options[at] {
-            END => return,
+    std::iter::from_fn(move || loop {
+        let &kind = bytes.get(at)?;
+        match kind {
+            END => return None,
             NOP => at += 1,
-            kind => {
-                let Some(&len) = options.get(at + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || at + len > options.len() {
-                    return;
-                }
-                if kind == SACK && (len - 2) % 8 == 0 {
-                    let blocks = (len - 2) / 8;
-                    let mut kept = 0;
-                    for b in 0..blocks {
-                        let from = at + 2 + 8 * b;
-                        let left = inserted.to_client(read_u32(options, from));
-                        let right = inserted.to_client(read_u32(options, from + 4));
-                        if left != right {
-                            let to = at + 2 + 8 * kept;
-                            write_u32(options, to, left);
-                            write_u32(options, to + 4, right);
-                            kept += 1;
-                        }
-                    }
-                    if kept < blocks {
-                        if kept == 0 {
-                            options[at..at + len].fill(NOP);
-                        } else {
-                            options[at + 1] = (2 + 8 * kept) as u8;
-                            options[at + 2 + 8 * kept..at + len].fill(NOP);
-                        }
-                    }
+            _ => {
+                let len = usize::from(*bytes.get(at + 1)?);
+                if len < 2 || at + len > bytes.len() {
+                    return None;
                 }
                 at += len;
+                return Some((kind, at - len, len));
             }
+        }
+    })
+}
+
+/// Maps every SACK option's blocks in `options` (see `unshift_ack`).
+fn map_sack(options: &mut [u8], inserted: Inserted) {
+    let mut sacks = [(0usize, 0usize); 4];
+    let mut n = 0;
+    for (kind, at, len) in self::options(options) {
+        if kind == SACK && (len - 2) % 8 == 0 && n < sacks.len() {
+            sacks[n] = (at, len);
+            n += 1;
+        }
+    }
+    for &(at, len) in &sacks[..n] {
+        let blocks = (len - 2) / 8;
+        let mut kept = 0;
+        for b in 0..blocks {
+            let from = at + 2 + 8 * b;
+            let left = inserted.to_client(read_u32(options, from));
+            let right = inserted.to_client(read_u32(options, from + 4));
+            if left != right {
+                let to = at + 2 + 8 * kept;
+                write_u32(options, to, left);
+                write_u32(options, to + 4, right);
+                kept += 1;
+            }
+        }
+        if kept == 0 {
+            options[at..at + len].fill(NOP);
+        } else if kept < blocks {
+            options[at + 1] = (2 + 8 * kept) as u8;
+            options[at + 2 + 8 * kept..at + len].fill(NOP);
         }
     }
 }
@@ -216,25 +228,8 @@ pub fn refuse_fast_open(ip: &mut [u8]) -> Result<Option<u16>, Refusal> {
 }
 
 /// Where option `kind` is among `options`, and its length.
-fn option_at(options: &[u8], kind: u8) -> Option<(usize, usize)> {
-    let mut at = 0;
-    while at < options.len() {
-        match options[at] {
-            END => return None,
-            NOP => at += 1,
-            k => {
-                let len = usize::from(*options.get(at + 1)?);
-                if len < 2 || at + len > options.len() {
-                    return None;
-                }
-                if k == kind {
-                    return Some((at, len));
-                }
-                at += len;
-            }
-        }
-    }
-    None
+fn option_at(bytes: &[u8], kind: u8) -> Option<(usize, usize)> {
+    options(bytes).find(|&(k, _, _)| k == kind).map(|(_, at, len)| (at, len))
 }
 
 fn addr(ip: &[u8], at: usize) -> Ipv4Addr {

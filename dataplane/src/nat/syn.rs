@@ -11,7 +11,7 @@ use crate::wire::checksum;
 use crate::wire::ipv4::{self, offset, protocol};
 use crate::wire::{read_u16, tcp, write_u16};
 
-use super::shift::{edit_header, tcp_header, END, MSS, NOP, SACK};
+use super::shift::{edit_header, options, tcp_header, MSS, NOP, SACK};
 use super::{read_u32, write_u32, Refusal};
 
 const WINDOW_SCALE: u8 = 3;
@@ -96,24 +96,10 @@ impl Options {
     }
 }
 
-/// The options of a TCP header (`options`), each as (kind, value bytes); stops at the end
-/// option or at anything malformed.
-fn each_option(options: &[u8], mut f: impl FnMut(u8, &[u8], usize)) {
-    let mut at = 0;
-    while at < options.len() {
-        match options[at] {
-            END => return,
-            NOP => at += 1,
-            kind => {
-                let Some(&len) = options.get(at + 1) else { return };
-                let len = usize::from(len);
-                if len < 2 || at + len > options.len() {
-                    return;
-                }
-                f(kind, &options[at + 2..at + len], at);
-                at += len;
-            }
-        }
+/// Each option of a TCP header's option bytes as (kind, value bytes, offset).
+fn each_option(bytes: &[u8], mut f: impl FnMut(u8, &[u8], usize)) {
+    for (kind, at, len) in options(bytes) {
+        f(kind, &bytes[at + 2..at + len], at);
     }
 }
 

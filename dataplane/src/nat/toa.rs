@@ -13,7 +13,7 @@ use crate::wire::checksum::Delta;
 use crate::wire::ipv4::offset;
 use crate::wire::{read_u16, tcp, write_u16};
 
-use super::shift::{edit_header, header_sum, tcp_header, END, MSS, NOP, SACK};
+use super::shift::{edit_header, header_sum, options, tcp_header, MSS, NOP, SACK};
 use super::Refusal;
 
 /// The option's kind and length.
@@ -35,26 +35,13 @@ pub enum Insert {
     NoRoom,
 }
 
-/// The options of `options` as (offset, length) pairs, NOPs and the end left out; `None` if
-/// they are malformed.
-fn parse(options: &[u8]) -> Option<([(u8, u8); 20], usize)> {
+/// The options of `bytes` as (offset, length) pairs (`shift::options`), at most 20.
+fn parse(bytes: &[u8]) -> Option<([(u8, u8); 20], usize)> {
     let mut found = [(0u8, 0u8); 20];
     let mut n = 0;
-    let mut at = 0;
-    while at < options.len() {
-        match options[at] {
-            END => break,
-            NOP => at += 1,
-            _ => {
-                let len = usize::from(*options.get(at + 1)?);
-                if len < 2 || at + len > options.len() || n == found.len() {
-                    return None;
-                }
-                found[n] = (at as u8, len as u8);
-                n += 1;
-                at += len;
-            }
-        }
+    for (_, at, len) in options(bytes) {
+        *found.get_mut(n)? = (at as u8, len as u8);
+        n += 1;
     }
     Some((found, n))
 }
