@@ -13,17 +13,14 @@ use std::net::Ipv4Addr;
 
 use crate::wire::checksum::{self, Delta};
 use crate::wire::ipv4::{self, offset, protocol};
+use crate::wire::tcp::offset::{ACK, CHECKSUM, FLAGS, SEQ};
 use crate::wire::tcp::{self, Flags};
 use crate::wire::{read_u16, write_u16};
 
 use super::{read_u32, write_u32, Refusal};
 
-const SEQ: usize = 4;
-const ACK: usize = 8;
-const FLAGS: usize = 13;
-const CHECKSUM: usize = 16;
-const ACK_FLAG: u8 = 0x10;
-const SYN_FLAG: u8 = 0x02;
+const ACK_FLAG: u8 = Flags::ACK.bits();
+const SYN_FLAG: u8 = Flags::SYN.bits();
 /// TCP option kinds (also for `toa`).
 pub(super) const END: u8 = 0;
 pub(super) const NOP: u8 = 1;

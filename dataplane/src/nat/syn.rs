@@ -9,6 +9,8 @@
 
 use crate::wire::checksum;
 use crate::wire::ipv4::{self, offset, protocol};
+use crate::wire::tcp::offset::{ACK, FLAGS, SEQ, WINDOW};
+use crate::wire::tcp::Flags;
 use crate::wire::{read_u16, tcp, write_u16};
 
 use super::shift::{edit_header, options, tcp_header, MSS, NOP, SACK};
@@ -17,15 +19,11 @@ use super::{read_u32, write_u32, Refusal};
 const WINDOW_SCALE: u8 = 3;
 const SACK_PERMITTED: u8 = 4;
 const TIMESTAMP: u8 = 8;
-const SEQ: usize = 4;
-const ACK: usize = 8;
-const FLAGS: usize = 13;
-const WINDOW: usize = 14;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK_FLAG: u8 = 0x10;
-const ECE: u8 = 0x40;
-const CWR: u8 = 0x80;
+const SYN: u8 = Flags::SYN.bits();
+const RST: u8 = Flags::RST.bits();
+const ACK_FLAG: u8 = Flags::ACK.bits();
+const ECE: u8 = Flags::ECE.bits();
+const CWR: u8 = Flags::CWR.bits();
 /// The MSS a SYN without the option stands for (RFC 9293).
 pub const DEFAULT_MSS: u16 = 536;
 

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 
 use crate::wire::checksum::Delta;
 use crate::wire::ipv4::offset;
+use crate::wire::tcp::offset::{CHECKSUM, DATA_OFF};
 use crate::wire::{read_u16, tcp, write_u16};
 
 use super::shift::{edit_header, header_sum, options, tcp_header, MSS, NOP, SACK};
@@ -21,8 +22,6 @@ pub const KIND: u8 = 254;
 pub const LEN: usize = 8;
 /// TCP options take at most 40 bytes.
 const MAX_OPTIONS: usize = 40;
-const DATA_OFF: usize = 12;
-const CHECKSUM: usize = 16;
 
 /// What `insert` made room with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

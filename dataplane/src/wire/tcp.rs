@@ -24,6 +24,11 @@ pub const HEADER_LEN: usize = 20;
 pub mod offset {
     pub const SRC_PORT: usize = super::field::SRC_PORT;
     pub const DST_PORT: usize = super::field::DST_PORT;
+    pub const SEQ: usize = super::field::SEQ;
+    pub const ACK: usize = super::field::ACK;
+    pub const DATA_OFF: usize = super::field::DATA_OFF;
+    pub const FLAGS: usize = super::field::FLAGS;
+    pub const WINDOW: usize = super::field::WINDOW;
     pub const CHECKSUM: usize = super::field::CHECKSUM;
 }
 
