@@ -14,6 +14,7 @@ mod icmp;
 mod open;
 pub mod part;
 pub mod proxied;
+mod retries;
 mod syn;
 mod sync;
 pub mod synproxied;

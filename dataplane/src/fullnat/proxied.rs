@@ -27,6 +27,7 @@ use crate::wire::ipv4::protocol;
 use crate::wire::proxy::{self, Transport};
 use crate::wire::tcp::Flags;
 
+use super::retries::{Due, Retries};
 use super::{ClientHeader, Hop};
 
 /// Bytes the header takes in the stream.
@@ -37,9 +38,6 @@ pub const MAX_SENDS: u8 = 6;
 pub const FIRST_RESEND_MS: u64 = 200;
 /// Duplicate acknowledgements make a resend at most this often.
 const DUPACK_RESEND_MS: u64 = 10;
-/// Headers in flight followed for resending; past that a header is resent on duplicate
-/// acknowledgements only.
-const MAX_PENDING: usize = 4096;
 
 /// Where a shifted session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,15 +104,6 @@ impl Proxied {
     }
 }
 
-/// A header waiting for its acknowledgement.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    id: SessionId,
-    /// The session's `created_ms`: a slot reused by another session is told apart.
-    created_ms: u64,
-    due_ms: u64,
-}
-
 /// A segment Sluice sends into a connection on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Emit {
@@ -135,8 +124,8 @@ impl Emit {
 #[derive(Clone)]
 pub struct ProxiedSessions {
     by_slot: Vec<u128>,
-    pending: Vec<Pending>,
-    last_scan_ms: u64,
+    /// Headers in flight, resent until acknowledged.
+    retries: Retries,
 }
 
 /// What a packet of a shifted session becomes.
@@ -153,7 +142,7 @@ pub enum Shifted {
 
 impl ProxiedSessions {
     pub fn new(capacity: u32) -> ProxiedSessions {
-        ProxiedSessions { by_slot: vec![0u128; capacity as usize], pending: Vec::new(), last_scan_ms: 0 }
+        ProxiedSessions { by_slot: vec![0u128; capacity as usize], retries: Retries::default() }
     }
 
     fn get(&self, id: SessionId) -> Proxied {
@@ -200,10 +189,7 @@ impl ProxiedSessions {
                 p.window = window;
                 p.sent_ms = now_ms as u32;
                 self.set(id, p);
-                if self.pending.len() < MAX_PENDING {
-                    let due_ms = now_ms + FIRST_RESEND_MS;
-                    self.pending.push(Pending { id, created_ms: s.created_ms, due_ms });
-                }
+                self.retries.add(id, s, now_ms + FIRST_RESEND_MS);
                 let _ = shift::shift_seq(ip, HEADER_LEN);
                 Shifted::SendAfter(header_emit(s, &p, hop))
             }
@@ -246,10 +232,7 @@ impl ProxiedSessions {
                 && (now_ms as u32).wrapping_sub(p.sent_ms) as u64 >= DUPACK_RESEND_MS
             {
                 // The backend has bytes past a hole where the header should be: resend now.
-                if let Some(e) = self.pending.iter_mut().find(|e| e.id == id) {
-                    e.due_ms = now_ms;
-                    self.last_scan_ms = 0;
-                }
+                self.retries.now(id, now_ms);
             }
         }
     }
@@ -265,45 +248,34 @@ impl ProxiedSessions {
         out: &mut Vec<Emit>,
         mut ended: impl FnMut(&Session),
     ) {
-        if self.pending.is_empty() || now_ms == self.last_scan_ms {
-            return;
-        }
-        self.last_scan_ms = now_ms;
-        let mut i = 0;
-        while i < self.pending.len() {
-            let e = self.pending[i];
-            let s = *sessions.get(e.id);
-            let mut p = self.get(e.id);
-            let same = s.proto == protocol::TCP && s.created_ms == e.created_ms && s.extras & EXTRA_PROXY_V2 != 0;
-            if !same || p.phase != Phase::Sent {
-                self.pending.swap_remove(i);
-                continue;
+        let by_slot = &mut self.by_slot;
+        self.retries.scan(sessions, EXTRA_PROXY_V2, now_ms, |sessions, id, s, due| {
+            let mut p = Proxied::unpack(by_slot[id.get() as usize]);
+            if s.proto != protocol::TCP || p.phase != Phase::Sent {
+                return Due::Done;
             }
-            if now_ms < e.due_ms {
-                i += 1;
-                continue;
+            if !due {
+                return Due::Wait;
             }
             let stats = c.services.get(usize::from(s.service));
             if p.sends >= MAX_SENDS {
                 out.push(reset(&s, &p, Direction::ToBackend));
                 out.push(reset(&s, &p, Direction::ToClient));
-                ended(&sessions.remove(e.id));
+                ended(&sessions.remove(id));
                 if let Some(stats) = stats {
                     stats.client_address(ClientAddressResult::Reset);
                 }
-                self.pending.swap_remove(i);
-                continue;
+                return Due::Done;
             }
             out.push(header_emit(&s, &p, s.hops[0]));
             p.sends += 1;
             p.sent_ms = now_ms as u32;
-            self.set(e.id, p);
-            self.pending[i].due_ms = now_ms + (FIRST_RESEND_MS << (p.sends - 1));
+            by_slot[id.get() as usize] = p.pack();
             if let Some(stats) = stats {
                 stats.client_address(ClientAddressResult::Resent);
             }
-            i += 1;
-        }
+            Due::Again(FIRST_RESEND_MS << (p.sends - 1))
+        });
     }
 
     /// Where session `id`'s header sits, once it went out (for ICMP errors to map back).
@@ -314,7 +286,7 @@ impl ProxiedSessions {
 
     /// Headers in flight (for tests and the dump).
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.retries.len()
     }
 
     /// A shifted session's state (for tests).

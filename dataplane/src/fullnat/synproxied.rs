@@ -21,6 +21,7 @@ use crate::session::{tcp_flags, Session, SessionId, SessionTable, EXTRA_SYNPROXY
 use crate::synproxy::SynOptions;
 use crate::wire::tcp::Flags;
 
+use super::retries::{Due, Retries};
 use super::{Emit, Hop};
 
 /// The window scale Sluice offers a client that offered one, until a backend of the service
@@ -32,7 +33,6 @@ pub const OFFERED_MSS: u16 = 1460;
 /// Sends of the SYN to the backend before the client gets a reset.
 pub const MAX_SYNS: u8 = 4;
 const FIRST_RESEND_MS: u64 = 1000;
-const MAX_PENDING: usize = 4096;
 
 /// One session's handshake and mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,13 +99,6 @@ impl SynProxied {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    id: SessionId,
-    created_ms: u64,
-    due_ms: u64,
-}
-
 /// What the backend's answer to Sluice's SYN comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answered {
@@ -121,14 +114,14 @@ pub enum Answered {
 #[derive(Clone)]
 pub struct SynProxiedSessions {
     by_slot: Vec<[u64; 4]>,
-    pending: Vec<Pending>,
-    last_scan_ms: u64,
+    /// SYNs to backends in flight, resent until answered.
+    retries: Retries,
 }
 
 impl SynProxiedSessions {
     pub fn new(capacity: u32) -> SynProxiedSessions {
         // Zero pages: backed only where a SYN-proxied session writes.
-        SynProxiedSessions { by_slot: vec![[0u64; 4]; capacity as usize], pending: Vec::new(), last_scan_ms: 0 }
+        SynProxiedSessions { by_slot: vec![[0u64; 4]; capacity as usize], retries: Retries::default() }
     }
 
     pub fn get(&self, id: SessionId) -> SynProxied {
@@ -147,9 +140,7 @@ impl SynProxiedSessions {
         let s = *s;
         let p = SynProxied { syns: 1, ..p };
         self.set(id, p);
-        if self.pending.len() < MAX_PENDING {
-            self.pending.push(Pending { id, created_ms: s.created_ms, due_ms: now_ms + FIRST_RESEND_MS });
-        }
+        self.retries.add(id, &s, now_ms + FIRST_RESEND_MS);
         syn_emit(&s, &p, hop)
     }
 
@@ -201,41 +192,30 @@ impl SynProxiedSessions {
         out: &mut Vec<Emit>,
         mut ended: impl FnMut(&Session),
     ) {
-        if self.pending.is_empty() || now_ms == self.last_scan_ms {
-            return;
-        }
-        self.last_scan_ms = now_ms;
-        let mut i = 0;
-        while i < self.pending.len() {
-            let e = self.pending[i];
-            let s = *sessions.get(e.id);
-            let mut p = self.get(e.id);
-            let same = s.proto != 0 && s.created_ms == e.created_ms && s.extras & EXTRA_SYNPROXY != 0;
-            if !same || p.established {
-                self.pending.swap_remove(i);
-                continue;
+        let by_slot = &mut self.by_slot;
+        self.retries.scan(sessions, EXTRA_SYNPROXY, now_ms, |sessions, id, s, due| {
+            let mut p = SynProxied::unpack(by_slot[id.get() as usize]);
+            if p.established {
+                return Due::Done;
             }
-            if now_ms < e.due_ms {
-                i += 1;
-                continue;
+            if !due {
+                return Due::Wait;
             }
             if p.syns >= MAX_SYNS {
                 out.push(reset_to_client(&s, &p));
-                ended(&sessions.remove(e.id));
-                self.pending.swap_remove(i);
-                continue;
+                ended(&sessions.remove(id));
+                return Due::Done;
             }
             out.push(syn_emit(&s, &p, s.hops[0]));
             p.syns += 1;
-            self.set(e.id, p);
-            self.pending[i].due_ms = now_ms + (FIRST_RESEND_MS << (p.syns - 1));
-            i += 1;
-        }
+            by_slot[id.get() as usize] = p.pack();
+            Due::Again(FIRST_RESEND_MS << (p.syns - 1))
+        });
     }
 
     /// SYNs to backends in flight (tests).
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.retries.len()
     }
 }
 
