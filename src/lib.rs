@@ -2,11 +2,13 @@
 //! (`dataplane`: ports, workers) in an explicit start-up and shutdown order.
 
 #[macro_use]
-pub mod log;
+extern crate log;
+
 pub mod appliance;
-pub mod gen;
+pub mod cli;
+pub mod logging;
 
 /// "0.1.0 (commit abcdef123456)".
 pub fn version() -> String {
-    format!("{} (commit {})", env!("CARGO_PKG_VERSION"), env!("SLUICE_COMMIT"))
+    cli::VERSION.to_owned()
 }

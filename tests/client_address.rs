@@ -56,6 +56,7 @@ const VIP: &str = "198.18.0.10:53";
 
 /// Sets the socket's path MTU discovery mode (`IP_PMTUDISC_*`).
 fn pmtu_mode(s: &UdpSocket, mode: libc::c_int) {
+    // SAFETY: the option value is a c_int of the length given, alive for the call.
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
@@ -72,6 +73,7 @@ fn pmtu_mode(s: &UdpSocket, mode: libc::c_int) {
 fn path_mtu(s: &UdpSocket) -> i32 {
     let mut mtu: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into the c_int given.
     let rc = unsafe {
         libc::getsockopt(
             s.as_raw_fd(),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{
     cluster_section, exchange, node_address, node_config, packets_to_backends, Client, ClusterNet, FrozenWorker, VIP,
 };
-use common::{in_netns, run_in, servers, wait_until, Sluice};
+use common::{in_netns, run_in, send_signal, servers, wait_until, Sluice};
 
 const BACKENDS: u32 = 3;
 
@@ -101,7 +101,7 @@ fn ecmp_spreads_flows_and_each_node_answers_for_its_own_health_and_death() {
     let sluice_pid = n1.pid();
     let bird: Vec<i32> = net.node_pids(1).into_iter().filter(|&p| p != sluice_pid).collect();
     assert_eq!(bird.len(), 1, "one BIRD beside Sluice in node 1: {bird:?}");
-    unsafe { libc::kill(bird[0], libc::SIGKILL) };
+    send_signal(bird[0], libc::SIGKILL);
     assert!(
         wait_until(Duration::from_secs(10), || n1.ctl_json(&["status"])["bgp"]["bird_restarts"] == 1),
         "BIRD was not restarted"
@@ -158,7 +158,7 @@ fn ecmp_spreads_flows_and_each_node_answers_for_its_own_health_and_death() {
     let mut n1 = net.start_node(1, &node_config(&net, 1, BACKENDS, ""));
     await_hops(&net, &both(), Duration::from_secs(30));
     for pid in net.node_pids(1) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        send_signal(pid, libc::SIGKILL);
     }
     let gone = time_until_gone(&net, 1, Duration::from_secs(5));
     eprintln!("node 1's routes gone from the router {gone:?} after SIGKILL of everything in its namespace");

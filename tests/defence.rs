@@ -188,6 +188,7 @@ fn counted(net: &TestNet, family: &str, labels: &[&str]) -> f64 {
 fn tcp_info(fd: i32) -> (u8, u8, u8) {
     let mut info = [0u8; 104];
     let mut len = info.len() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes, and getsockopt writes at most `len`.
     let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) };
     assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
     (info[5], info[6] & 0x0f, info[6] >> 4)

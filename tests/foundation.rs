@@ -29,6 +29,12 @@ fn exception_path_arp_and_clean_shutdown() {
     let net = TestNet::up("slf", 1);
     let mut sluice = Sluice::start(&net, &config(SERVICE));
 
+    // The control thread (the process's main thread) runs on `[cpu] control` = 0 alone: the
+    // EAL pins it there as lcore 0 (`--lcores 0@0`).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sluice.pid())).unwrap();
+    let allowed = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim);
+    assert_eq!(allowed, Some("0"), "control thread's CPUs");
+
     // Ping of the wan address: answered by the kernel through the tap behind the port.
     let ping_ok = || run_in(&net.cli(), &["ping", "-c1", "-W1", "198.18.0.1"]).status.success();
     assert!(wait_until(Duration::from_secs(15), ping_ok), "no ping reply from 198.18.0.1:\n{}", sluice.log_text());

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -52,7 +53,7 @@ address = "198.18.1.3:53"
         vdev(1, "server")
     );
     let sluice = Sluice::start(&net, &config);
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice-gen"))
+    let out = Command::new(generator())
         .args(["--mode", "fullnat", "--client-vdev", &vdev(0, "client"), "--backend-vdev", &vdev(1, "client")])
         .args(["--rate", "50000", "--duration", "2", "--flows", "64", "--cores", "1", "--cpus", "0", "--no-huge"])
         .output()
@@ -69,4 +70,12 @@ address = "198.18.1.3:53"
     let forwarded: u64 =
         status[0]["backends"].as_array().unwrap().iter().map(|b| b["packets_to_backend"].as_u64().unwrap()).sum();
     assert!(forwarded >= received, "Sluice counted what it forwarded ({forwarded}) >= replies ({received})");
+}
+
+/// `sluice-gen` is a workspace crate of its own (tools/sluice-gen): its binary sits beside
+/// `sluice`'s once the workspace is built, as scripts/test does.
+fn generator() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("sluice-gen");
+    assert!(path.exists(), "{} is missing: build the workspace first (cargo build --workspace)", path.display());
+    path
 }

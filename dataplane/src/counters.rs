@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::snapshot::{MAX_BACKENDS, MAX_SERVICES};
+use crate::limits::{MAX_BACKENDS, MAX_SERVICES};
 
 /// A counter with a single writer. `add` is not atomic against other writers, by design.
 #[derive(Default)]
@@ -385,6 +385,14 @@ pub struct HeldFor {
 }
 
 impl WorkerCounters {
+    /// Publishes the free ports left on this worker's local IP at `at` (`FullNat::pools` order).
+    #[inline]
+    pub fn set_free_ports(&self, at: usize, free: u32) {
+        if let Some(slot) = self.local_ports.get(at) {
+            slot.free.set(u64::from(free));
+        }
+    }
+
     /// The gauge of copies held for `node`, claiming a free slot for a node seen first; `None`
     /// when `MAX_PEERS` nodes have slots already. Written by the worker alone.
     pub fn held_for(&self, node: u16) -> Option<&Gauge> {

@@ -120,16 +120,41 @@ impl PortPool {
     }
 }
 
-/// The local IPs of a service that `worker` (of `workers`) owns: IP `i` goes to worker
-/// `i % workers`. The sets are disjoint, so a reply, addressed to a local IP, identifies the
-/// worker that owns its session by its destination address alone, and no two workers ever
-/// hand out the same (local IP, port). Empty if `workers` is 0 or the worker has no IP
-/// (fewer IPs than workers: a configuration the control plane should refuse).
-pub fn owned_by(local_ips: &[Ipv4Addr], worker: usize, workers: usize) -> Vec<Ipv4Addr> {
-    if workers == 0 {
-        return Vec::new();
+/// Which worker owns each local IP (as u32), sorted by address: the one rule for the data
+/// path (`Snapshot::local_owners`) and for flow rules. A local IP's port space and sessions live
+/// on its worker, so a reply addressed to it identifies the worker by its destination alone,
+/// and no two workers hand out the same (local IP, port).
+///
+/// `services`: each live service's local IPs. Every assignment of `previous` that still applies
+/// is kept: a local IP never changes hands while it exists. A new local IP goes to a worker that
+/// has none of its service yet (lowest first), else to the worker with the fewest local IPs.
+/// From nothing, a service's IPs go round the workers by index (`i % workers`).
+pub fn owners<'a>(
+    services: impl Iterator<Item = &'a [Ipv4Addr]> + Clone,
+    workers: usize,
+    previous: &[(u32, u16)],
+) -> Vec<(u32, u16)> {
+    let workers = workers.max(1);
+    let present = |ip: u32| services.clone().any(|ips| ips.iter().any(|&l| u32::from(l) == ip));
+    let mut owners: Vec<(u32, u16)> =
+        previous.iter().copied().filter(|&(ip, w)| (w as usize) < workers && present(ip)).collect();
+    let owner = |owners: &[(u32, u16)], ip: u32| owners.iter().find(|&&(a, _)| a == ip).map(|&(_, w)| w);
+    for ips in services {
+        for &ip in ips {
+            let ip = u32::from(ip);
+            if owner(&owners, ip).is_some() {
+                continue;
+            }
+            let has = |w: u16| ips.iter().any(|&l| owner(&owners, u32::from(l)) == Some(w));
+            let load = |w: u16| owners.iter().filter(|&&(_, o)| o == w).count();
+            let w = (0..workers as u16)
+                .find(|&w| !has(w))
+                .unwrap_or_else(|| (0..workers as u16).min_by_key(|&w| (load(w), w)).unwrap_or(0));
+            owners.push((ip, w));
+        }
     }
-    local_ips.iter().enumerate().filter(|&(i, _)| i % workers == worker).map(|(_, &ip)| ip).collect()
+    owners.sort_unstable();
+    owners
 }
 
 #[cfg(test)]
@@ -209,14 +234,14 @@ mod tests {
     }
 
     #[test]
-    fn local_ips_split_disjointly() {
+    fn local_ips_go_round_the_workers_from_nothing() {
         let ips: Vec<Ipv4Addr> = (1..=5).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
-        assert_eq!(owned_by(&ips, 0, 2), [ips[0], ips[2], ips[4]]);
-        assert_eq!(owned_by(&ips, 1, 2), [ips[1], ips[3]]);
-        assert!(owned_by(&ips, 2, 2).is_empty());
-        assert!(owned_by(&ips, 0, 0).is_empty());
-        let mut all: Vec<Ipv4Addr> = (0..3).flat_map(|w| owned_by(&ips, w, 3)).collect();
-        all.sort();
-        assert_eq!(all, ips);
+        let of = |o: &[(u32, u16)]| o.iter().map(|&(_, w)| w).collect::<Vec<_>>();
+        assert_eq!(of(&owners([ips.as_slice()].into_iter(), 2, &[])), [0, 1, 0, 1, 0]);
+        assert_eq!(of(&owners([ips.as_slice()].into_iter(), 3, &[])), [0, 1, 2, 0, 1]);
+        assert_eq!(of(&owners([ips.as_slice()].into_iter(), 0, &[])), [0, 0, 0, 0, 0]);
+        // A second service's IPs start where that service has none, then balance the load.
+        let (a, b) = (&ips[..3], &ips[3..]);
+        assert_eq!(of(&owners([a, b].into_iter(), 2, &[])), [0, 1, 0, 0, 1]);
     }
 }

@@ -16,6 +16,7 @@ pub mod dpdk;
 pub mod dump;
 pub mod fullnat;
 pub mod laddr;
+pub mod limits;
 pub mod mix;
 pub mod nat;
 pub mod neigh;

@@ -4,8 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::classify::OwnedAddrs;
-use crate::fullnat::Hop;
-use crate::route::Routes;
+use crate::route::{Hop, Routes};
 use crate::sched::SchedulerKind;
 use crate::session::{Endpoint, Timeouts};
 use crate::wire::MacAddr;
@@ -117,11 +116,7 @@ impl Link {
     }
 }
 
-/// Most backends a snapshot may hold: backend ids are indices into per-worker statistics
-/// tables allocated once at start.
-pub const MAX_BACKENDS: usize = 4096;
-/// Most services (slots) a snapshot may hold.
-pub const MAX_SERVICES: usize = 1024;
+pub use crate::limits::{MAX_BACKENDS, MAX_SERVICES};
 
 /// A backend, at a stable id (its index in `Snapshot::backends`) that it keeps across reloads
 /// for as long as it stays in its service.
@@ -198,7 +193,7 @@ pub struct Service {
     pub quorum: bool,
     /// Backend ids, in configuration order: what the scheduler chooses among.
     pub members: Vec<u16>,
-    /// Every local IP of the service; each worker uses its own share (`laddr::owned_by`).
+    /// Every local IP of the service; each worker uses those it owns (`Snapshot::local_owners`).
     pub local_ips: Vec<Ipv4Addr>,
 }
 
@@ -279,33 +274,10 @@ impl Snapshot {
         self.local_owners.binary_search_by_key(&key, |&(a, _)| a).ok().map(|i| self.local_owners[i].1)
     }
 
-    /// Which worker owns each local IP of the live services, keeping every assignment of
-    /// `previous` that still applies: a local IP never changes hands while it exists, because
-    /// its port space and sessions live on its worker. A new local IP goes to a worker that has
-    /// none of its service yet (lowest first), else to the worker with the fewest local IPs.
-    /// From nothing this is `laddr::owned_by` (index modulo workers). Sorted by address.
+    /// Which worker owns each local IP of the live services (`laddr::owners`, the one rule),
+    /// keeping every assignment of `previous` that still applies.
     pub fn owners(services: &[Service], workers: usize, previous: &[(u32, u16)]) -> Vec<(u32, u16)> {
-        let workers = workers.max(1);
-        let present = |ip: u32| services.iter().any(|s| s.live && s.local_ips.iter().any(|&l| u32::from(l) == ip));
-        let mut owners: Vec<(u32, u16)> =
-            previous.iter().copied().filter(|&(ip, w)| (w as usize) < workers && present(ip)).collect();
-        let owner = |owners: &[(u32, u16)], ip: u32| owners.iter().find(|&&(a, _)| a == ip).map(|&(_, w)| w);
-        for s in services.iter().filter(|s| s.live) {
-            for &ip in &s.local_ips {
-                let ip = u32::from(ip);
-                if owner(&owners, ip).is_some() {
-                    continue;
-                }
-                let has = |w: u16| s.local_ips.iter().any(|&l| owner(&owners, u32::from(l)) == Some(w));
-                let load = |w: u16| owners.iter().filter(|&&(_, o)| o == w).count();
-                let w = (0..workers as u16)
-                    .find(|&w| !has(w))
-                    .unwrap_or_else(|| (0..workers as u16).min_by_key(|&w| (load(w), w)).unwrap_or(0));
-                owners.push((ip, w));
-            }
-        }
-        owners.sort_unstable();
-        owners
+        crate::laddr::owners(services.iter().filter(|s| s.live).map(|s| s.local_ips.as_slice()), workers, previous)
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use ctrlplane::bgp::{Level, Log};
+use ctrlplane::bgp::Log;
 use ctrlplane::config::Cluster as ClusterConfig;
 use ctrlplane::sync::engine::{Advert, ClusterStatus, Engine, Settings, Table};
 use ctrlplane::sync::wire::{Key, SessionRecord};
@@ -84,11 +84,7 @@ impl Sync {
             key: prepared.key,
             epoch: prepared.epoch,
         };
-        let log: Log = Arc::new(|level, line: &str| match level {
-            Level::Info => info!("{line}"),
-            Level::Warning => warn!("{line}"),
-            Level::Error => error!("{line}"),
-        });
+        let log: Log = crate::logging::control_plane("cluster");
         let table = Workers::new(channels, counters);
         let engine = Engine::start(settings, table, log)?;
         info!(

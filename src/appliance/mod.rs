@@ -53,6 +53,7 @@ pub const EXIT_INVALID_CONFIG: i32 = 2;
 const MBUF_CACHE: u32 = 256;
 
 pub fn host() -> Host {
+    // SAFETY: sysconf takes a constant name and reads process-wide facts; no memory of ours.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     Host { cpus: cpus.max(1) as usize }
 }
@@ -86,7 +87,10 @@ pub fn run(path: &Path) -> i32 {
     for w in &config.warnings {
         eprintln!("{w}");
     }
-    signals::install();
+    if let Err(e) = signals::install() {
+        error!("signal handlers: {e}");
+        return EXIT_FAILED;
+    }
     info!("sluice {} starting with {}", crate::version(), path.display());
     if let Err(e) = check_memory(&config) {
         error!("{e}");
@@ -161,7 +165,6 @@ impl Appliance {
         let config = &config;
         let eal = Eal::init(&eal_args::eal_args(config)).map_err(|e| e.to_string())?;
         info!("{} initialised", dpdk::version());
-        pin_control_thread(config.cpu.control);
         let socket = eal.socket_id();
         let pool =
             Mempool::pktmbuf("sluice_mbufs", config.dpdk.mbufs, MBUF_CACHE, socket).map_err(|e| e.to_string())?;
@@ -306,12 +309,12 @@ impl Appliance {
 fn reload(control: &mut Control) -> Result<Vec<String>, String> {
     match control.reload() {
         Ok(changes) if changes.is_empty() => {
-            info!("reload: no change");
+            info!(target: "reload", changes = 0; "reload: no change");
             Ok(changes)
         }
         Ok(changes) => {
             for change in &changes {
-                info!("reload: {change}");
+                info!(target: "reload", change = change.as_str(); "reload: {change}");
             }
             Ok(changes)
         }
@@ -319,7 +322,7 @@ fn reload(control: &mut Control) -> Result<Vec<String>, String> {
             for line in problems.lines() {
                 eprintln!("{line}");
             }
-            warn!("reload refused; the running configuration stays");
+            warn!(target: "reload", refused = true; "reload refused; the running configuration stays");
             Err(problems)
         }
     }
@@ -370,8 +373,25 @@ fn check_memory(config: &Config) -> Result<(), String> {
     }
 }
 
-fn pin_control_thread(cpu: usize) {
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-        warn!("could not pin the control thread to cpu {cpu}");
+/// `sluice import-keepalived FILE`: the Sluice config on stdout, what was not carried over on
+/// stderr (FILE:LINE: what and why). Exit 0 when everything was carried over (notes at most),
+/// 1 when something was not, 2 when the file cannot be read.
+pub fn import_keepalived(path: &Path) -> i32 {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sluice: {}: {e}", path.display());
+            return EXIT_INVALID_CONFIG;
+        }
+    };
+    let imported = ctrlplane::import::import_keepalived(&path.display().to_string(), &text);
+    for d in &imported.diagnostics {
+        eprintln!("{d}");
+    }
+    print!("{}", imported.toml);
+    if imported.carried_all() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
     }
 }

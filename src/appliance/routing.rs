@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ctrlplane::api::{BgpStatus, NeighborStatus, RouteStatus};
-use ctrlplane::bgp::{plan, Level, Log, NodeState, Speaker, SpeakerStatus};
+use ctrlplane::bgp::{plan, Log, NodeState, Speaker, SpeakerStatus};
 use ctrlplane::config::Bgp;
 use ctrlplane::metrics::{NeighborUp, RouteAnnounced, Sample};
 
@@ -22,11 +22,7 @@ pub struct Routing {
 impl Routing {
     /// Starts BIRD (through the speaker), announcing nothing until the first `update`.
     pub fn start(bgp: &Bgp, binary: PathBuf) -> Result<Routing, String> {
-        let log: Log = std::sync::Arc::new(|level, line: &str| match level {
-            Level::Info => info!("{line}"),
-            Level::Warning => warn!("{line}"),
-            Level::Error => error!("{line}"),
-        });
+        let log: Log = crate::logging::control_plane("bgp");
         let speaker = Speaker::start(bgp.clone(), binary, log)?;
         Ok(Routing { bgp: bgp.clone(), speaker, node: NodeState::default() })
     }

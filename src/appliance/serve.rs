@@ -115,7 +115,8 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
             warn!("api: {e}");
         }
         for transition in control.check_health(Duration::from_millis(10)) {
-            info!("health: {transition}");
+            let t = &transition;
+            info!(target: "health", service = t.service.as_str(), backend:% = t.backend, up = t.up, reason = t.reason.as_str(); "health: {t}");
         }
         let mut scrape = || {
             let checks = control.check_counts();

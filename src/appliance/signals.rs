@@ -1,38 +1,31 @@
 //! SIGTERM/SIGINT ask for a clean stop (a second one for a stop without the BGP drain),
-//! SIGHUP for a reload. The handlers only count and set flags; the control loop polls them.
+//! SIGHUP for a reload. signal-hook's handlers only set flags; the control loop polls them
+//! (every few tens of milliseconds), so two stop signals closer together than one poll count
+//! as one.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 
-static STOP: AtomicU32 = AtomicU32::new(0);
-static RELOAD: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.fetch_add(1, Ordering::SeqCst);
-}
+/// Set by a stop signal, cleared when counted.
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Default::default);
+static STOPS_SEEN: AtomicU32 = AtomicU32::new(0);
+static RELOAD: LazyLock<Arc<AtomicBool>> = LazyLock::new(Default::default);
 
-extern "C" fn on_reload(_: libc::c_int) {
-    RELOAD.store(true, Ordering::SeqCst);
-}
-
-pub fn install() {
-    unsafe {
-        set(libc::SIGTERM, on_stop);
-        set(libc::SIGINT, on_stop);
-        set(libc::SIGHUP, on_reload);
-    }
-}
-
-unsafe fn set(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    let mut action: libc::sigaction = std::mem::zeroed();
-    action.sa_sigaction = handler as usize;
-    action.sa_flags = libc::SA_RESTART;
-    libc::sigemptyset(&mut action.sa_mask);
-    libc::sigaction(signal, &action, std::ptr::null_mut());
+pub fn install() -> std::io::Result<()> {
+    signal_hook::flag::register(SIGTERM, Arc::clone(&STOP))?;
+    signal_hook::flag::register(SIGINT, Arc::clone(&STOP))?;
+    signal_hook::flag::register(SIGHUP, Arc::clone(&RELOAD))?;
+    Ok(())
 }
 
 /// How many stop signals arrived.
 pub fn stop_requests() -> u32 {
-    STOP.load(Ordering::SeqCst)
+    if STOP.swap(false, Ordering::SeqCst) {
+        STOPS_SEEN.fetch_add(1, Ordering::SeqCst);
+    }
+    STOPS_SEEN.load(Ordering::SeqCst)
 }
 
 /// True once per SIGHUP received.

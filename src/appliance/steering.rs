@@ -4,14 +4,12 @@
 //! nothing to steer. Whatever the mode, a worker that still receives a packet for another
 //! worker's local IP hands it over (redirect), so sessions stay strictly per worker.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use ctrlplane::config::{Config, SteeringMode};
 use dataplane::dpdk::{self, FlowHandle, Port};
-use dataplane::laddr;
 use dataplane::snapshot::Steering;
-use dataplane::steer::flow::{rules, FlowRule};
+use dataplane::steer::flow::{rules_for_workers, FlowRule};
 use dataplane::steer::rss::RssSteering;
 
 /// What was chosen for one port, and the flow rules that must live as long as it.
@@ -21,20 +19,11 @@ pub struct Choice {
     pub flows: Vec<FlowHandle>,
 }
 
-/// One rule per local IP to its owner's queue (worker i polls queue i).
+/// One rule per local IP to its owner's queue (worker i polls queue i), owned as the data
+/// path owns them at start (`laddr::owners`).
 pub fn flow_rules(config: &Config) -> Result<Vec<FlowRule>, String> {
-    let workers = config.cpu.workers.len();
-    let mut owned: Vec<(Ipv4Addr, u16)> = Vec::new();
-    for s in &config.services {
-        for w in 0..workers {
-            for ip in laddr::owned_by(&s.local_ips, w, workers) {
-                if !owned.iter().any(|&(o, _)| o == ip) {
-                    owned.push((ip, w as u16));
-                }
-            }
-        }
-    }
-    rules(&owned).map_err(|e| format!("{e:?}"))
+    let queues: Vec<u16> = (0..config.cpu.workers.len() as u16).collect();
+    rules_for_workers(config.services.iter().map(|s| s.local_ips.as_slice()), &queues).map_err(|e| format!("{e:?}"))
 }
 
 pub fn choose(config: &Config, interface: &str, port: &Port, rules: &[FlowRule]) -> Result<Choice, String> {

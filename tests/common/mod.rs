@@ -58,6 +58,7 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     let path = format!("/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a descriptor we hold open; it changes only this thread's namespace.
         let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
         f()
@@ -233,13 +234,13 @@ impl Sluice {
     }
 
     pub fn signal(&self, signal: i32) {
-        unsafe { libc::kill(self.pid(), signal) };
+        send_signal(self.pid(), signal);
     }
 
     /// SIGTERM, then the exit code (None if it had to be killed after `timeout`).
     pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        send_signal(child.id() as i32, libc::SIGTERM);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -396,4 +397,10 @@ impl Capture {
         }
         None
     }
+}
+
+/// Sends `signal` to process `pid` (one this test started); a process already gone is fine.
+pub fn send_signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid, signal) };
 }

@@ -19,6 +19,7 @@ impl RawIp {
             // SAFETY: a plain system call; the descriptor is owned by the returned value.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
             assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            // SAFETY: `fd` is a socket just opened and owned by nothing else.
             unsafe { OwnedFd::from_raw_fd(fd) }
         });
         RawIp { fd }

@@ -173,10 +173,10 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         let pid = self.child.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        super::send_signal(pid, libc::SIGTERM);
         let gone = super::wait_until(Duration::from_secs(5), || matches!(self.child.try_wait(), Ok(Some(_))));
         if !gone {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            super::send_signal(pid, libc::SIGKILL);
             let _ = self.child.wait();
         }
     }

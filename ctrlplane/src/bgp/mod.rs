@@ -20,4 +20,4 @@ mod speaker;
 pub use announce::{plan, Candidate, NodeState, RouteKind, Withdrawn};
 pub use bird_conf::Paths;
 pub use daemon::resolve_binary;
-pub use speaker::{preflight, BirdState, Level, Log, NeighborState, Speaker, SpeakerStatus};
+pub use speaker::{preflight, BirdState, Fields, Level, Log, NeighborState, Speaker, SpeakerStatus};

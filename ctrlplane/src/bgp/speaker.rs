@@ -45,8 +45,12 @@ pub enum Level {
     Error,
 }
 
-/// Where the thread's log lines go.
-pub type Log = Arc<dyn Fn(Level, &str) + Send + Sync>;
+/// An event's structured fields (`peer`, `state`...), beside its line, for logs that keep them.
+pub type Fields<'a> = &'a [(&'static str, String)];
+
+/// Where a control-plane thread's log lines go (the BGP speaker's, the sync engine's): the
+/// level, the line as written in the text log, and the event's fields.
+pub type Log = Arc<dyn Fn(Level, &str, Fields) + Send + Sync>;
 
 /// BIRD's process, as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +182,7 @@ impl Speaker {
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervisor.run()));
                 if outcome.is_err() {
                     // BIRD dies with this thread: its routes go with it.
-                    log(Level::Error, "bgp: the speaker thread failed; BIRD is stopped and nothing is announced");
+                    log(Level::Error, "bgp: the speaker thread failed; BIRD is stopped and nothing is announced", &[]);
                     worker.lock().status.bird = BirdState::Stopped;
                 }
             })
@@ -254,6 +258,11 @@ struct Supervisor {
     last_failure: String,
 }
 
+/// A line without fields.
+fn say(log: &Log, level: Level, line: &str) {
+    log(level, line, &[]);
+}
+
 impl Supervisor {
     fn new(binary: PathBuf, shared: Arc<Shared>, log: Log) -> Supervisor {
         let paths = Paths::new(&shared.lock().bgp.runtime_dir);
@@ -283,7 +292,7 @@ impl Supervisor {
                 if let Some(daemon) = self.daemon.take() {
                     let pid = daemon.pid();
                     let status = daemon.stop(STOP_GRACE);
-                    (self.log)(Level::Info, &format!("bgp: bird (pid {pid}) stopped ({})", describe(status)));
+                    say(&self.log, Level::Info, &format!("bgp: bird (pid {pid}) stopped ({})", describe(status)));
                 }
                 let mut inner = self.shared.lock();
                 inner.status.bird = BirdState::Stopped;
@@ -325,7 +334,7 @@ impl Supervisor {
     fn forward_log(&mut self) {
         if let Some(daemon) = &mut self.daemon {
             for line in daemon.log_lines() {
-                (self.log)(Level::Info, &format!("bird: {line}"));
+                say(&self.log, Level::Info, &format!("bird: {line}"));
             }
         }
     }
@@ -338,9 +347,10 @@ impl Supervisor {
         }
         let Some(status) = daemon.exited() else { return };
         for line in daemon.log_lines() {
-            (self.log)(Level::Info, &format!("bird: {line}"));
+            say(&self.log, Level::Info, &format!("bird: {line}"));
         }
-        (self.log)(
+        say(
+            &self.log,
             Level::Error,
             &format!(
                 "bgp: bird (pid {}) exited ({}); nothing is announced until it runs again in {:?}",
@@ -371,7 +381,7 @@ impl Supervisor {
         if written.1 != wanted.1 {
             match write_atomically(&self.paths.config, &config_text(bgp, &self.paths)) {
                 Ok(()) => written.1 = wanted.1,
-                Err(e) => (self.log)(Level::Error, &format!("bgp: {e}")),
+                Err(e) => say(&self.log, Level::Error, &format!("bgp: {e}")),
             }
         }
         if written.0 != wanted.0 {
@@ -379,7 +389,7 @@ impl Supervisor {
                 .and_then(|()| write_atomically(&self.paths.routes, &routes_text(announced(false))));
             match done {
                 Ok(()) => written.0 = wanted.0,
-                Err(e) => (self.log)(Level::Error, &format!("bgp: {e}")),
+                Err(e) => say(&self.log, Level::Error, &format!("bgp: {e}")),
             }
         }
         self.written = written;
@@ -390,7 +400,8 @@ impl Supervisor {
         let _ = fs::remove_file(&self.paths.socket);
         match Daemon::spawn(&self.binary, &self.paths.config, &self.paths.socket) {
             Ok(daemon) => {
-                (self.log)(
+                say(
+                    &self.log,
                     Level::Info,
                     &format!(
                         "bgp: bird started (pid {}, control socket {})",
@@ -406,7 +417,7 @@ impl Supervisor {
                 self.daemon = Some(daemon);
             }
             Err(e) => {
-                (self.log)(Level::Error, &format!("bgp: {e}; trying again in {:?}", self.backoff));
+                say(&self.log, Level::Error, &format!("bgp: {e}; trying again in {:?}", self.backoff));
                 self.restart_at = Instant::now() + self.backoff;
                 self.shared.lock().status.bird = BirdState::Restarting { after: self.backoff };
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
@@ -427,7 +438,7 @@ impl Supervisor {
                 // BIRD just started and has no socket yet, or refuses: retry, say it once.
                 let fresh = self.daemon.as_ref().is_some_and(|d| d.started.elapsed() < Duration::from_secs(2));
                 if e != self.last_failure && !fresh {
-                    (self.log)(Level::Warning, &format!("bgp: configure: {e}; retrying every {RETRY:?}"));
+                    say(&self.log, Level::Warning, &format!("bgp: configure: {e}; retrying every {RETRY:?}"));
                     self.last_failure = e;
                 }
                 self.retry_at = Instant::now() + if fresh { TICK } else { RETRY };
@@ -468,7 +479,10 @@ impl Supervisor {
                 let before = inner.status.neighbors.iter().find(|o| o.address == n.address);
                 if before.is_some_and(|b| b.up != n.up) {
                     let (level, word) = if n.up { (Level::Info, "up") } else { (Level::Warning, "down") };
-                    (self.log)(level, &format!("bgp: neighbor {} {word} ({} {})", n.address, n.state, n.info));
+                    let line = format!("bgp: neighbor {} {word} ({} {})", n.address, n.state, n.info);
+                    let fields =
+                        [("neighbor", n.address.to_string()), ("up", n.up.to_string()), ("state", n.state.clone())];
+                    (self.log)(level, &line, &fields);
                 }
             }
             inner.status.neighbors = neighbors;

@@ -29,6 +29,8 @@ mod system;
 mod value;
 
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

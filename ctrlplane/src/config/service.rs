@@ -55,7 +55,8 @@ pub fn services(
         }
     }
     // A local IP belongs to one worker (its port space is that worker's alone): a local IP that
-    // services share must fall to the same worker in each (`laddr::owned_by`: index % workers).
+    // services share must fall to the same worker in each (from nothing, `laddr::owners` deals a
+    // service's local IPs round the workers: index % workers).
     if workers > 1 {
         for (i, (ip, place, service, index)) in context.local_ips.iter().enumerate() {
             let first = context.local_ips[..i].iter().find(|(other, _, s, _)| other == ip && s != service);

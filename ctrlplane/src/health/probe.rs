@@ -187,12 +187,14 @@ fn answer(deadline: Instant, socket: UdpSocket, spec: &CheckSpec) -> Step {
 /// already made (always for udp, sometimes for tcp on loopback). The kernel picks the
 /// source address and port, as routing to the backend says.
 fn open(kind: libc::c_int, backend: SocketAddrV4) -> io::Result<(OwnedFd, bool)> {
-    // SAFETY: a plain system call; it returns a new descriptor or -1.
+    // SAFETY: socket(2) takes only integer arguments and touches no memory of ours; it returns
+    // a new descriptor or -1 (checked below).
     let fd = unsafe { libc::socket(libc::AF_INET, kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    // SAFETY: `fd` is non-negative (checked above) and a fresh descriptor that nothing else owns
+    // or closes, so the `OwnedFd` is its only owner.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: all zeroes is a valid `sockaddr_in`; the fields that matter are set below.
     let mut address: libc::sockaddr_in = unsafe { mem::zeroed() };

@@ -12,6 +12,8 @@ mod render;
 mod sample;
 
 #[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
 mod http_tests;
 #[cfg(test)]
 mod render_tests;

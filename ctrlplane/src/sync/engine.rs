@@ -239,7 +239,7 @@ impl<T: Table> Run<T> {
     }
 
     fn log(&self, level: Level, line: &str) {
-        (self.log)(level, line);
+        (self.log)(level, line, &[]);
     }
 
     fn count(&mut self, reason: &'static str) {
@@ -290,7 +290,11 @@ impl<T: Table> Run<T> {
                         "cluster: peer {} (node {}) restarted (epoch {}); it gets this node's whole table",
                         peer.address, message.header.node, message.header.epoch
                     );
-                    (self.log)(Level::Warning, &line);
+                    (self.log)(
+                        Level::Warning,
+                        &line,
+                        &peer_fields(peer.address, Some(message.header.node), "restarted"),
+                    );
                 }
                 if !got.records.is_empty() {
                     self.table.apply(&got.records);
@@ -300,7 +304,11 @@ impl<T: Table> Run<T> {
                         "cluster: received the whole table of peer {} (node {})",
                         peer.address, message.header.node
                     );
-                    (self.log)(Level::Info, &line);
+                    (self.log)(
+                        Level::Info,
+                        &line,
+                        &peer_fields(peer.address, Some(message.header.node), "table_received"),
+                    );
                 }
             }
         }
@@ -394,13 +402,14 @@ impl<T: Table> Run<T> {
             let p = &self.peers[i];
             let node = p.node.map_or("?".to_owned(), |n| n.to_string());
             if alive {
-                self.log(Level::Info, &format!("cluster: peer {} (node {node}) up", p.address));
+                let line = format!("cluster: peer {} (node {node}) up", p.address);
+                (self.log)(Level::Info, &line, &peer_fields(p.address, p.node, "up"));
             } else {
                 let line = format!(
                     "cluster: peer {} (node {node}) dead after {:?} of silence; its sessions stay in service here",
                     p.address, self.s.dead_after
                 );
-                self.log(Level::Warning, &line);
+                (self.log)(Level::Warning, &line, &peer_fields(p.address, p.node, "dead"));
                 // What it did not acknowledge may be lost: resync it when it is back.
                 let p = &mut self.peers[i];
                 if p.bulk_out != BulkOut::Idle || p.backlog() > 0 {
@@ -493,6 +502,12 @@ impl<T: Table> Run<T> {
         // SAFETY: one valid pollfd for the length given; the timeout bounds the wait.
         unsafe { libc::poll(&mut fd, 1, POLL.as_millis() as libc::c_int) };
     }
+}
+
+/// The fields of a line about a peer: its address, node id (empty while unknown) and new state.
+fn peer_fields(peer: Ipv4Addr, node: Option<u16>, state: &str) -> [(&'static str, String); 3] {
+    let node = node.map_or_else(String::new, |n| n.to_string());
+    [("peer", peer.to_string()), ("node", node), ("state", state.to_owned())]
 }
 
 #[cfg(test)]

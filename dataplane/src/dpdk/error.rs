@@ -16,11 +16,15 @@ impl DpdkError {
 
     /// From the calling thread's `rte_errno`, for calls that return NULL or -1.
     pub fn from_rte_errno(operation: impl Into<String>) -> Self {
+        // SAFETY: sluice_rte_errno (shim.c) takes no arguments and only reads the calling
+        // thread's `rte_errno`, a thread-local no other thread writes.
         Self::from_errno(operation, unsafe { dpdk_sys::sluice_rte_errno() })
     }
 
     pub fn from_errno(operation: impl Into<String>, errno: i32) -> Self {
-        // SAFETY: rte_strerror returns a static or thread-local NUL-terminated string.
+        // SAFETY: rte_strerror accepts any errno and returns a NUL-terminated string, either a
+        // static one or the calling thread's own buffer (rte_errno.h). It is copied out at once,
+        // before any other DPDK call on this thread could overwrite that buffer.
         let message = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_strerror(errno)) }.to_string_lossy().into_owned();
         DpdkError { operation: operation.into(), errno, message }
     }

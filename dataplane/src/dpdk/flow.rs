@@ -93,7 +93,10 @@ fn item(type_: sys::rte_flow_item_type) -> sys::rte_flow_item {
 pub fn validate(port: u16, rule: &FlowRule) -> Result<(), DpdkError> {
     let spec = FlowSpec::new(rule);
     let mut error = sys::rte_flow_error::default();
-    // SAFETY: the pointers come from `spec`, alive for the call; `error` is a valid out pointer.
+    // SAFETY: the pointers come from `spec`, whose boxed parts (and the spec, mask and queue
+    // structures the pattern and actions point at) stay alive and unmoved for the call, and DPDK
+    // copies what it keeps; `error` is a valid, exclusive out pointer. rte_flow serialises calls
+    // on a port whose driver is not thread-safe for them (its per-port flow mutex).
     let ret = spec.with_pointers(|attr, pattern, actions| unsafe {
         sys::rte_flow_validate(port, attr, pattern, actions, &mut error)
     });
@@ -115,7 +118,8 @@ pub fn create(port: u16, rule: &FlowRule) -> Result<FlowHandle, DpdkError> {
     match NonNull::new(flow) {
         Some(flow) => Ok(FlowHandle { port, rule: *rule, flow }),
         None => {
-            // SAFETY: reads the calling thread's rte_errno, set by the failed call.
+            // SAFETY: sluice_rte_errno takes no arguments and only reads the calling thread's
+            // `rte_errno`, set by the failed call just above.
             let errno = unsafe { sys::sluice_rte_errno() };
             Err(flow_error(format!("rte_flow_create(port {port}, {rule})"), errno, &error))
         }
@@ -238,6 +242,9 @@ mod tests {
     fn ipv4_spec_and_mask_in_network_order() {
         let spec = FlowSpec::new(&rule());
         // Read through the pattern's own pointers, as the driver would.
+        // SAFETY: `FlowSpec::new` pointed the IPv4 item's spec and mask at `parts.ipv4_spec` and
+        // `parts.ipv4_mask`, initialised `rte_flow_item_ipv4`s in the box that `spec` keeps alive
+        // and unmoved (and unmodified) for as long as these borrows.
         let (ipv4_spec, ipv4_mask) = unsafe {
             (
                 &*spec.parts.pattern[1].spec.cast::<sys::rte_flow_item_ipv4>(),
@@ -262,6 +269,8 @@ mod tests {
         assert_eq!(masked_out(&ipv4_mask.hdr), (0, 0, 0, 0, 0, 0, 0, 0), "only dst matched");
         assert_eq!(masked_out(&ipv4_spec.hdr), (0, 0, 0, 0, 0, 0, 0, 0));
         // The first byte (version and header length) is masked out as well.
+        // SAFETY: reads the first byte of a live, initialised `rte_ipv4_hdr` (its version/IHL
+        // byte); a u8 read needs no alignment and every byte value is valid.
         let first_byte = unsafe { *(&ipv4_mask.hdr as *const sys::rte_ipv4_hdr).cast::<u8>() };
         assert_eq!(first_byte, 0);
     }
@@ -275,6 +284,8 @@ mod tests {
             (sys::RTE_FLOW_ACTION_TYPE_QUEUE, sys::RTE_FLOW_ACTION_TYPE_END)
         );
         assert!(actions[1].conf.is_null());
+        // SAFETY: `FlowSpec::new` pointed the QUEUE action's conf at `parts.queue`, an initialised
+        // `rte_flow_action_queue` in the box that `spec` keeps alive and unmoved for this borrow.
         let queue = unsafe { &*actions[0].conf.cast::<sys::rte_flow_action_queue>() };
         assert_eq!(queue.index, 7);
     }

@@ -37,9 +37,17 @@ pub fn launch<F: FnOnce() + Send + 'static>(lcore: u32, body: F) -> Result<Lcore
     let state = Arc::new(AtomicU8::new(RUNNING));
     let boxed = Box::new(Launch { body, state: state.clone(), lcore });
     let arg = Box::into_raw(boxed) as *mut c_void;
+    // SAFETY: `trampoline::<F>` has the C signature rte_eal_remote_launch expects and does not
+    // unwind into C (it catches the body's panics; one from its own reporting tail would abort,
+    // as Rust >= 1.81 does for any panic leaving an `extern "C"` function).
+    // `arg` is a leaked `Box<Launch<F>>` that only that trampoline takes back, once, and
+    // `F: Send + 'static` makes running it on another thread with no lifetime bound sound.
+    // DPDK wants this called on the main lcore, a duty of the caller that the signature does not
+    // enforce: Sluice (and sluice-gen) launch only from the thread that ran rte_eal_init.
     let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline::<F>), arg, lcore) };
     if ret < 0 {
-        // SAFETY: the launch failed, so the lcore never took ownership of `arg`.
+        // SAFETY: `arg` came from `Box::into_raw` of a `Launch<F>` just above, and the launch
+        // failed, so the lcore never received it: this is the only owner, freeing it once.
         drop(unsafe { Box::from_raw(arg as *mut Launch<F>) });
         return Err(DpdkError::from_ret(format!("rte_eal_remote_launch(lcore {lcore})"), ret));
     }
@@ -47,7 +55,8 @@ pub fn launch<F: FnOnce() + Send + 'static>(lcore: u32, body: F) -> Result<Lcore
 }
 
 extern "C" fn trampoline<F: FnOnce() + Send + 'static>(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the Box leaked by `launch` for exactly this call.
+    // SAFETY: `arg` is the `Box<Launch<F>>` leaked by `launch`, whose `F` instantiated this
+    // trampoline; a successful launch runs it exactly once, so the box is taken back once.
     let launch = unsafe { Box::from_raw(arg as *mut Launch<F>) };
     let Launch { body, state, lcore } = *launch;
     match catch_unwind(AssertUnwindSafe(body)) {
@@ -88,6 +97,9 @@ impl LcoreHandle {
 
     /// Blocks until the lcore function returned; true if it finished without panicking.
     pub fn wait(self) -> bool {
+        // SAFETY: `self.lcore` is a valid lcore id (a launch on it succeeded) and rte_eal_wait_lcore
+        // only polls and resets that lcore's state. DPDK wants it on the main lcore, which the
+        // handle (Send) does not enforce: Sluice joins its workers on the lcore that launched them.
         unsafe { dpdk_sys::rte_eal_wait_lcore(self.lcore) == 0 }
     }
 }

@@ -33,42 +33,56 @@ pub const BURST: usize = 32;
 #[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
 
-// An mbuf belongs to whoever holds the pointer; handing it to another lcore is how DPDK works.
+// SAFETY: an `Mbuf` is the sole owner of its mbuf, like a `Box`, and an mbuf has no thread
+// affinity: DPDK passes mbufs between lcores by design, and freeing one on any thread returns it
+// to its pool, which is thread-safe (see `Mempool`'s Send).
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
     /// # Safety
-    /// `raw` must be a valid mbuf that the caller owns and passes on.
+    /// `raw` must be null (giving `None`) or a valid mbuf, from a pool that outlives it, that the
+    /// caller owns and passes on: nothing else may use or free it afterwards. Its data must not
+    /// overlap another live mbuf's (no clone or attached mbuf), since `data_mut` gives `&mut`.
     pub unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Mbuf> {
         NonNull::new(raw).map(Mbuf)
     }
 
     /// A fresh empty mbuf from `pool`, or None when the pool is exhausted.
     pub fn alloc(pool: PoolHandle) -> Option<Mbuf> {
-        // SAFETY: the pool outlives every worker (appliance shutdown order).
+        // SAFETY: a `PoolHandle` points at a live pool: its contract, kept by the appliance
+        // (workers, which hold the handles, are joined before the pool is freed) and not checked
+        // by the type. rte_pktmbuf_alloc is thread-safe on it and returns NULL or a fresh mbuf
+        // (refcnt 1, one segment, direct) that nothing else references, which `from_raw` owns.
         unsafe { Mbuf::from_raw(dpdk_sys::rte_pktmbuf_alloc(pool.as_ptr())) }
     }
 
     /// Grows the packet by `len` bytes at the tail and returns them; None if they do not fit.
     pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: `self.0` is a valid mbuf this `Mbuf` owns, and `&mut self` excludes any other
+        // access; rte_pktmbuf_append checks the last segment's tailroom and returns NULL,
+        // changing nothing, when `len` bytes do not fit.
         let tail = unsafe { dpdk_sys::rte_pktmbuf_append(self.0.as_ptr(), len) };
         if tail.is_null() {
             return None;
         }
-        // SAFETY: rte_pktmbuf_append reserved `len` bytes at `tail` inside the buffer.
+        // SAFETY: rte_pktmbuf_append reserved `len` bytes at `tail` inside the last segment's
+        // buffer (DPDK memory, holding old data or zeroes, never uninitialised in Rust's sense);
+        // the slice borrows `self` mutably, so nothing else reaches those bytes while it lives.
         Some(unsafe { std::slice::from_raw_parts_mut(tail as *mut u8, len as usize) })
     }
 
     /// Grows the packet by `len` bytes at the front (into the headroom); false if they do not
     /// fit. `data()` then starts with them.
     pub fn prepend(&mut self, len: u16) -> bool {
-        // SAFETY: the mbuf is valid and ours; DPDK checks the headroom and returns null if short.
+        // SAFETY: the mbuf is valid and owned, with `&mut self` the only access; DPDK checks the
+        // headroom and returns null, changing nothing, if it is short.
         !unsafe { dpdk_sys::rte_pktmbuf_prepend(self.0.as_ptr(), len) }.is_null()
     }
 
     /// Removes `len` bytes from the front of the packet; false if it is shorter.
     pub fn adj(&mut self, len: u16) -> bool {
-        // SAFETY: the mbuf is valid and ours; DPDK checks the length and returns null if short.
+        // SAFETY: the mbuf is valid and owned, with `&mut self` the only access; DPDK checks the
+        // first segment's length and returns null, changing nothing, if it is short.
         !unsafe { dpdk_sys::rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
     }
 
@@ -83,6 +97,8 @@ impl Mbuf {
     /// checksum field must already hold the pseudo-header sum.
     #[inline]
     pub fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16, l4: L4Checksum) {
+        // SAFETY: `self.0` points at a valid mbuf this `Mbuf` owns, and `&mut self` makes `m` the
+        // only reference to its header while it lives.
         let m = unsafe { self.0.as_mut() };
         let l4_flag = match l4 {
             L4Checksum::Tcp => TX_TCP_CKSUM,
@@ -101,21 +117,24 @@ impl Mbuf {
     }
 
     fn raw(&self) -> &rte_mbuf {
-        // SAFETY: we own a valid mbuf.
+        // SAFETY: `self.0` stays a valid mbuf while `self` lives (owned, freed only in Drop), and
+        // no `&mut` to the header can exist during this `&self` borrow.
         unsafe { self.0.as_ref() }
     }
 
     /// The first segment's bytes (DPDK's `rte_pktmbuf_mtod` and `data_len`).
     pub fn data(&self) -> &[u8] {
         let m = self.raw();
-        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer.
+        // SAFETY: DPDK keeps data_off + data_len within the buf_len bytes at buf_addr (and so
+        // does `set_len`); the bytes live as long as the mbuf, which this borrow of `self` keeps.
         unsafe { std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize) }
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let m = self.raw();
         let (addr, off, len) = (m.buf_addr as *mut u8, m.data_off as usize, m.data_len as usize);
-        // SAFETY: as in `data`, and we hold the only reference.
+        // SAFETY: in bounds as in `data`; `&mut self` is the only access to this mbuf, and its
+        // data overlaps no other live mbuf's (the `from_raw` contract), so the `&mut` is unique.
         unsafe { std::slice::from_raw_parts_mut(addr.add(off), len) }
     }
 
@@ -136,22 +155,20 @@ impl Mbuf {
     /// The mbuf's user tag (`hash.usr`): free for the application once the packet is
     /// received (it shares room with the RSS hash, which Sluice does not read).
     pub fn tag(&self) -> u32 {
-        // SAFETY: every variant of the union is plain data.
+        // SAFETY: reading `usr` reinterprets the union's first four bytes as a u32, valid for
+        // any variant since all of them are plain integers.
         unsafe { self.raw().__bindgen_anon_2.hash.usr }
     }
 
     pub fn set_tag(&mut self, tag: u32) {
+        // SAFETY: a valid, owned mbuf, and `&mut self` makes this the only reference to it.
         unsafe { self.0.as_mut() }.__bindgen_anon_2.hash.usr = tag;
-    }
-
-    /// Rx and tx offload flags (`RTE_MBUF_F_*`).
-    pub fn offload_flags(&self) -> u64 {
-        self.raw().ol_flags
     }
 
     /// Sets the first (and only) segment's length, within the buffer's room.
     /// Returns false, changing nothing, if the mbuf is chained or `len` does not fit.
     pub fn set_len(&mut self, len: u16) -> bool {
+        // SAFETY: a valid, owned mbuf, and `&mut self` makes `m` the only reference to it.
         let m = unsafe { self.0.as_mut() };
         if m.nb_segs != 1 || m.data_off as usize + len as usize > m.buf_len as usize {
             return false;
@@ -164,6 +181,9 @@ impl Mbuf {
 
 impl Drop for Mbuf {
     fn drop(&mut self) {
+        // SAFETY: `self.0` is still owned (`into_raw` forgets `self` instead of dropping it), so
+        // it is freed exactly once, with all its segments, into pools kept alive longer than any
+        // mbuf (see `Mempool`'s Drop).
         unsafe { dpdk_sys::rte_pktmbuf_free(self.0.as_ptr()) };
     }
 }
@@ -186,6 +206,11 @@ impl RxBurst {
     /// Returns how many arrived.
     pub fn receive(&mut self, port: u16, queue: u16) -> usize {
         debug_assert_eq!(self.next, self.len, "previous burst not consumed");
+        // SAFETY: `self.pkts` has room for the `BURST` pointers the PMD may write; any mbufs of a
+        // previous burst not taken would only leak (asserted above), never be freed twice. The
+        // caller's duty, checked by neither this signature nor DPDK (without RTE_ETHDEV_DEBUG_RX):
+        // `port`/`queue` name a configured rx queue of a started port that no other thread polls
+        // meanwhile (rx_burst is not thread-safe per queue). Each worker polls only its own queue.
         let n = unsafe { dpdk_sys::rte_eth_rx_burst(port, queue, self.pkts.as_mut_ptr(), BURST as u16) };
         self.len = n as usize;
         self.next = 0;
@@ -203,9 +228,11 @@ impl RxBurst {
     /// whole burst (prefetching what processing it will need) before it is handled.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.pkts[self.next..self.len].iter().map(|&raw| {
-            // SAFETY: the burst owns every pointer below `len` until it is taken; the slice
-            // lives no longer than the borrow of the burst.
+            // SAFETY: the burst owns every pointer in `next..len`, valid mbufs, until they are
+            // taken, and `&self` keeps them from being taken while `m` lives.
             let m = unsafe { &*raw };
+            // SAFETY: DPDK keeps data_off + data_len within the buffer at buf_addr; the slice lives
+            // no longer than the borrow of the burst, which owns the mbuf throughout.
             unsafe {
                 std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize)
             }
@@ -234,7 +261,8 @@ impl Iterator for RxBurst {
             // Warm the next packet's headers while this one is handled.
             prefetch_data(ahead);
         }
-        // SAFETY: rx_burst handed us ownership of every pointer below `len`.
+        // SAFETY: rx_burst (or the ring) handed this burst ownership of every pointer below
+        // `len`; `next` has moved past `raw`, so it is handed out once, to the new `Mbuf` alone.
         unsafe { Mbuf::from_raw(raw) }
     }
 }
@@ -242,6 +270,8 @@ impl Iterator for RxBurst {
 impl Drop for RxBurst {
     fn drop(&mut self) {
         for raw in &self.pkts[self.next..self.len] {
+            // SAFETY: pointers in `next..len` were received and never taken, so the burst still
+            // owns them; each is freed once.
             unsafe { dpdk_sys::rte_pktmbuf_free(*raw) };
         }
     }
@@ -250,6 +280,9 @@ impl Drop for RxBurst {
 #[inline(always)]
 fn prefetch_data(m: *mut rte_mbuf) {
     #[cfg(target_arch = "x86_64")]
+    // SAFETY: the only caller, `RxBurst::next`, passes an mbuf the burst owns (an index below
+    // `len`), so its header may be read; buf_addr + data_off lies inside its buffer, so `add` stays in bounds; and a prefetch
+    // is only a hint that never faults (SSE is part of the x86-64 baseline).
     unsafe {
         let m = &*m;
         let data = (m.buf_addr as *const i8).add(m.data_off as usize);
@@ -265,6 +298,8 @@ pub struct RingQueue {
     len: usize,
 }
 
+// SAFETY: the first `len` pointers are owned mbufs (from `Mbuf::into_raw`) that nothing else
+// refers to, so the queue is like a `[Mbuf; BURST]`, and `Mbuf` is Send.
 unsafe impl Send for RingQueue {}
 
 impl Default for RingQueue {
@@ -286,9 +321,13 @@ impl RingQueue {
 
     /// Sends what is buffered in one burst; returns how many the ring refused (freed here).
     pub fn flush(&mut self, ring: &super::RingProducer) -> u32 {
-        let sent = ring.enqueue(&self.pkts[..self.len]);
+        // SAFETY: `pkts[..len]` came from `Mbuf::into_raw` in `push`: owned here, given up to
+        // the ring for those it takes.
+        let sent = unsafe { ring.enqueue(&self.pkts[..self.len]) };
         let refused = self.len - sent;
         if refused > 0 {
+            // SAFETY: the ring took `pkts[..sent]`, in order; `pkts[sent..len]` (`refused` pointers)
+            // are still owned here and are freed once (`len` is reset below).
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts[sent..self.len].as_mut_ptr(), refused as u32) };
         }
         self.len = 0;
@@ -299,6 +338,7 @@ impl RingQueue {
 impl Drop for RingQueue {
     fn drop(&mut self) {
         if self.len > 0 {
+            // SAFETY: `pkts[..len]` are owned mbufs never handed on; dropping frees each once.
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
         }
     }
@@ -311,7 +351,8 @@ pub struct TxQueue {
     len: usize,
 }
 
-// Owned by exactly one worker lcore.
+// SAFETY: as for `RingQueue`, the first `len` pointers are owned mbufs, so moving the queue moves
+// their ownership. It is not Sync and `flush` takes `&mut self`, so one thread at a time uses it.
 unsafe impl Send for TxQueue {}
 
 impl TxQueue {
@@ -338,10 +379,17 @@ impl TxQueue {
         if self.len == 0 {
             return 0;
         }
+        // SAFETY: `pkts[..len]` are `len` (at most `BURST`) owned mbufs; the PMD takes ownership of
+        // the first `sent` and leaves the rest to us. The caller's duty, checked by neither `new`
+        // nor DPDK (without RTE_ETHDEV_DEBUG_TX): `port`/`queue` name a configured tx queue of a
+        // started port that no other thread transmits on meanwhile (tx_burst is not thread-safe
+        // per queue). Each worker builds its `TxQueue`s on its own queue index.
         let sent = unsafe { dpdk_sys::rte_eth_tx_burst(self.port, self.queue, self.pkts.as_mut_ptr(), self.len as u16) }
             as usize;
         let refused = self.len - sent;
         if refused > 0 {
+            // SAFETY: the PMD took `pkts[..sent]`; the `refused` pointers from `sent` on are still
+            // owned here and are freed once (`len` is reset below).
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts[sent..].as_mut_ptr(), refused as u32) };
         }
         self.len = 0;
@@ -356,6 +404,7 @@ impl TxQueue {
 impl Drop for TxQueue {
     fn drop(&mut self) {
         if self.len > 0 {
+            // SAFETY: `pkts[..len]` are owned mbufs never handed on; dropping frees each once.
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
         }
     }

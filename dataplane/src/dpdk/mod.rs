@@ -33,7 +33,8 @@ pub fn tsc() -> u64 {
         std::arch::x86_64::_rdtsc()
     }
     #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: a plain read of the cycle counter through DPDK.
+    // SAFETY: rte_rdtsc (a wrapped static inline) takes no arguments and only reads the CPU's
+    // cycle counter register; it touches no memory of ours and needs no EAL.
     unsafe {
         dpdk_sys::rte_rdtsc()
     }
@@ -41,11 +42,16 @@ pub fn tsc() -> u64 {
 
 /// TSC ticks per second, measured by the EAL at start-up.
 pub fn tsc_hz() -> u64 {
+    // SAFETY: rte_get_tsc_hz takes no arguments and only returns a global that the EAL writes
+    // inside rte_eal_init (0 before it) and never again, so no write races this read.
     unsafe { dpdk_sys::rte_get_tsc_hz() }
 }
 
 /// The DPDK version string, e.g. "DPDK 22.11.11".
 pub fn version() -> String {
-    // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
+    // SAFETY: rte_version returns a pointer to a static 32-byte buffer that it fills with
+    // snprintf (so NUL-terminated) on its first call and never frees; the string is copied out
+    // before this returns. The lazy fill is unsynchronised in DPDK: sound because Sluice calls
+    // this only on the main lcore (once, after rte_eal_init), never from two threads at once.
     unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_version()) }.to_string_lossy().into_owned()
 }

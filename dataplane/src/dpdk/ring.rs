@@ -19,8 +19,12 @@ struct MbufRing {
     raw: NonNull<dpdk_sys::rte_ring>,
 }
 
-// Shared by its two halves only; each calls just its own side of the ring.
+// SAFETY: the ring is DPDK shared memory with no tie to the creating thread; whichever thread
+// holds the last half frees it (after the Arc's count orders it behind the other half's uses).
 unsafe impl Send for MbufRing {}
+// SAFETY: shared only by its two halves (`MbufRing` is private), and each half, neither Sync nor
+// Clone, calls only its own side: at most one thread enqueues and at most one dequeues at a time,
+// which is exactly what an SP/SC rte_ring allows to run concurrently.
 unsafe impl Sync for MbufRing {}
 
 /// The enqueueing half: `Send` (it moves to its lcore) but neither `Sync` nor `Clone`.
@@ -38,6 +42,8 @@ pub struct RingConsumer {
 /// A ring of `size` slots (a power of two; one stays empty), as its two halves.
 pub fn mbuf_ring(name: &str, size: u32, socket: i32) -> Result<(RingProducer, RingConsumer), DpdkError> {
     let cname = CString::new(name).map_err(|_| DpdkError::other("rte_ring_create", "name contains NUL"))?;
+    // SAFETY: `cname` is a NUL-terminated string alive for the call (DPDK copies the name); DPDK
+    // checks `size` (a power of two) and the flags and returns NULL with rte_errno on failure.
     let raw = unsafe { dpdk_sys::rte_ring_create(cname.as_ptr(), size, socket, SINGLE_PRODUCER_SINGLE_CONSUMER) };
     let raw = NonNull::new(raw).ok_or_else(|| DpdkError::from_rte_errno(format!("rte_ring_create({name})")))?;
     let ring = Arc::new(MbufRing { raw });
@@ -47,8 +53,12 @@ pub fn mbuf_ring(name: &str, size: u32, socket: i32) -> Result<(RingProducer, Ri
 impl RingProducer {
     /// Enqueues as many of `pkts` as fit, in one burst; returns how many (the caller keeps
     /// ownership of the rest).
+    ///
+    /// # Safety
+    /// Every pointer is an mbuf the caller owns and gives up if it is enqueued: the consumer
+    /// takes each one as an owned `Mbuf` (and frees it).
     #[inline]
-    pub fn enqueue(&self, pkts: &[*mut rte_mbuf]) -> usize {
+    pub unsafe fn enqueue(&self, pkts: &[*mut rte_mbuf]) -> usize {
         self.ring.enqueue(pkts)
     }
 }
@@ -67,6 +77,12 @@ impl MbufRing {
         if pkts.is_empty() {
             return 0;
         }
+        // SAFETY: `self.raw` is live while any half is. `pkts` is valid for `pkts.len()` reads of
+        // pointer-sized objects, which the ring copies. Only the producing half calls this, so
+        // there is a single producer, as the SP enqueue requires. The ring stores the pointers
+        // without reading through them; that they are owned mbufs (whose ownership passes to the
+        // ring) is the caller's duty, which the safe `RingProducer::enqueue` does not check:
+        // its one caller, `RingQueue`, passes only pointers from `Mbuf::into_raw`.
         unsafe {
             dpdk_sys::rte_ring_sp_enqueue_burst(
                 self.raw.as_ptr(),
@@ -79,6 +95,10 @@ impl MbufRing {
 
     #[inline]
     fn dequeue(&self, out: &mut [*mut rte_mbuf]) -> usize {
+        // SAFETY: `self.raw` is live while any half is. `out` is an exclusively borrowed slice
+        // valid for `out.len()` pointer writes, and the ring writes at most that many. Only the
+        // consuming half (or the last half, in Drop) calls this, so there is a single consumer,
+        // as the SC dequeue requires.
         unsafe {
             dpdk_sys::rte_ring_sc_dequeue_burst(
                 self.raw.as_ptr(),
@@ -99,9 +119,13 @@ impl Drop for MbufRing {
                 break;
             }
             for &m in &left[..n] {
+                // SAFETY: every pointer in the ring is an owned mbuf handed over through `enqueue`
+                // (from `Mbuf::into_raw`, see there); dequeuing it makes this its only owner.
                 drop(unsafe { Mbuf::from_raw(m) });
             }
         }
+        // SAFETY: `self.raw` came from rte_ring_create; this is the last owner (both halves are
+        // gone), the ring was just emptied, and it is freed only here, once.
         unsafe { dpdk_sys::rte_ring_free(self.raw.as_ptr()) };
     }
 }

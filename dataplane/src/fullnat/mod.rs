@@ -31,6 +31,7 @@ use crate::session::{
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
+use crate::wire::tcp;
 
 pub use evict::Unconfirmed;
 pub use part::{PoolLayout, ServiceState, WorkerPart};
@@ -596,7 +597,7 @@ impl FullNat {
     /// backend's SYN+ACK offers an MSS 8 lower.
     #[cold]
     fn toa(&mut self, id: SessionId, s: &Session, dir: Direction, ip: &mut [u8], hop: Hop) -> Step {
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let ihl = ipv4::header_len(ip);
         let flags = ip[ihl + 13] & (tcp_flags::SYN | tcp_flags::ACK);
         match dir {
             Direction::Forward if flags == tcp_flags::SYN || s.extras & EXTRA_TOA_DONE != 0 => {
@@ -607,7 +608,7 @@ impl FullNat {
             Direction::Reply => {
                 if flags == tcp_flags::SYN | tcp_flags::ACK {
                     let _ = nat::toa::lower_mss(ip, nat::toa::LEN as u16);
-                } else if usize::from(u16::from_be_bytes([ip[2], ip[3]])) > ihl + usize::from(ip[ihl + 12] >> 4) * 4 {
+                } else if usize::from(u16::from_be_bytes([ip[2], ip[3]])) > ihl + tcp::header_len(&ip[ihl..]) {
                     self.sessions.get_mut(id).extras |= EXTRA_TOA_DONE;
                 }
                 Step::Forward { hop, offload: None }
@@ -652,9 +653,7 @@ fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
         }
     } else if let Some(at) = pools.iter().position(|p| p.ip() == s.local.ip) {
         pools[at].give_back(s.local.port);
-        if let Some(slot) = c.local_ports.get(at) {
-            slot.free.set(u64::from(pools[at].free()));
-        }
+        c.set_free_ports(at, pools[at].free());
     }
     if let Some(stats) = c.services.get(s.service as usize) {
         stats.sessions.dec();
@@ -686,7 +685,7 @@ fn dont_fragment(ip: &[u8]) -> bool {
 /// The source port of a TCP/UDP packet `inspect` accepted.
 #[inline]
 fn protocol_port(ip: &[u8]) -> u16 {
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let ihl = ipv4::header_len(ip);
     u16::from_be_bytes([ip[ihl], ip[ihl + 1]])
 }
 

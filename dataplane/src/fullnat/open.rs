@@ -107,9 +107,7 @@ impl FullNat {
                 }
                 Err(error) => {
                     self.pools[pool].give_back(local.port);
-                    if let Some(slot) = c.local_ports.get(pool) {
-                        slot.free.set(u64::from(self.pools[pool].free()));
-                    }
+                    c.set_free_ports(pool, self.pools[pool].free());
                     // The port is held towards this backend by a copy of a session another node
                     // opened (or this node, before it restarted): try the next one.
                     if error != InsertError::DuplicateKey(Direction::Reply) {
@@ -169,9 +167,7 @@ fn take_port(
         state.next_pool = (state.next_pool + 1) % n;
         let pool = &mut pools[at];
         if let Some(port) = choose(pool) {
-            if let Some(slot) = c.local_ports.get(at) {
-                slot.free.set(u64::from(pool.free()));
-            }
+            c.set_free_ports(at, pool.free());
             return Some((Endpoint::new(pool.ip(), port), at));
         }
     }

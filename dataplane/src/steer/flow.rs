@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::laddr::owned_by;
+use crate::laddr::owners;
 
 /// Packets to `local_ip` go to rx queue `queue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,15 +59,18 @@ pub fn rules(owned: &[(Ipv4Addr, u16)]) -> Result<Vec<FlowRule>, DuplicateLocalI
     Ok(rules)
 }
 
-/// The rules for local IPs split between workers as `laddr::owned_by` splits them: worker `w`
-/// (of `worker_queues.len()`) receives on rx queue `worker_queues[w]`. Ordered by worker.
-pub fn rules_for_workers(local_ips: &[Ipv4Addr], worker_queues: &[u16]) -> Result<Vec<FlowRule>, DuplicateLocalIp> {
-    let owned: Vec<(Ipv4Addr, u16)> = worker_queues
-        .iter()
-        .enumerate()
-        .flat_map(|(worker, &queue)| {
-            owned_by(local_ips, worker, worker_queues.len()).into_iter().map(move |ip| (ip, queue))
-        })
+/// The rules for local IPs owned as `laddr::owners` assigns them: worker `w` (of
+/// `worker_queues.len()`) receives on rx queue `worker_queues[w]`.
+pub fn rules_for_workers<'a>(
+    services: impl Iterator<Item = &'a [Ipv4Addr]> + Clone,
+    worker_queues: &[u16],
+) -> Result<Vec<FlowRule>, DuplicateLocalIp> {
+    if worker_queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    let owned: Vec<(Ipv4Addr, u16)> = owners(services, worker_queues.len(), &[])
+        .into_iter()
+        .map(|(ip, w)| (Ipv4Addr::from(ip), worker_queues[w as usize]))
         .collect();
     rules(&owned)
 }
@@ -111,10 +114,12 @@ mod tests {
     #[test]
     fn split_between_workers_like_laddr() {
         let ips: Vec<Ipv4Addr> = (100..105).map(ip).collect();
-        let got = rules_for_workers(&ips, &[0, 1]).unwrap();
+        let got = rules_for_workers([ips.as_slice()].into_iter(), &[3, 5]).unwrap();
         let pairs: Vec<(Ipv4Addr, u16)> = got.iter().map(|r| (r.local_ip, r.queue)).collect();
-        assert_eq!(pairs, [(ip(100), 0), (ip(102), 0), (ip(104), 0), (ip(101), 1), (ip(103), 1)]);
-        assert!(rules_for_workers(&ips, &[]).unwrap().is_empty());
-        assert!(rules_for_workers(&[ip(1), ip(1)], &[0, 1]).is_err());
+        assert_eq!(pairs, [(ip(100), 3), (ip(101), 5), (ip(102), 3), (ip(103), 5), (ip(104), 3)]);
+        assert!(rules_for_workers([ips.as_slice()].into_iter(), &[]).unwrap().is_empty());
+        // An IP that two services share is one rule, to its one owner.
+        let shared = [ip(1), ip(2)];
+        assert_eq!(rules_for_workers([shared.as_slice(), &shared[..1]].into_iter(), &[0, 1]).unwrap().len(), 2);
     }
 }

@@ -47,6 +47,13 @@ pub const MORE_FRAGMENTS: u16 = 0x2000;
 /// More-fragments flag and fragment offset: any of these set makes a fragment.
 pub const FRAGMENT_MASK: u16 = 0x3fff;
 
+/// The header length an IPv4 header's IHL gives, in bytes, without any check: for packets
+/// already validated (`Packet::new_checked`, `nat::inspect`). Panics on an empty slice.
+#[inline]
+pub fn header_len(ip: &[u8]) -> usize {
+    usize::from(ip[field::VER_IHL] & 0x0f) * 4
+}
+
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -75,7 +82,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     #[inline]
     pub fn header_len(&self) -> usize {
-        ((self.buffer.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
+        header_len(self.buffer.as_ref())
     }
 
     #[inline]

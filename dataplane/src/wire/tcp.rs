@@ -92,6 +92,13 @@ impl fmt::Debug for Flags {
     }
 }
 
+/// The header length a TCP header's data offset gives, in bytes, options included, without
+/// any check: for segments already validated. Panics on a slice shorter than 13 bytes.
+#[inline]
+pub fn header_len(tcp: &[u8]) -> usize {
+    usize::from(tcp[field::DATA_OFF] >> 4) * 4
+}
+
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
@@ -137,7 +144,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The header length in bytes, options included (data offset * 4).
     #[inline]
     pub fn header_len(&self) -> usize {
-        ((self.buffer.as_ref()[field::DATA_OFF] >> 4) as usize) * 4
+        header_len(self.buffer.as_ref())
     }
 
     #[inline]

@@ -206,23 +206,4 @@ impl Worker {
             stats.client_address(result);
         }
     }
-
-    /// ICMP fragmentation needed to where `offending` came from, from the address it was sent
-    /// to (a VIP), with next-hop MTU `mtu`.
-    pub(super) fn frag_needed(&mut self, snap: &Snapshot, link: usize, offending: &Mbuf, mtu: u16) {
-        let frame = offending.data();
-        let Ok(ip) = ipv4::Packet::new_checked(&frame[ETH..]) else { return };
-        let from = ip.dst();
-        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
-            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
-            return;
-        };
-        let Some(buf) = m.append(ETH as u16 + 576) else { return };
-        let Ok(len) = crate::nat::frag_needed(&frame[ETH..], from, mtu, &mut buf[ETH..]) else { return };
-        buf[..ETH].copy_from_slice(&frame[..ETH]);
-        bounce(buf, snap.links[link].mac);
-        if m.set_len((ETH + len) as u16) {
-            self.send(link, m);
-        }
-    }
 }

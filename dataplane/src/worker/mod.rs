@@ -28,9 +28,11 @@ use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
 mod extras;
+mod icmp;
 mod neighbours;
 
 use extras::{Held, HELD_FOR_HANDSHAKES};
+use icmp::{IcmpError, TokenBucket, ICMP_ERRORS_PER_SECOND};
 use neighbours::NextHopCache;
 pub use neighbours::{Learned, NeighbourInbox, NEIGHBOUR_INBOX};
 
@@ -59,9 +61,6 @@ const HELD_IN_ALL: usize = 2048;
 /// receive, and a quiet worker still keeps up with any rate of expiry.
 const EXPIRE_SLICE: Duration = Duration::from_micros(20);
 const EXPIRE_CHUNK: usize = 32;
-/// ICMP errors a worker sends per second at most (RFC 1812 4.3.2.8): TTL-1 floods to a VIP
-/// must not turn Sluice into an amplifier.
-const ICMP_ERRORS_PER_SECOND: u32 = 100;
 const ETH: usize = ethernet::HEADER_LEN;
 
 struct LinkQueues {
@@ -135,25 +134,6 @@ pub struct Worker {
 /// The failpoint that makes workers panic on their next snapshot (tests only).
 pub const FAILPOINT_PANIC_ON_RELOAD: &str = "worker-panic-on-reload";
 
-/// Allows `per_second` events a second, refilled whole each second.
-struct TokenBucket {
-    per_second: u32,
-    left: u32,
-    second: u64,
-}
-
-impl TokenBucket {
-    fn take(&mut self, now_ms: u64) -> bool {
-        if now_ms / 1000 != self.second {
-            self.second = now_ms / 1000;
-            self.left = self.per_second;
-        }
-        let ok = self.left > 0;
-        self.left = self.left.saturating_sub(1);
-        ok
-    }
-}
-
 impl Worker {
     /// Allocates everything the worker will use (sessions, pools, neighbour table).
     pub fn new(mut setup: WorkerSetup) -> Worker {
@@ -183,7 +163,7 @@ impl Worker {
             hold_total: HELD_IN_ALL,
             ..NeighbourConfig::default()
         });
-        let icmp_budget = TokenBucket { per_second: ICMP_ERRORS_PER_SECOND, left: 0, second: u64::MAX };
+        let icmp_budget = TokenBucket::new(ICMP_ERRORS_PER_SECOND);
         let tsc_per_ms = (dpdk::tsc_hz() / 1000).max(1);
         let expire_cycles = tsc_per_ms * EXPIRE_SLICE.as_micros() as u64 / 1000;
         let kernel_poll_cycles = tsc_per_ms * KERNEL_POLL_INTERVAL.as_micros() as u64 / 1000;
@@ -407,7 +387,7 @@ impl Worker {
         match step {
             Step::Forward { hop, offload } => {
                 if let Some(l4) = offload {
-                    let l3_len = ((m.data()[ETH] & 0x0f) as u16) * 4;
+                    let l3_len = ipv4::header_len(&m.data()[ETH..]) as u16;
                     let l4 = if l4 == OffloadL4::Tcp { L4Checksum::Tcp } else { L4Checksum::Udp };
                     m.request_tx_checksums(ETH as u8, l3_len, l4);
                 }
@@ -447,9 +427,7 @@ impl Worker {
             Step::TooBig { mtu, service } => {
                 c.count_drop(DropReason::TooBig, 1);
                 self.client_address(service, ClientAddressResult::TooBig);
-                if self.icmp_budget.take(now) {
-                    self.frag_needed(snap, link, &m, mtu);
-                }
+                self.icmp_error(snap, link, &m, IcmpError::FragNeeded { mtu }, now);
             }
             Step::Bounce => {
                 bounce(m.data_mut(), snap.links[link].mac);
@@ -465,9 +443,7 @@ impl Worker {
             }
             Step::TimeExceeded => {
                 c.count_drop(DropReason::TtlExpired, 1);
-                if self.icmp_budget.take(now) {
-                    self.time_exceeded(snap, link, &m);
-                }
+                self.icmp_error(snap, link, &m, IcmpError::TimeExceeded, now);
             }
             Step::Elsewhere => self.hand_on(m, handed),
             Step::Drop(reason) => c.count_drop(reason, 1),
@@ -507,25 +483,6 @@ impl Worker {
         let d = m.data().get(ETH + 16..ETH + 20)?;
         let owner = snap.owner_of(Ipv4Addr::new(d[0], d[1], d[2], d[3]))? as usize;
         (owner != self.setup.index && owner < self.handoff.len()).then_some(owner)
-    }
-
-    /// ICMP time exceeded from the link's host address back to where `offending` came from.
-    fn time_exceeded(&mut self, snap: &Snapshot, link: usize, offending: &Mbuf) {
-        let frame = offending.data();
-        let Ok(ip) = ipv4::Packet::new_checked(&frame[ETH..]) else { return };
-        let Some(source) = snap.links[link].source_for(ip.src()) else { return };
-        let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
-            self.setup.counters.count_drop(DropReason::NoMbuf, 1);
-            return;
-        };
-        let Some(buf) = m.append(ETH as u16 + 576) else { return };
-        let Ok(len) = crate::nat::time_exceeded(&frame[ETH..], source, &mut buf[ETH..]) else { return };
-        buf[..ETH].copy_from_slice(&frame[..ETH]);
-        bounce(buf, snap.links[link].mac);
-        if m.set_len((ETH + len) as u16) {
-            self.setup.counters.icmp_time_exceeded_sent.add(1);
-            self.send(link, m);
-        }
     }
 
     #[inline]

@@ -36,7 +36,7 @@ fn bgp(dir: &str) -> Bgp {
 fn collecting() -> (Log, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    let log: Log = Arc::new(move |_, line: &str| sink.lock().unwrap().push(line.to_owned()));
+    let log: Log = Arc::new(move |_, line: &str, _: Fields| sink.lock().unwrap().push(line.to_owned()));
     (log, lines)
 }
 

@@ -132,7 +132,7 @@ fn now_us() -> u64 {
 fn logger() -> (Log, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    (Arc::new(move |_, l: &str| sink.lock().unwrap().push(l.to_owned())), lines)
+    (Arc::new(move |_, l: &str, _: crate::bgp::Fields| sink.lock().unwrap().push(l.to_owned())), lines)
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

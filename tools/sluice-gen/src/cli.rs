@@ -1,16 +1,20 @@
-//! The command line (documented in `gen/mod.rs`) and the EAL arguments derived from it.
+//! The command line, defined once with clap (`sluice-gen --help` prints it), checked as a
+//! whole, and the EAL arguments derived from it.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use dataplane::wire::MacAddr;
 
 use super::pace::Rate;
 use super::space::{self, ClientSpace};
 use super::udp::{MAX_FRAME, MIN_FRAME};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// Through a FULLNAT balancer: K flows of UDP, replies checked against the VIP.
+    #[value(name = "fullnat")]
     FullNat,
     /// Through a plain forwarder (`dpdk-testpmd` io): no ARP, replies counted unchecked.
     Ceiling,
@@ -31,13 +35,6 @@ impl Mode {
             Mode::Tcp => "tcp",
             Mode::Syn => "syn",
         }
-    }
-
-    fn parse(text: &str) -> Result<Mode, String> {
-        [Mode::FullNat, Mode::Ceiling, Mode::NewFlows, Mode::Tcp, Mode::Syn]
-            .into_iter()
-            .find(|m| m.name() == text)
-            .ok_or_else(|| format!("--mode {text:?}: expected fullnat, ceiling, new-flows, tcp or syn"))
     }
 
     /// UDP modes send stamped datagrams of `--size` over a fixed set of `--flows`.
@@ -80,78 +77,95 @@ pub struct Options {
 
 pub enum Command {
     Run(Box<Options>),
-    Help,
+    /// `--help` or `--version`: the text to print, exit 0.
+    Print(String),
 }
 
-const DEFAULT_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const DEFAULT_VIP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 53);
+/// Sluice's benchmark traffic generator: every client and every backend in one DPDK process,
+/// two ports. Every address it uses lies in 198.18.0.0/15.
+#[derive(Parser, Debug)]
+#[command(name = "sluice-gen", version, about, max_term_width = 100)]
+struct Args {
+    /// The vdev facing the balancer's client link, e.g. net_memif0,role=client,socket=/run/x/wan.sock
+    #[arg(long, value_name = "DEV")]
+    client_vdev: String,
+    /// The vdev facing the balancer's backend link, e.g. net_af_xdp0,iface=veth0
+    #[arg(long, value_name = "DEV")]
+    backend_vdev: String,
+    /// What to send
+    #[arg(long, value_enum, default_value = "fullnat")]
+    mode: Mode,
+    /// Client (address, port) pairs, UDP modes [default: 256]
+    #[arg(long, value_name = "K")]
+    flows: Option<u64>,
+    /// Client addresses [default: 8, or 250 in new-flows, tcp and syn]
+    #[arg(long, value_name = "N")]
+    client_ips: Option<u32>,
+    /// First client address (the VIP is skipped)
+    #[arg(long, value_name = "IP", default_value = "198.18.0.2")]
+    client_base: Ipv4Addr,
+    /// Frame size with FCS, 64 to 1518, UDP modes [default: 64]
+    #[arg(long, value_name = "BYTES")]
+    size: Option<usize>,
+    /// Per second, `k`/`m` suffixes, or max; tcp and syn: connections
+    #[arg(long, value_name = "max|PPS", default_value = "max", value_parser = Rate::parse)]
+    rate: Rate,
+    /// Seconds of sending, more than 0 and at most 86400
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    duration: f64,
+    /// The VIP, in 198.18.0.0/15
+    #[arg(long, value_name = "IP:PORT", default_value = "198.18.0.10:53", value_parser = vip)]
+    vip: SocketAddrV4,
+    /// The balancer's MAC on the client link (skips ARP)
+    #[arg(long, value_name = "MAC", value_parser = mac)]
+    client_peer_mac: Option<MacAddr>,
+    /// 1: one loop does both sides; 2: the backend side on lcore 1
+    #[arg(long, value_name = "1|2", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    cores: u8,
+    /// CPUs of lcore 0 (client side) and lcore 1 [default: 0[,1]]
+    #[arg(long, value_name = "C0[,C1]", value_delimiter = ',')]
+    cpus: Option<Vec<u32>>,
+    /// EAL without hugepages (-m 512, --file-prefix sluice-gen-PID)
+    #[arg(long)]
+    no_huge: bool,
+    /// An extra EAL argument, e.g. --eal=--log-level=lib.eal:debug (repeatable)
+    #[arg(long = "eal", value_name = "ARG", allow_hyphen_values = true)]
+    eal: Vec<String>,
+    /// Milliseconds to wait for late replies after sending
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    drain_ms: u64,
+}
 
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    let mut client_vdev = None;
-    let mut backend_vdev = None;
-    let mut mode = Mode::FullNat;
-    let (mut flows, mut client_ips, mut size) = (None, None, None);
-    let mut base = DEFAULT_BASE;
-    let mut rate = Rate::Max;
-    let mut duration_s = 10.0;
-    let mut vip = DEFAULT_VIP;
-    let mut client_peer_mac = None;
-    let mut cores = 1u8;
-    let mut cpus = None;
-    let mut hugepages = true;
-    let mut extra_eal = Vec::new();
-    let mut drain_ms = 200;
-
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{flag} needs a value"));
-        match flag {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--no-huge" => hugepages = false,
-            "--client-vdev" => client_vdev = Some(value()?),
-            "--backend-vdev" => backend_vdev = Some(value()?),
-            "--mode" => mode = Mode::parse(&value()?)?,
-            "--flows" => flows = Some(number::<u64>(flag, &value()?)?),
-            "--client-ips" => client_ips = Some(number::<u32>(flag, &value()?)?),
-            "--client-base" => base = value()?.parse().map_err(|_| format!("{flag}: expected an IPv4 address"))?,
-            "--size" => size = Some(number::<usize>(flag, &value()?)?),
-            "--rate" => rate = Rate::parse(&value()?)?,
-            "--duration" => duration_s = seconds(flag, &value()?)?,
-            "--vip" => vip = value()?.parse().map_err(|_| format!("{flag}: expected IPv4:PORT"))?,
-            "--client-peer-mac" => client_peer_mac = Some(mac(&value()?)?),
-            "--cores" => cores = number::<u8>(flag, &value()?)?,
-            "--cpus" => cpus = Some(cpu_list(&value()?)?),
-            "--eal" => extra_eal.push(value()?),
-            "--drain-ms" => drain_ms = number::<u64>(flag, &value()?)?,
-            other => return Err(format!("unknown argument {other:?}")),
+/// Parses `args` (without the program name) and checks them as a whole.
+pub fn parse(args: &[String]) -> Result<Command, clap::Error> {
+    let line = std::iter::once("sluice-gen").chain(args.iter().map(String::as_str));
+    match Args::try_parse_from(line) {
+        Ok(a) => options(a)
+            .map(|o| Command::Run(Box::new(o)))
+            .map_err(|e| Args::command().error(ErrorKind::ValueValidation, e)),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            Ok(Command::Print(e.to_string()))
         }
+        Err(e) => Err(e),
     }
+}
 
-    let client_vdev = client_vdev.ok_or("--client-vdev is required")?;
-    let backend_vdev = backend_vdev.ok_or("--backend-vdev is required")?;
-    if !(1..=2).contains(&cores) {
-        return Err("--cores must be 1 or 2".into());
-    }
-    let cpus = cpus.unwrap_or_else(|| (0..u32::from(cores)).collect());
+/// What clap cannot check flag by flag.
+fn options(a: Args) -> Result<Options, String> {
+    let (mode, vip, cores) = (a.mode, a.vip, a.cores);
+    let cpus = a.cpus.unwrap_or_else(|| (0..u32::from(cores)).collect());
     if cpus.len() != usize::from(cores) {
         return Err(format!("--cpus lists {} CPUs for --cores {cores}", cpus.len()));
     }
-    if !space::is_bench_address(*vip.ip()) {
-        return Err(format!("--vip {vip}: use an address in 198.18.0.0/15"));
-    }
-    if mode.is_tcp() && (size.is_some() || flows.is_some()) {
+    if mode.is_tcp() && (a.size.is_some() || a.flows.is_some()) {
         return Err("--size and --flows apply to the UDP modes; tcp uses a fresh tuple per connection".into());
     }
-    if mode == Mode::NewFlows && flows.is_some() {
+    if mode == Mode::NewFlows && a.flows.is_some() {
         return Err("--flows does not apply to new-flows: every datagram is a new flow".into());
     }
     let default_ips = if mode.fresh_tuples() { 250 } else { 8 };
-    let space = ClientSpace::new(base, client_ips.unwrap_or(default_ips), *vip.ip())?;
-    let flows = if mode.fresh_tuples() { space.capacity() } else { flows.unwrap_or(256) };
+    let space = ClientSpace::new(a.client_base, a.client_ips.unwrap_or(default_ips), *vip.ip())?;
+    let flows = if mode.fresh_tuples() { space.capacity() } else { a.flows.unwrap_or(256) };
     if flows == 0 || flows > space.capacity() {
         return Err(format!(
             "--flows {flows}: between 1 and {} ({} addresses x 64512 ports)",
@@ -159,27 +173,27 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             space.addresses()
         ));
     }
-    let size = size.unwrap_or(64);
+    let size = a.size.unwrap_or(64);
     if !(MIN_FRAME + 4..=MAX_FRAME + 4).contains(&size) {
         return Err(format!("--size {size}: between {} and {} bytes, FCS included", MIN_FRAME + 4, MAX_FRAME + 4));
     }
-    Ok(Command::Run(Box::new(Options {
-        client_vdev,
-        backend_vdev,
+    Ok(Options {
+        client_vdev: a.client_vdev,
+        backend_vdev: a.backend_vdev,
         mode,
         flows,
         space,
         size,
-        rate,
-        duration_s,
+        rate: a.rate,
+        duration_s: a.duration,
         vip,
-        client_peer_mac,
+        client_peer_mac: a.client_peer_mac,
         cores,
         cpus,
-        hugepages,
-        extra_eal,
-        drain_ms,
-    })))
+        hugepages: !a.no_huge,
+        extra_eal: a.eal,
+        drain_ms: a.drain_ms,
+    })
 }
 
 impl Options {
@@ -213,19 +227,19 @@ pub fn device_name(vdev: &str) -> &str {
     vdev.split(',').next().unwrap_or(vdev)
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
-    text.parse().map_err(|_| format!("{flag} {text:?}: expected a non-negative integer"))
-}
-
-fn seconds(flag: &str, text: &str) -> Result<f64, String> {
+fn seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
-        _ => Err(format!("{flag} {text:?}: seconds, more than 0 and at most 86400")),
+        _ => Err("seconds, more than 0 and at most 86400".into()),
     }
 }
 
-fn cpu_list(text: &str) -> Result<Vec<u32>, String> {
-    text.split(',').map(|c| c.trim().parse().map_err(|_| format!("--cpus {text:?}: expected C0[,C1]"))).collect()
+fn vip(text: &str) -> Result<SocketAddrV4, String> {
+    let vip: SocketAddrV4 = text.parse().map_err(|_| "expected IPv4:PORT")?;
+    if !space::is_bench_address(*vip.ip()) {
+        return Err("use an address in 198.18.0.0/15".into());
+    }
+    Ok(vip)
 }
 
 pub fn mac(text: &str) -> Result<MacAddr, String> {

@@ -240,7 +240,7 @@ pub fn json(o: &Outcome) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gen::cli::{parse, Command};
+    use crate::cli::{parse, Command};
 
     fn options(mode: &str) -> Options {
         let args: Vec<String> = ["--client-vdev", "net_null0", "--backend-vdev", "net_null1", "--mode", mode]

@@ -145,8 +145,8 @@ fn udp_parts(frame: &[u8]) -> Result<UdpParts<'_>, BadReason> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gen::udp::tests::{request_frame, BACKEND_MAC, VIP};
-    use crate::gen::udp::{reflect, HEADERS_LEN};
+    use crate::udp::tests::{request_frame, BACKEND_MAC, VIP};
+    use crate::udp::{reflect, HEADERS_LEN};
     use std::net::Ipv4Addr;
 
     fn expect(flows: u64) -> Expect {

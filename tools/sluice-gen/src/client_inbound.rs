@@ -5,11 +5,11 @@
 use dataplane::dpdk::{Mbuf, RxBurst};
 
 use super::Client;
-use crate::gen::arp::{self, Seen};
-use crate::gen::cli::Mode;
-use crate::gen::reply::{any_stamp, check_udp, kind, BadReason, Kind};
-use crate::gen::tcp::{self, ClientStep};
-use crate::gen::udp::Stamp;
+use crate::arp::{self, Seen};
+use crate::cli::Mode;
+use crate::reply::{any_stamp, check_udp, kind, BadReason, Kind};
+use crate::tcp::{self, ClientStep};
+use crate::udp::Stamp;
 
 impl Client {
     /// Receives one burst and handles it; returns how many frames arrived.

@@ -2,7 +2,7 @@
 //! is checked in full (IPv4 header and TCP checksums recomputed by the wire views).
 
 use super::*;
-use crate::gen::space::ClientSpace;
+use crate::space::ClientSpace;
 
 const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc1]);
 const LB_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x1b]);
@@ -145,7 +145,7 @@ fn client_refuses_what_is_not_its_own() {
 
 #[test]
 fn udp_is_not_tcp() {
-    let mut b = crate::gen::udp::tests::request_frame(64, crate::gen::udp::Stamp { tsc: 1, seq: 1 });
+    let mut b = crate::udp::tests::request_frame(64, crate::udp::Stamp { tsc: 1, seq: 1 });
     b.resize(FRAME_ROOM, 0);
     assert_eq!(serve(&mut b, 64, BACKEND_MAC), Err(BadReason::WrongProtocol));
 }

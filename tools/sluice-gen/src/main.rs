@@ -3,22 +3,9 @@
 //! its backend link, so one process measures a whole FULLNAT round trip.
 //!
 //! ```text
-//! sluice-gen --client-vdev DEV --backend-vdev DEV
-//!            [--mode fullnat|ceiling|new-flows|tcp|syn]   default fullnat
-//!            [--flows K]              client (address, port) pairs; default 256 (UDP modes)
-//!            [--client-ips N]         client addresses; default 8, or 250 in new-flows and tcp
-//!            [--client-base IP]       first client address; default 198.18.0.2 (the VIP is skipped)
-//!            [--size BYTES]           frame size with FCS, 64..=1518; default 64 (UDP modes)
-//!            [--rate max|PPS]         per second, `k`/`m` suffixes; tcp: connections; default max
-//!            [--duration S]           seconds of sending; default 10, at most 86400
-//!            [--vip IP:PORT]          default 198.18.0.10:53
-//!            [--client-peer-mac MAC]  the balancer's MAC on the client link (skips ARP)
-//!            [--cores 1|2]            1: one loop does both sides; 2: backend on lcore 1
-//!            [--cpus C0[,C1]]         CPUs of lcore 0 (client side) and lcore 1; default 0[,1]
-//!            [--no-huge]              EAL without hugepages (-m 512, --file-prefix sluice-gen-PID)
-//!            [--eal ARG]...           extra EAL argument, e.g. --eal=--log-level=lib.eal:debug
-//!            [--drain-ms MS]          wait for late replies after sending; default 200
+//! sluice-gen --client-vdev DEV --backend-vdev DEV [--mode fullnat|ceiling|new-flows|tcp|syn] ...
 //! ```
+//! Every flag, with its default, is in `sluice-gen --help` (defined once, in `cli`).
 //! DEV is a vdev argument such as `net_memif0,role=client,socket=/run/x/wan.sock` or
 //! `net_af_xdp0,iface=veth0`; the EAL gets `--vdev=DEV` for each, `--no-pci`, `--no-telemetry`,
 //! `--lcores 0@C0[,1@C1]` and `--in-memory` (or the `--no-huge` set), so nothing outlives it.
@@ -73,8 +60,9 @@ mod udp;
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{self, Eal, Mempool, Port};
@@ -86,27 +74,28 @@ use cli::{Command, Mode, Options};
 use client::Client;
 use report::{Outcome, SharedBackend};
 
-const USAGE: &str =
-    "usage: sluice-gen --client-vdev DEV --backend-vdev DEV [--mode fullnat|ceiling|new-flows|tcp|syn] \
-[--flows K] [--client-ips N] [--client-base IP] [--size 64..1518] [--rate max|PPS] [--duration S] \
-[--vip IP:PORT] [--client-peer-mac MAC] [--cores 1|2] [--cpus C0[,C1]] [--no-huge] [--eal ARG]... [--drain-ms MS]";
 const MBUFS: u32 = 16383;
 const MBUF_CACHE: u32 = 256;
 const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Set by SIGINT or SIGTERM: the run ends early and still reports.
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Default::default);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    ExitCode::from(run_command_line(&args) as u8)
+}
 
 /// Runs the generator with `args` (without the program name); returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+fn run_command_line(args: &[String]) -> i32 {
     let options = match cli::parse(args) {
-        Ok(Command::Help) => {
-            println!("{USAGE}");
+        Ok(Command::Print(text)) => {
+            print!("{text}");
             return 0;
         }
         Ok(Command::Run(o)) => o,
         Err(e) => {
-            eprintln!("sluice-gen: error: {e}\n{USAGE}");
+            eprint!("{e}");
             return 2;
         }
     };
@@ -142,17 +131,11 @@ fn keep_stdout_for_json() -> Option<std::fs::File> {
     }
 }
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn install_signal_handlers() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+fn install_signal_handlers() -> Result<(), String> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&STOP)).map_err(|e| format!("signal {signal}: {e}"))?;
     }
+    Ok(())
 }
 
 fn run(o: &Options) -> Result<Value, String> {
@@ -164,7 +147,7 @@ fn run(o: &Options) -> Result<Value, String> {
         );
     }
     let eal = Eal::init(&o.eal_args(std::process::id())).map_err(|e| e.to_string())?;
-    install_signal_handlers();
+    install_signal_handlers()?;
     let pool = Mempool::pktmbuf("sluice_gen", MBUFS, MBUF_CACHE, eal.socket_id()).map_err(|e| e.to_string())?;
     let client_port = open_port(&o.client_vdev, &pool)?;
     let backend_port = open_port(&o.backend_vdev, &pool)?;
