@@ -14,6 +14,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::{tcp_echo, udp_echo};
@@ -162,6 +164,45 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
     });
     assert_eq!(seen, Some(received), "Prometheus's view of to_backend packets");
     assert_eq!(prometheus.query("sum(sluice_backend_packets_total{direction=\"from_backend\"})"), Some(sent));
+
+    // `sluicectl services` as `ipvsadm -Ln --stats --rate`: sessions opened (Conns) per
+    // service; rates over the last second while a client sends, back to zero after it stops.
+    let conns = |s: &Value| s["backends"].as_array().unwrap().iter().map(|b| b["connections"].as_u64().unwrap()).sum();
+    let services = sluice.ctl_json(&["services"]);
+    assert_eq!((conns(&services[0]), conns(&services[1])), (10u64, 6u64), "{services:#}");
+    let (code, table, _) = sluice.ctl(&["services"]);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("PROT VIP SCHEDULER") && table.contains("CONNS") && table.contains("INPPS"), "{table}");
+    let rate = || {
+        let services = sluice.ctl_json(&["services"]);
+        services[0]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["rates"]["packets_to_backend"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let sender = in_netns(&net.cli(), move || {
+        let stop = stopped;
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind("198.18.0.2:0").unwrap();
+            // About 100 datagrams a second, for 6 s at most.
+            for _ in 0..600 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let _ = socket.send_to(b"rate", "198.18.0.10:53");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    });
+    let moving = wait_until(Duration::from_secs(5), || rate() >= 20.0);
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    assert!(moving, "INPPS while 100 datagrams a second go to the dns service: {}", rate());
+    assert!(wait_until(Duration::from_secs(5), || rate() == 0.0), "rates back to zero: {}", rate());
 }
 
 /// `prometheus` in the balancer namespace, scraping 127.0.0.1:9273 every second.

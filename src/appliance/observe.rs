@@ -7,7 +7,7 @@ use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctrlplane::api::{BackendStatus, PortStatus, ServiceStatus, SessionRow, Status, WorkerStatus};
+use ctrlplane::api::{BackendStatus, PortStatus, Rates, ServiceStatus, SessionRow, Status, WorkerStatus};
 use ctrlplane::config;
 use ctrlplane::metrics::{self, BackendDirection, PortDirection, Sample};
 use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters, SYNPROXY_RESULTS};
@@ -51,7 +51,9 @@ pub struct Observer {
     /// Per backend id: the address it has and its worker sums when it got that address, so
     /// that an id reused by another backend starts its counters from zero. Kept current by
     /// `track` after every model change.
-    bases: HashMap<u16, (SocketAddrV4, [u64; 5])>,
+    bases: HashMap<u16, (SocketAddrV4, [u64; 6])>,
+    /// Per backend id: its sums at the last period, and its rates over that period.
+    backend_rates: HashMap<u16, ([u64; 6], Rates)>,
 }
 
 impl Observer {
@@ -68,6 +70,7 @@ impl Observer {
             polls_before: vec![(0, 0); workers],
             busy: vec![0.0; workers],
             bases: HashMap::new(),
+            backend_rates: HashMap::new(),
         }
     }
 
@@ -110,6 +113,19 @@ impl Observer {
             let (p0, b0) = self.polls_before[i];
             self.busy[i] = if polls > p0 { (busy - b0) as f64 / (polls - p0) as f64 } else { 0.0 };
             self.polls_before[i] = (polls, busy);
+        }
+        for &id in self.bases.keys() {
+            let now = raw_sums(id, counters);
+            let (before, rates) = self.backend_rates.entry(id).or_insert((now, Rates::default()));
+            let per_second = |i: usize| now[i].saturating_sub(before[i]) as f64 / secs;
+            *rates = Rates {
+                connections: per_second(5),
+                packets_to_backend: per_second(1),
+                packets_from_backend: per_second(2),
+                bytes_to_backend: per_second(3),
+                bytes_from_backend: per_second(4),
+            };
+            *before = now;
         }
         if Instant::now() < self.dumps_wanted_until {
             self.ask_for_dumps();
@@ -162,27 +178,24 @@ impl Observer {
                         self.bases.insert(id, (address, now));
                     }
                     None => {
-                        self.bases.insert(id, (address, [0; 5]));
+                        self.bases.insert(id, (address, [0; 6]));
                     }
                 }
             }
         }
     }
 
-    /// A backend's sums over all workers: active, packets to, from, bytes to, from; less its base.
-    fn backend_sums(&self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
-        let sums = raw_sums(id, counters);
+    /// A backend's sums over all workers (`raw_sums`), the counters less its base.
+    fn backend_sums(&self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
+        let mut sums = raw_sums(id, counters);
         let base = match self.bases.get(&id) {
             Some((known, base)) if *known == address => *base,
-            _ => [0; 5],
+            _ => [0; 6],
         };
-        [
-            sums[0],
-            sums[1] - base[1].min(sums[1]),
-            sums[2] - base[2].min(sums[2]),
-            sums[3] - base[3].min(sums[3]),
-            sums[4] - base[4].min(sums[4]),
-        ]
+        for i in 1..6 {
+            sums[i] -= base[i].min(sums[i]);
+        }
+        sums
     }
 
     pub fn services(&mut self, model: &Model, counters: &[Arc<WorkerCounters>]) -> Vec<ServiceStatus> {
@@ -201,6 +214,8 @@ impl Observer {
                     packets_from_backend: sums[2],
                     bytes_to_backend: sums[3],
                     bytes_from_backend: sums[4],
+                    connections: sums[5],
+                    rates: self.backend_rates.get(&id).map(|(_, r)| *r).unwrap_or_default(),
                 });
             }
             out.push(ServiceStatus {
@@ -393,8 +408,10 @@ impl Observer {
 }
 
 /// A backend id's raw sums over all workers: active, packets to, from, bytes to, from.
-fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
-    let mut sums = [0u64; 5];
+/// A backend's figures summed over the workers: active sessions, packets to it, from it, bytes
+/// to it, from it, sessions opened.
+fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
+    let mut sums = [0u64; 6];
     for c in counters {
         if let Some(b) = c.backends.get(id as usize) {
             sums[0] += b.active.get();
@@ -402,6 +419,7 @@ fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 5] {
             sums[2] += b.packets[1].get();
             sums[3] += b.bytes[0].get();
             sums[4] += b.bytes[1].get();
+            sums[5] += b.sessions.get();
         }
     }
     sums

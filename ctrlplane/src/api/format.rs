@@ -155,33 +155,30 @@ pub fn bgp(bgp: &BgpStatus) -> String {
     out
 }
 
-/// `sluicectl services`, after `ipvsadm -Ln --stats`: a header, then per service one line
-/// ("UDP 198.18.0.10:53 rr per_packet (dns)") and one row per backend. The backend columns
-/// line up across all services.
+/// `sluicectl services`: laid out as `ipvsadm -Ln --stats --rate` would be if it could show
+/// both at once: a line per service (the sums of its backends), a line per backend under it;
+/// ACTIVECONN, CONNS, INPKTS, OUTPKTS, INBYTES, OUTBYTES as LVS counts them (IN: client to
+/// backend), then the same per second over the last second (CPS, INPPS, OUTPPS, INBPS, OUTBPS).
 pub fn services(services: &[ServiceStatus]) -> String {
     if services.is_empty() {
         return "no services\n".to_owned();
     }
-    let mut table = backend_table();
-    for backend in services.iter().flat_map(|s| &s.backends) {
-        table.row(backend_cells(backend));
-    }
-    let widths = table.widths();
-    let mut out = String::from("PROTO VIP SCHEDULER [FLAGS] (SERVICE)\n");
-    out.push_str(&format!("  -> {}\n", table.header_line(&widths)));
-    let mut row = 0;
+    let mut table = traffic_table("PROT VIP SCHEDULER [FLAGS] (SERVICE)");
+    table.row(vec!["  -> BACKEND".to_owned()]);
     for service in services {
-        out.push_str(&service_line(service));
-        out.push('\n');
-        for _ in &service.backends {
-            out.push_str(&format!("  -> {}\n", table.row_line(row, &widths)));
-            row += 1;
+        let mut sum = Traffic::default();
+        service.backends.iter().for_each(|b| sum.add(&Traffic::of(b)));
+        let mut cells = vec![service_line(service), String::new(), String::new()];
+        cells.extend(sum.cells());
+        table.row(cells);
+        for b in &service.backends {
+            table.row(backend_cells(b));
         }
         if service.backends.is_empty() {
-            out.push_str("  (no backends)\n");
+            table.row(vec!["  (no backends)".to_owned()]);
         }
     }
-    out
+    table.render()
 }
 
 fn service_line(service: &ServiceStatus) -> String {
@@ -189,36 +186,80 @@ fn service_line(service: &ServiceStatus) -> String {
     format!("{} {} {}{flags} ({})", service.protocol.to_uppercase(), service.vip, service.scheduler, service.name)
 }
 
-fn backend_table() -> Table {
-    Table::new(&[
-        ("BACKEND", Align::Left),
-        ("WEIGHT", Align::Right),
-        ("STATE", Align::Left),
-        ("ACTIVE", Align::Right),
-        ("PKTS_TO", Align::Right),
-        ("PKTS_FROM", Align::Right),
-        ("BYTES_TO", Align::Right),
-        ("BYTES_FROM", Align::Right),
-    ])
+/// The columns of `services` and `backend`, after the first.
+fn traffic_table(first: &str) -> Table {
+    let mut columns = vec![(first, Align::Left), ("WEIGHT", Align::Right), ("STATE", Align::Left)];
+    columns.extend(
+        [
+            "ACTIVECONN",
+            "CONNS",
+            "INPKTS",
+            "OUTPKTS",
+            "INBYTES",
+            "OUTBYTES",
+            "CPS",
+            "INPPS",
+            "OUTPPS",
+            "INBPS",
+            "OUTBPS",
+        ]
+        .map(|h| (h, Align::Right)),
+    );
+    Table::new(&columns)
+}
+
+/// A backend's counters and rates, or a service's sums of them.
+#[derive(Default)]
+struct Traffic {
+    counts: [u64; 6],
+    rates: [f64; 5],
+}
+
+impl Traffic {
+    fn of(b: &BackendStatus) -> Traffic {
+        let r = &b.rates;
+        Traffic {
+            counts: [
+                b.active_sessions,
+                b.connections,
+                b.packets_to_backend,
+                b.packets_from_backend,
+                b.bytes_to_backend,
+                b.bytes_from_backend,
+            ],
+            rates: [
+                r.connections,
+                r.packets_to_backend,
+                r.packets_from_backend,
+                r.bytes_to_backend,
+                r.bytes_from_backend,
+            ],
+        }
+    }
+
+    fn add(&mut self, other: &Traffic) {
+        self.counts.iter_mut().zip(other.counts).for_each(|(a, b)| *a += b);
+        self.rates.iter_mut().zip(other.rates).for_each(|(a, b)| *a += b);
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let counts = self.counts.iter().map(u64::to_string);
+        counts.chain(self.rates.iter().map(|r| format!("{r:.0}"))).collect()
+    }
 }
 
 fn backend_cells(b: &BackendStatus) -> Vec<String> {
-    vec![
-        b.address.clone(),
-        b.weight.to_string(),
-        b.state.clone(),
-        b.active_sessions.to_string(),
-        b.packets_to_backend.to_string(),
-        b.packets_from_backend.to_string(),
-        b.bytes_to_backend.to_string(),
-        b.bytes_from_backend.to_string(),
-    ]
+    let mut cells = vec![format!("  -> {}", b.address), b.weight.to_string(), b.state.clone()];
+    cells.extend(Traffic::of(b).cells());
+    cells
 }
 
 /// `sluicectl backend ...`: the backend as it is after the change.
 pub fn backend(service: &str, backend: &BackendStatus) -> String {
-    let mut table = backend_table();
-    table.row(backend_cells(backend));
+    let mut table = traffic_table("BACKEND");
+    let mut cells = backend_cells(backend);
+    cells[0] = backend.address.clone();
+    table.row(cells);
     format!("service {service}:\n{}", table.render())
 }
 

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::format::{self, duration};
 use super::{
-    BackendAction, BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, ReloadReport,
-    Request, RouteStatus, ServiceStatus, SessionRow, Status, WorkerStatus,
+    BackendAction, BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, Rates,
+    ReloadReport, Request, RouteStatus, ServiceStatus, SessionRow, Status, WorkerStatus,
 };
 
 fn backend(address: &str, weight: u32, state: &str, packets: u64) -> BackendStatus {
@@ -18,6 +18,14 @@ fn backend(address: &str, weight: u32, state: &str, packets: u64) -> BackendStat
         packets_from_backend: packets / 2,
         bytes_to_backend: packets * 64,
         bytes_from_backend: packets * 32,
+        connections: packets / 4,
+        rates: Rates {
+            connections: packets as f64 / 40.0,
+            packets_to_backend: packets as f64 / 10.0,
+            packets_from_backend: packets as f64 / 20.0,
+            bytes_to_backend: packets as f64 * 6.4,
+            bytes_from_backend: packets as f64 * 3.2,
+        },
     }
 }
 
@@ -53,14 +61,14 @@ fn services() -> Vec<ServiceStatus> {
 #[test]
 fn services_print_one_block_per_service_with_aligned_columns() {
     let expected = "\
-PROTO VIP SCHEDULER [FLAGS] (SERVICE)
-  -> BACKEND           WEIGHT  STATE      ACTIVE   PKTS_TO  PKTS_FROM    BYTES_TO  BYTES_FROM
-UDP 198.18.0.10:53 rr per_packet (dns)
-  -> 198.18.1.2:5353        1  up            120      1200        600       76800       38400
-  -> 198.18.1.3:5353        1  down            0         0          0           0           0
-TCP 198.18.0.11:80 wrr (web)
-  -> 198.18.1.10:8080   65535  draining  9876543  98765432   49382716  6320987648  3160493824
-TCP 198.18.0.12:443 maglev (empty)
+PROT VIP SCHEDULER [FLAGS] (SERVICE)    WEIGHT  STATE     ACTIVECONN     CONNS    INPKTS   OUTPKTS     INBYTES    OUTBYTES      CPS    INPPS   OUTPPS      INBPS     OUTBPS
+  -> BACKEND
+UDP 198.18.0.10:53 rr per_packet (dns)                           120       300      1200       600       76800       38400       30      120       60       7680       3840
+  -> 198.18.1.2:5353                         1  up               120       300      1200       600       76800       38400       30      120       60       7680       3840
+  -> 198.18.1.3:5353                         1  down               0         0         0         0           0           0        0        0        0          0          0
+TCP 198.18.0.11:80 wrr (web)                                 9876543  24691358  98765432  49382716  6320987648  3160493824  2469136  9876543  4938272  632098765  316049382
+  -> 198.18.1.10:8080                    65535  draining     9876543  24691358  98765432  49382716  6320987648  3160493824  2469136  9876543  4938272  632098765  316049382
+TCP 198.18.0.12:443 maglev (empty)                                 0         0         0         0           0           0        0        0        0          0          0
   (no backends)
 ";
     assert_eq!(format::services(&services()), expected);
@@ -143,8 +151,8 @@ fn render_picks_the_document_by_command() {
     assert_eq!(
         format::render(&request, &data, false).unwrap(),
         "service dns:\n\
-         BACKEND          WEIGHT  STATE  ACTIVE  PKTS_TO  PKTS_FROM  BYTES_TO  BYTES_FROM\n\
-         198.18.1.2:5353       3  up          1       10          5       640         320\n"
+         BACKEND          WEIGHT  STATE  ACTIVECONN  CONNS  INPKTS  OUTPKTS  INBYTES  OUTBYTES  CPS  INPPS  OUTPPS  INBPS  OUTBPS\n\
+         198.18.1.2:5353       3  up              1      2      10        5      640       320    0      1       0     64      32\n"
     );
     assert_eq!(format::render(&request, &json!(null), false).unwrap(), "done\n");
     assert_eq!(format::render(&Request::Services, &json!([]), true).unwrap(), "[]\n");

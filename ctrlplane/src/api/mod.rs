@@ -29,7 +29,7 @@ mod server_tests;
 pub use client::{call, MAX_REPLY};
 pub use protocol::{parse_response, response_line, BackendAction, Request, MAX_WEIGHT};
 pub use reply::{
-    BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, ReloadReport, RouteStatus,
+    BackendStatus, BgpStatus, ClusterStatus, NeighborStatus, PeerStatus, PortStatus, Rates, ReloadReport, RouteStatus,
     ServiceStatus, SessionRow, Status, WorkerStatus,
 };
 pub use server::{answer, ApiServer, IDLE_TIMEOUT, MAX_CLIENTS, MAX_LINE};

@@ -161,6 +161,23 @@ pub struct BackendStatus {
     pub packets_from_backend: u64,
     pub bytes_to_backend: u64,
     pub bytes_from_backend: u64,
+    /// Sessions opened to it since it joined (LVS's Conns).
+    #[serde(default)]
+    pub connections: u64,
+    /// The same five counters per second over the last second (LVS's CPS, InPPS, OutPPS,
+    /// InBPS, OutBPS).
+    #[serde(default)]
+    pub rates: Rates,
+}
+
+/// Per-second rates over the last second: sessions opened, packets and bytes each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub connections: f64,
+    pub packets_to_backend: f64,
+    pub packets_from_backend: f64,
+    pub bytes_to_backend: f64,
+    pub bytes_from_backend: f64,
 }
 
 /// `sluicectl sessions`: one session of one worker's table.
