@@ -14,11 +14,11 @@ const INTERFACE_MD: &str = include_str!("../../../docs/interface.md");
 const RENDER_RS: &str = include_str!("render.rs");
 
 /// Metric families by name, each with its label names.
-type Families = BTreeMap<String, BTreeSet<String>>;
+pub(super) type Families = BTreeMap<String, BTreeSet<String>>;
 
 /// Every family present: each optional part filled, a cluster peer known by its address, a
 /// service with `client_address` and `synproxy`, BGP.
-fn full_sample() -> Sample {
+pub(super) fn full_sample() -> Sample {
     let service = || "dns".to_owned();
     let backend = || "198.18.1.2:5353".to_owned();
     Sample {
@@ -95,7 +95,7 @@ fn label_names(labels: &str) -> BTreeSet<String> {
 
 /// The families of an exposition: names from the `# TYPE` lines, label names from the
 /// samples.
-fn exposed(text: &str) -> Families {
+pub(super) fn exposed(text: &str) -> Families {
     let mut families = Families::new();
     for line in text.lines() {
         if let Some(family) = line.strip_prefix("# TYPE ") {

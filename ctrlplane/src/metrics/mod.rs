@@ -14,6 +14,8 @@ mod sample;
 #[cfg(test)]
 mod contract_tests;
 #[cfg(test)]
+mod dashboard_tests;
+#[cfg(test)]
 mod http_tests;
 #[cfg(test)]
 mod render_tests;

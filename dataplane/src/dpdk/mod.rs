@@ -5,6 +5,7 @@
 //! cleans up), and errors that carry DPDK's own message. The per-packet wrappers (`RxBurst`,
 //! `TxQueue`) never allocate, lock or block.
 
+mod burst;
 mod eal;
 mod error;
 mod flow;
@@ -18,10 +19,11 @@ pub use eal::Eal;
 pub use error::DpdkError;
 pub use flow::{create as create_flow, install as install_flows, validate as validate_flow, FlowHandle};
 pub use lcore::{launch, LcoreHandle, LcoreState};
-pub use mbuf::{L4Checksum, Mbuf, RingQueue, RxBurst, TxQueue, BURST};
+pub use burst::{RxBurst, TxQueue, BURST};
+pub use mbuf::{L4Checksum, Mbuf};
 pub use mempool::{Mempool, PoolHandle};
 pub use port::{LinkStatus, Port, PortStats, RssConfig};
-pub use ring::{mbuf_ring, RingConsumer, RingProducer};
+pub use ring::{mbuf_ring, RingConsumer, RingProducer, RingQueue};
 
 /// TSC cycles since an arbitrary origin: the same counter as DPDK's `rte_rdtsc` (and
 /// `rte_get_tsc_hz`), read inline on x86-64 rather than through a wrapped C call.

@@ -1,12 +1,12 @@
 use std::cell::Cell;
 use std::ffi::CString;
 use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 use dpdk_sys::rte_mbuf;
 
-use super::mbuf::BURST;
+use super::burst::BURST;
 use super::{DpdkError, Mbuf};
 
 // RING_F_SP_ENQ | RING_F_SC_DEQ: macros in rte_ring.h.
@@ -127,5 +127,57 @@ impl Drop for MbufRing {
         // SAFETY: `self.raw` came from rte_ring_create; this is the last owner (both halves are
         // gone), the ring was just emptied, and it is freed only here, once.
         unsafe { dpdk_sys::rte_ring_free(self.raw.as_ptr()) };
+    }
+}
+
+/// Mbufs bound for another worker, sent over its ring in bursts.
+pub struct RingQueue {
+    pkts: [*mut rte_mbuf; BURST],
+    len: usize,
+}
+
+// SAFETY: the first `len` pointers are owned mbufs (from `Mbuf::into_raw`) that nothing else
+// refers to, so the queue is like a `[Mbuf; BURST]`, and `Mbuf` is Send.
+unsafe impl Send for RingQueue {}
+
+impl Default for RingQueue {
+    fn default() -> Self {
+        RingQueue { pkts: [ptr::null_mut(); BURST], len: 0 }
+    }
+}
+
+impl RingQueue {
+    /// Queues `m`; when the buffer is full it is flushed into `ring` first. Returns packets
+    /// the ring refused (freed).
+    #[inline]
+    pub fn push(&mut self, ring: &super::RingProducer, m: Mbuf) -> u32 {
+        let dropped = if self.len == BURST { self.flush(ring) } else { 0 };
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        dropped
+    }
+
+    /// Sends what is buffered in one burst; returns how many the ring refused (freed here).
+    pub fn flush(&mut self, ring: &super::RingProducer) -> u32 {
+        // SAFETY: `pkts[..len]` came from `Mbuf::into_raw` in `push`: owned here, given up to
+        // the ring for those it takes.
+        let sent = unsafe { ring.enqueue(&self.pkts[..self.len]) };
+        let refused = self.len - sent;
+        if refused > 0 {
+            // SAFETY: the ring took `pkts[..sent]`, in order; `pkts[sent..len]` (`refused` pointers)
+            // are still owned here and are freed once (`len` is reset below).
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts[sent..self.len].as_mut_ptr(), refused as u32) };
+        }
+        self.len = 0;
+        refused as u32
+    }
+}
+
+impl Drop for RingQueue {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: `pkts[..len]` are owned mbufs never handed on; dropping frees each once.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+        }
     }
 }
