@@ -11,13 +11,18 @@ use common::*;
 
 #[test]
 fn an_imported_config_passes_check_config_once_filled_in() {
-    let source = repo().join("ctrlplane/src/import/corpus/udp-ops.conf");
-    let source = source.to_str().unwrap();
+    // A seed's configuration, and the worked example of docs/migrating-from-lvs.md.
+    for source in ["ctrlplane/src/import/corpus/udp-ops.conf", "conf/keepalived-example.conf"] {
+        imported_and_filled_in(repo().join(source).to_str().unwrap());
+    }
+}
+
+fn imported_and_filled_in(source: &str) {
     let out = Command::new(sluice_bin()).args(["import-keepalived", source]).output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "something was not carried over: {stderr}");
     assert!(!stderr.is_empty() && stderr.lines().all(|l| l.starts_with(&format!("{source}:"))), "{stderr}");
-    assert!(stdout.contains("per_packet = true"), "the seed's --ops: {stdout}");
+    assert!(stdout.contains("per_packet = true"), "the seeds' --ops: {stdout}");
 
     // As written it is refused: every placeholder must be filled in first.
     let unfilled = write_temp("sluice-imported-unfilled.toml", &stdout);

@@ -75,8 +75,7 @@ impl Root {
     /// Every path in the root but the kernel's, the scratch places and dpkg's own records
     /// (its database and log change with any install).
     fn files(&self) -> BTreeSet<String> {
-        const SKIP: [&str; 8] =
-            ["proc", "sys", "dev", "run", "tmp", "var/lib/dpkg", "var/log", "var/cache/debconf"];
+        const SKIP: [&str; 8] = ["proc", "sys", "dev", "run", "tmp", "var/lib/dpkg", "var/log", "var/cache/debconf"];
         let mut all = BTreeSet::new();
         let mut stack = vec![self.dir.clone()];
         while let Some(dir) = stack.pop() {
@@ -212,10 +211,8 @@ fn the_package_installs_runs_and_purges_cleanly() {
     }
     let ping_ok = || run_in(&net.cli(), &["ping", "-c1", "-W1", "198.18.0.1"]).status.success();
     let answered = wait_until(Duration::from_secs(15), ping_ok);
-    let status = Command::new("ip")
-        .args(in_root(&["/usr/sbin/sluicectl".to_owned(), "status".to_owned()]))
-        .output()
-        .unwrap();
+    let status =
+        Command::new("ip").args(in_root(&["/usr/sbin/sluicectl".to_owned(), "status".to_owned()])).output().unwrap();
     send_signal(sluice.id() as i32, libc::SIGTERM);
     let stopped = wait_until(Duration::from_secs(15), || matches!(sluice.try_wait(), Ok(Some(_))));
     if !stopped {

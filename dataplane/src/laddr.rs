@@ -9,8 +9,8 @@
 //! steers replies by flow-director rules on destination port bits): a reply's destination
 //! address then names its worker by itself, so steering replies needs one rule (or one table
 //! entry) per local IP and works on any NIC, and no worker ever needs another's port state. The price is that a service
-//! needs at least as many local IPs as there are workers; each IP brings ~64k ports per
-//! backend address and port.
+//! needs at least as many local IPs as there are workers; each IP brings 64,512 ports (one pool
+//! per worker and local IP, shared by every service and backend it serves).
 
 use crate::mix::splitmix64;
 use std::net::Ipv4Addr;

@@ -24,8 +24,12 @@ pub fn scheduler(statement: &Statement, report: &mut Report) -> &'static str {
             return "wlc";
         }
         "mh" => {
-            report.note(line, "lb_algo mh becomes scheduler \"maglev\", Sluice's Maglev hashing of the client");
-            return "maglev";
+            report.note(
+                line,
+                "lb_algo mh becomes scheduler \"sh\": IPVS mh hashes the client's address, as Sluice's sh does \
+                 (with mh-port it hashed the port too: that is Sluice's \"maglev\")",
+            );
+            return "sh";
         }
         "dh" => (
             "sh",
@@ -96,6 +100,12 @@ pub fn common(statement: &Statement, within: &str, report: &mut Report) {
 /// keepalived kept it.
 pub fn min_active(quorum: Option<(u64, usize)>, backends: &[RealServer], report: &mut Report) -> u32 {
     let Some((written, line)) = quorum else { return 1 };
+    report.warning(
+        line,
+        "quorum becomes min_active, which means more: below it Sluice stops answering for the VIP, \
+         its established sessions included (and withdraws it with [bgp]), where keepalived kept the \
+         live real servers serving (or added the sorry server)",
+    );
     let total: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
     let mut quorum = written;
     if quorum > total {

@@ -212,7 +212,7 @@ fn settings(statement: &Statement, report: &mut Report) -> Settings {
             }
             "persistence_timeout" | "persistence_granularity" | "persistence_engine" => report.warning(
                 line,
-                format!("{} not carried over: Sluice has no persistence across connections; scheduler \"sh\" or \"maglev\" keeps a client on one backend while the backends stay the same", child.head()),
+                format!("{} not carried over: Sluice has no persistence across connections; scheduler \"sh\" keeps a client (by its address) on one backend while the backends stay the same", child.head()),
             ),
             "sorry_server" | "sorry_server_inhibit" | "sorry_server_lvs_method" => report.warning(
                 line,
@@ -232,7 +232,7 @@ fn settings(statement: &Statement, report: &mut Report) -> Settings {
             "ip_family" => report.note(line, "ip_family not carried over: Sluice's services are IPv4"),
             "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => report.warning(
                 line,
-                format!("{keyword} not carried over: Sluice's schedulers take no flags (sh and maglev hash the client's address)"),
+                format!("{keyword} not carried over: Sluice's schedulers take no flags (sh hashes the client's address, maglev its address and port)"),
             ),
             _ => policy::common(child, "virtual_server", report),
         }

@@ -25,7 +25,6 @@ pub enum L4Checksum {
     None,
 }
 
-
 /// An owned packet buffer. Dropping it returns it to its pool; `into_raw` hands ownership to
 /// DPDK (a tx burst) instead.
 #[repr(transparent)]

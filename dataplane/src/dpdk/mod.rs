@@ -15,11 +15,11 @@ mod mempool;
 mod port;
 mod ring;
 
+pub use burst::{RxBurst, TxQueue, BURST};
 pub use eal::Eal;
 pub use error::DpdkError;
 pub use flow::{create as create_flow, install as install_flows, validate as validate_flow, FlowHandle};
 pub use lcore::{launch, LcoreHandle, LcoreState};
-pub use burst::{RxBurst, TxQueue, BURST};
 pub use mbuf::{L4Checksum, Mbuf};
 pub use mempool::{Mempool, PoolHandle};
 pub use port::{LinkStatus, Port, PortStats, RssConfig};
