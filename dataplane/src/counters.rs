@@ -51,7 +51,11 @@ impl Gauge {
 /// One worker's figures for one backend id (`snapshot::Backend`).
 #[derive(Default)]
 pub struct BackendStats {
+    /// Sessions opened on this node, in this worker's table.
     pub active: Gauge,
+    /// Copies of other nodes' sessions to it in this worker's table: every worker holds a copy
+    /// of each (`fullnat::sync`), so over the workers each counts once (`backend_active`).
+    pub copies: Gauge,
     pub sessions: Counter,
     /// Indexed by `session::Direction`: to the backend, from the backend.
     pub packets: [Counter; 2],
@@ -372,6 +376,21 @@ impl Default for WorkerCounters {
             local_ports: table(MAX_LOCAL_IPS),
         }
     }
+}
+
+/// Sessions to backend `id` over the workers `all`: each worker's own, and each copy of another
+/// node's session once (every worker holds it). Relaxed reads: exact enough for least-connection
+/// choices and for the operator's view.
+pub fn backend_active<'a>(all: impl Iterator<Item = &'a WorkerCounters>, id: u16) -> u64 {
+    let (mut own, mut copies, mut workers) = (0, 0, 0);
+    for c in all {
+        workers += 1;
+        if let Some(b) = c.backends.get(id as usize) {
+            own += b.active.get();
+            copies += b.copies.get();
+        }
+    }
+    own + copies / workers.max(1)
 }
 
 /// Nodes whose sessions a worker counts copies of, at most.

@@ -123,15 +123,16 @@ pub fn pass(sync: &Sync, control: &mut super::control::Control) -> (Vec<Ipv4Addr
     (peers, !status.ready)
 }
 
-/// Copies held for `node`, over every worker.
+/// Copies held for `node`: every worker holds a copy of each, so the workers' mean.
 fn held(counters: &[Arc<WorkerCounters>], node: Option<u16>) -> u64 {
     let Some(node) = node else { return 0 };
-    counters
+    let all: u64 = counters
         .iter()
         .flat_map(|c| c.sync_held.iter())
         .filter(|h| h.node.load(std::sync::atomic::Ordering::Relaxed) == u32::from(node))
         .map(|h| h.count.get())
-        .sum()
+        .sum();
+    all / counters.len().max(1) as u64
 }
 
 /// The `status` document's cluster part.

@@ -407,14 +407,12 @@ impl Observer {
     }
 }
 
-/// A backend id's raw sums over all workers: active, packets to, from, bytes to, from.
 /// A backend's figures summed over the workers: active sessions, packets to it, from it, bytes
 /// to it, from it, sessions opened.
 fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
     let mut sums = [0u64; 6];
     for c in counters {
         if let Some(b) = c.backends.get(id as usize) {
-            sums[0] += b.active.get();
             sums[1] += b.packets[0].get();
             sums[2] += b.packets[1].get();
             sums[3] += b.bytes[0].get();
@@ -422,5 +420,6 @@ fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
             sums[5] += b.sessions.get();
         }
     }
+    sums[0] = dataplane::counters::backend_active(counters.iter().map(|c| &**c), id);
     sums
 }

@@ -659,7 +659,11 @@ fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
         stats.sessions.dec();
     }
     if let Some(stats) = c.backends.get(s.backend_index as usize) {
-        stats.active.dec();
+        if s.origin == ORIGIN_HERE {
+            stats.active.dec();
+        } else {
+            stats.copies.dec();
+        }
     }
 }
 

@@ -143,13 +143,11 @@ impl FullNat {
     }
 }
 
-/// Active sessions of backend `id` over this worker and its peers (relaxed reads of the
-/// other workers' gauges: exact enough for least-connection choices, and lock-free).
+/// Active sessions of backend `id` over this worker and the other workers (`peers`), copies of
+/// other nodes' sessions counted once (`counters::backend_active`).
 fn active_sessions(own: &WorkerCounters, peers: &[std::sync::Arc<WorkerCounters>], id: u16) -> u32 {
-    let at = id as usize;
-    let own = own.backends.get(at).map_or(0, |b| b.active.get());
-    let others: u64 = peers.iter().filter_map(|p| p.backends.get(at)).map(|b| b.active.get()).sum();
-    (own + others).min(u64::from(u32::MAX)) as u32
+    let all = std::iter::once(own).chain(peers.iter().map(|p| &**p));
+    crate::counters::backend_active(all, id).min(u64::from(u32::MAX)) as u32
 }
 
 /// A local address and port from the service's pools on this worker, taking turns over the

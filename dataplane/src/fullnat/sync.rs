@@ -236,7 +236,7 @@ impl FullNat {
             stats.sessions.inc();
         }
         if let Some(stats) = c.backends.get(backend_index as usize) {
-            stats.active.inc();
+            stats.copies.inc();
         }
         if let Some(held) = c.held_for(r.owner) {
             held.inc();

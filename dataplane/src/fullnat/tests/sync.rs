@@ -213,3 +213,24 @@ fn a_backend_at_the_hosts_own_address_is_reached_through_its_kernel() {
     assert_eq!(q, udp_packet((s.local.ip, s.local.port), (own.ip, 53), 63, QUERY, true, &[]));
     assert_checksums_exact(&q);
 }
+
+#[test]
+fn a_copy_on_every_worker_counts_once_for_its_backend() {
+    let (mut a, ca) = node(1, 100);
+    a.query(CLIENT, DNS_BACKENDS[0], 1000);
+    let r = updates(&ca)[0];
+    // Node 2 has two workers: each holds a copy (a flow's queue cannot be known), and opens a
+    // session of its own on the first.
+    let (mut w0, c0) = node(2, 200);
+    let (mut w1, c1) = node(2, 200);
+    install(&mut w0, &c0, &[r], 1001);
+    install(&mut w1, &c1, &[r], 1001);
+    w0.query(client(41000), DNS_BACKENDS[0], 1002);
+    let id = w0.snap.services[0].members[0];
+    let active = |w0: &Lab, w1: &Lab| crate::counters::backend_active([&w0.c, &w1.c].into_iter(), id);
+    assert_eq!(active(&w0, &w1), 2, "node 1's session once, node 2's own once");
+    assert_eq!((w0.c.backends[id as usize].active.get(), w0.c.backends[id as usize].copies.get()), (1, 1));
+    // Everything ends: nothing is left counted.
+    assert_eq!(w0.nat.expire(60_000, 100, &w0.c) + w1.nat.expire(60_000, 100, &w1.c), 3);
+    assert_eq!(active(&w0, &w1), 0);
+}
