@@ -240,8 +240,14 @@ fn below_min_active_the_vip_goes_silent_and_comes_back() {
     };
     assert!(!neigh_ok(), "no ARP answer for a silent VIP");
 
+    // Quorum back: the VIP is announced by gratuitous ARP (the client, accepting gratuitous ARP,
+    // learns it without asking), and answered again.
+    let _ = run_in(&net.cli(), &["sysctl", "-qw", "net.ipv4.conf.cli0.arp_accept=1"]);
+    let _ = run_in(&net.cli(), &["ip", "neigh", "flush", "dev", "cli0"]);
     servers[1] = Some(UdpBackend::start(&net.srv(), "198.18.1.3:53"));
     wait_states(&sluice, "dns", &[("198.18.1.3:53", "up")], SETTLE);
+    let learned = || stdout(&run_in(&net.cli(), &["ip", "neigh", "show", "198.18.0.10"])).contains("lladdr");
+    assert!(wait_until(SETTLE, learned), "no gratuitous ARP for the VIP when it came back");
     assert!(wait_until(SETTLE, neigh_ok), "ARP answered again");
     // A new flow: the old one stays with its (inhibited, dead) backend, as `inhibit` means.
     let fresh = client(&net, Duration::from_millis(300));

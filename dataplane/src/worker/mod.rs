@@ -268,6 +268,9 @@ impl Worker {
         let old_part = self.nat.adopt(update.part);
         self.nat.publish_ports(&self.setup.counters);
         let snapshot = update.snapshot;
+        if self.setup.announce {
+            self.announce_changes(&old, &snapshot);
+        }
         self.setup.snapshot = snapshot.clone();
         self.setup.mailbox.retire(generation, Update { snapshot: old, part: old_part });
         snapshot

@@ -160,6 +160,18 @@ impl Worker {
         self.flush();
     }
 
+    /// Gratuitous ARP for the addresses that answer in `new` but did not in `old`: a VIP that
+    /// regained its quorum, one added by a reload. Routers and clients that cached another MAC
+    /// for it (a director it replaces, keepalived's VRRP master) learn this one at once.
+    pub(super) fn announce_changes(&mut self, old: &Snapshot, new: &Snapshot) {
+        for (i, link) in new.links.iter().enumerate() {
+            let answered = |ip| old.links.get(i).is_some_and(|o| o.owned.contains(ip) && !o.owned.is_silent(ip));
+            for ip in link.owned.iter().filter(|&ip| !link.owned.is_silent(ip) && !answered(ip)) {
+                self.send_arp(i, link.mac, ip, ip);
+            }
+        }
+    }
+
     pub(super) fn send_arp(&mut self, link: usize, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
         let Some(mut m) = Mbuf::alloc(self.setup.pool) else {
             self.setup.counters.count_drop(DropReason::NoMbuf, 1);
