@@ -303,6 +303,17 @@ impl Appliance {
     }
 }
 
+/// Workers are stopped and joined before anything they use goes (ports, the pool, the EAL),
+/// also when the control loop unwinds from a panic instead of calling `shutdown`.
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for worker in self.workers.drain(..) {
+            worker.wait();
+        }
+    }
+}
+
 /// SIGHUP (and the API's `reload`): an invalid file, or one that changes what needs a
 /// restart, is refused whole and the running config stays; otherwise every change takes
 /// effect together with the next snapshot.
