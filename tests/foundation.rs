@@ -13,21 +13,10 @@ use std::time::Duration;
 
 use common::*;
 
-const SERVICE: &str = r#"
-[[service]]
-name = "dns"
-vip = "198.18.0.10:53"
-protocol = "udp"
-local_ips = ["198.18.1.100"]
-
-[[service.backend]]
-address = "198.18.1.2:53"
-"#;
-
 #[test]
 fn exception_path_arp_and_clean_shutdown() {
     let net = TestNet::up("slf", 1);
-    let mut sluice = Sluice::start(&net, &config(SERVICE));
+    let mut sluice = Sluice::start(&net, &config(ONE_UDP_SERVICE));
 
     // The control thread (the process's main thread) runs on `[cpu] control` = 0 alone: the
     // EAL pins it there as lcore 0 (`--lcores 0@0`).
@@ -85,7 +74,7 @@ fn exception_path_arp_and_clean_shutdown() {
 
 #[test]
 fn invalid_config_is_refused_with_its_position() {
-    let bad = config(SERVICE).replace("protocol = \"udp\"", "protocol = \"sctp\"");
+    let bad = config(ONE_UDP_SERVICE).replace("protocol = \"udp\"", "protocol = \"sctp\"");
     let line = bad.lines().position(|l| l.contains("sctp")).unwrap() + 1;
     let path = write_temp("sluice-invalid.toml", &bad);
     let path = path.to_str().unwrap();
@@ -112,7 +101,7 @@ fn shipped_configs_are_valid() {
 fn a_session_table_the_machine_cannot_hold_is_refused_at_start() {
     // Valid for --check-config (the largest table there is), too big for this machine's memory:
     // refused at start with a message, before DPDK or any allocation.
-    let text = config(SERVICE) + "\n[sessions]\ncapacity = 268435456\n";
+    let text = config(ONE_UDP_SERVICE) + "\n[sessions]\ncapacity = 268435456\n";
     let path = write_temp("sluice-huge-table.toml", &text);
     let path = path.to_str().unwrap();
     let out = Command::new(sluice_bin()).args(["--check-config", path]).output().unwrap();

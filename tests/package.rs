@@ -16,17 +16,6 @@ use std::time::Duration;
 
 use common::*;
 
-const SERVICE: &str = r#"
-[[service]]
-name = "dns"
-vip = "198.18.0.10:53"
-protocol = "udp"
-local_ips = ["198.18.1.100"]
-
-[[service.backend]]
-address = "198.18.1.2:53"
-"#;
-
 /// The root, under /var/tmp; removed (after its mounts) when dropped, and before use if an
 /// earlier run left it.
 struct Root {
@@ -179,7 +168,7 @@ fn the_package_installs_runs_and_purges_cleanly() {
     // systemd would run them (RuntimeDirectory=sluice made first), on a namespace network.
     let net = TestNet::up("slp", 1);
     root.mount_system();
-    fs::write(root.path("/etc/sluice/sluice.toml"), config(SERVICE)).unwrap();
+    fs::write(root.path("/etc/sluice/sluice.toml"), config(ONE_UDP_SERVICE)).unwrap();
     fs::create_dir_all(root.path("/run/sluice")).unwrap();
     let unit = fs::read_to_string(root.path("/lib/systemd/system/sluice.service")).unwrap();
     let in_root = |command: &[String]| {

@@ -270,6 +270,18 @@ pub fn with_api(config: &str, socket: &std::path::Path) -> String {
 }
 
 /// A config for `scripts/testnet`'s topology, with `services` (TOML) appended.
+/// The smallest service: UDP on 198.18.0.10:53, one local IP, one backend (198.18.1.2:53).
+pub const ONE_UDP_SERVICE: &str = r#"
+[[service]]
+name = "dns"
+vip = "198.18.0.10:53"
+protocol = "udp"
+local_ips = ["198.18.1.100"]
+
+[[service.backend]]
+address = "198.18.1.2:53"
+"#;
+
 pub fn config(services: &str) -> String {
     testnet_config("", "[1]", 8191, services)
 }
