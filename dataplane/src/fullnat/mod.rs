@@ -18,6 +18,7 @@ mod retries;
 mod syn;
 mod sync;
 pub mod synproxied;
+mod toa;
 
 use std::net::Ipv4Addr;
 
@@ -585,32 +586,6 @@ impl FullNat {
             },
             (_, Direction::Reply) => {
                 self.proxied.reply(id, ip, now_ms);
-                Step::Forward { hop, offload: None }
-            }
-        }
-    }
-}
-
-impl FullNat {
-    /// A packet of a TCP `toa` session, rewritten: the client's segments get the option (by
-    /// the worker) until the backend has sent data, its SYN none and never a forged one; the
-    /// backend's SYN+ACK offers an MSS 8 lower.
-    #[cold]
-    fn toa(&mut self, id: SessionId, s: &Session, dir: Direction, ip: &mut [u8], hop: Hop) -> Step {
-        let ihl = ipv4::header_len(ip);
-        let flags = ip[ihl + 13] & (tcp_flags::SYN | tcp_flags::ACK);
-        match dir {
-            Direction::Forward if flags == tcp_flags::SYN || s.extras & EXTRA_TOA_DONE != 0 => {
-                let _ = nat::toa::remove(ip, nat::toa::KIND);
-                Step::Forward { hop, offload: None }
-            }
-            Direction::Forward => self.extra(hop, Extra::Toa { client: s.client, service: s.service }),
-            Direction::Reply => {
-                if flags == tcp_flags::SYN | tcp_flags::ACK {
-                    let _ = nat::toa::lower_mss(ip, nat::toa::LEN as u16);
-                } else if usize::from(u16::from_be_bytes([ip[2], ip[3]])) > ihl + tcp::header_len(&ip[ihl..]) {
-                    self.sessions.get_mut(id).extras |= EXTRA_TOA_DONE;
-                }
                 Step::Forward { hop, offload: None }
             }
         }
