@@ -32,7 +32,6 @@ use crate::session::{
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
-use crate::wire::tcp;
 
 pub use evict::Unconfirmed;
 pub use part::{PoolLayout, ServiceState, WorkerPart};

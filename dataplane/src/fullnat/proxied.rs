@@ -23,9 +23,9 @@
 use crate::counters::{ClientAddressResult, WorkerCounters};
 use crate::nat::shift::{self, Inserted, Segment};
 use crate::session::{tcp_flags, Session, SessionId, SessionTable, EXTRA_PROXY_V2};
-use crate::wire::ipv4::protocol;
+use crate::wire::ipv4::{self, protocol};
 use crate::wire::proxy::{self, Transport};
-use crate::wire::tcp::Flags;
+use crate::wire::tcp::{self, Flags};
 
 use super::retries::{Due, Retries};
 use super::{ClientHeader, Hop};
@@ -308,10 +308,9 @@ fn total_len(ip: &[u8]) -> usize {
 }
 
 /// Whether a TCP packet `inspect` accepted carries data.
-fn has_data(ip: &[u8]) -> bool {
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let thl = usize::from(ip[ihl + 12] >> 4) * 4;
-    total_len(ip) > ihl + thl
+pub(super) fn has_data(ip: &[u8]) -> bool {
+    let ihl = ipv4::header_len(ip);
+    total_len(ip) > ihl + tcp::header_len(&ip[ihl..])
 }
 
 /// The header segment of session `s`: from its local endpoint to its backend, at `at`.

@@ -6,7 +6,8 @@ use super::synproxied::{self, Answered, CLIENT_SCALE, OFFERED_MSS};
 use super::*;
 use crate::session::tcp_flags::{ACK, FIN, RST, SYN};
 use crate::synproxy::{Flow, SynOptions};
-use crate::wire::tcp::Flags;
+use crate::wire::tcp::{self, Flags};
+use crate::wire::{ipv4, read_u32};
 
 impl FullNat {
     /// A TCP packet without a session to a `synproxy` service.
@@ -29,8 +30,8 @@ impl FullNat {
                 stats.synproxy[result].add(1);
             }
         };
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let (seq, ack) = (read_u32(ip, ihl + 4), read_u32(ip, ihl + 8));
+        let ihl = ipv4::header_len(ip);
+        let (seq, ack) = (read_u32(ip, ihl + tcp::offset::SEQ), read_u32(ip, ihl + tcp::offset::ACK));
         let flow =
             |client_isn| Flow { client: (key.src.ip, key.src.port), vip: (key.dst.ip, key.dst.port), client_isn };
         if flags & (SYN | ACK | RST | FIN) == SYN {
@@ -146,8 +147,4 @@ impl FullNat {
             },
         }
     }
-}
-
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }

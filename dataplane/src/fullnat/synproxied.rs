@@ -19,7 +19,8 @@ use crate::nat::shift::Segment;
 use crate::nat::syn::{self, Mapping, Options};
 use crate::session::{tcp_flags, Session, SessionId, SessionTable, EXTRA_SYNPROXY};
 use crate::synproxy::SynOptions;
-use crate::wire::tcp::Flags;
+use crate::wire::tcp::{self, Flags};
+use crate::wire::{ipv4, read_u32};
 
 use super::retries::{Due, Retries};
 use super::{Emit, Hop};
@@ -146,9 +147,9 @@ impl SynProxiedSessions {
 
     /// A backend's packet while the handshake is under way (`ip`, not rewritten).
     pub fn answer(&mut self, id: SessionId, s: &Session, ip: &[u8]) -> Answered {
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let ihl = ipv4::header_len(ip);
         let Some(t) = ip.get(ihl..ihl + 20) else { return Answered::Ignored };
-        let (flags, seq, ack) = (t[13], read_u32(t, 4), read_u32(t, 8));
+        let (flags, seq, ack) = (t[tcp::offset::FLAGS], read_u32(t, tcp::offset::SEQ), read_u32(t, tcp::offset::ACK));
         let mut p = self.get(id);
         if flags & tcp_flags::RST != 0 {
             return Answered::Refused(reset_to_client(s, &p));
@@ -219,10 +220,6 @@ impl SynProxiedSessions {
     }
 }
 
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 /// The SYN to the backend of session `s`: the client's initial sequence number and options.
 fn syn_emit(s: &Session, p: &SynProxied, hop: Hop) -> Emit {
     let timestamp = p.timestamps.then_some((p.client_tsval, 0));
@@ -262,7 +259,7 @@ fn reset_to_client(s: &Session, p: &SynProxied) -> Emit {
 /// The state of a session a valid cookie opens, from the client's ACK (`ip`) and what the
 /// cookie and its timestamp echo say of the SYN.
 pub fn from_ack(ip: &[u8], cookie: u32, mss: u16, echoed: Option<SynOptions>) -> Option<SynProxied> {
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let ihl = ipv4::header_len(ip);
     let t = ip.get(ihl..ihl + 20)?;
     let ts = syn::timestamp(ip);
     let options = echoed.unwrap_or_default();
@@ -270,7 +267,7 @@ pub fn from_ack(ip: &[u8], cookie: u32, mss: u16, echoed: Option<SynOptions>) ->
         // The scale offered the client, until the backend's is known.
         mapping: Mapping { client_scale: options.offered_scale, ..Mapping::default() },
         cookie,
-        client_isn: read_u32(t, 4).wrapping_sub(1),
+        client_isn: read_u32(t, tcp::offset::SEQ).wrapping_sub(1),
         client_tsval: ts.map_or(0, |(val, _)| val),
         our_tsval: ts.map_or(0, |(_, ecr)| ecr),
         window: u16::from_be_bytes([t[14], t[15]]),

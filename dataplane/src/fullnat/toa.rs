@@ -21,7 +21,7 @@ impl FullNat {
             Direction::Reply => {
                 if flags == tcp_flags::SYN | tcp_flags::ACK {
                     let _ = nat::toa::lower_mss(ip, nat::toa::LEN as u16);
-                } else if usize::from(u16::from_be_bytes([ip[2], ip[3]])) > ihl + tcp::header_len(&ip[ihl..]) {
+                } else if proxied::has_data(ip) {
                     self.sessions.get_mut(id).extras |= EXTRA_TOA_DONE;
                 }
                 Step::Forward { hop, offload: None }

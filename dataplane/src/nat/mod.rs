@@ -36,6 +36,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::wire;
+use crate::wire::read_u32;
 
 pub use icmp_error::{quoted_tuple, translate_error};
 pub use inspect::inspect;
@@ -152,11 +153,6 @@ impl From<wire::Error> for Refusal {
             wire::Error::Malformed => Refusal::BadHeader,
         }
     }
-}
-
-#[inline]
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 #[inline]

@@ -57,6 +57,11 @@ pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
 }
 
 #[inline]
+pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
 pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }

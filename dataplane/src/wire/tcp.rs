@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::{checksum, ipv4, read_u16, write_u16, Error, Result};
+use super::{checksum, ipv4, read_u16, read_u32, write_u16, Error, Result};
 
 mod field {
     pub const SRC_PORT: usize = 0;
@@ -252,11 +252,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let value = checksum::compute(checksum::pseudo_header(src, dst, ipv4::protocol::TCP, len), segment);
         self.set_checksum(value)
     }
-}
-
-#[inline]
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// A high-level TCP segment, for building packets in tests. `options` must be a multiple of 4
