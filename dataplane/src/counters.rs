@@ -404,6 +404,14 @@ pub struct HeldFor {
 }
 
 impl WorkerCounters {
+    /// Counts what became of the client's address for a packet of service `service`.
+    #[inline]
+    pub fn client_address(&self, service: u16, result: ClientAddressResult) {
+        if let Some(stats) = self.services.get(usize::from(service)) {
+            stats.client_address(result);
+        }
+    }
+
     /// Publishes the free ports left on this worker's local IP at `at` (`FullNat::pools` order).
     #[inline]
     pub fn set_free_ports(&self, at: usize, free: u32) {

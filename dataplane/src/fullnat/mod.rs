@@ -494,17 +494,11 @@ impl FullNat {
             }
             Direction::Reply => (s.vip, s.client, hops[1], Some(s.backend_index)),
         };
-        // The SYN proxy's backend handshake: the client's packets wait, the backend's answer
-        // completes it (`synproxied`).
-        if s.extras & EXTRA_SYNPROXY != 0 && !self.synproxied.get(id).established {
-            return self.syn_handshake(id, &s, dir, ip, hop, now_ms, c);
-        }
-        // Sessions with extras (`client_address`) are looked at apart, and their checksums
-        // kept whole here rather than left to the NIC: the rewrite is not their last edit.
-        if s.extras != 0 && dir == Direction::Forward && s.proto == protocol::UDP {
-            let mtu = mtu_of(snap, hop);
-            if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
-                return Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service };
+        // Sessions with extras (the SYN proxy, `client_address`) are looked at apart, and their
+        // checksums kept whole here rather than left to the NIC: the rewrite is not their last edit.
+        if s.extras != 0 {
+            if let Some(step) = self.before_rewrite(snap, id, &s, dir, ip, hop, len, now_ms, c) {
+                return step;
             }
         }
         let offload = s.extras == 0 && !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
@@ -533,6 +527,35 @@ impl FullNat {
 }
 
 impl FullNat {
+    /// What a session with extras needs before its rewrite: the SYN proxy's backend handshake
+    /// (the client's packets wait, the backend's answer completes it, `synproxied`), or a UDP
+    /// datagram the PROXY header would make too big for the path.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    fn before_rewrite(
+        &mut self,
+        snap: &Snapshot,
+        id: SessionId,
+        s: &Session,
+        dir: Direction,
+        ip: &mut [u8],
+        hop: Hop,
+        len: u32,
+        now_ms: u64,
+        c: &WorkerCounters,
+    ) -> Option<Step> {
+        if s.extras & EXTRA_SYNPROXY != 0 && !self.synproxied.get(id).established {
+            return Some(self.syn_handshake(id, s, dir, ip, hop, now_ms, c));
+        }
+        if dir == Direction::Forward && s.proto == protocol::UDP {
+            let mtu = mtu_of(snap, hop);
+            if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
+                return Some(Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service });
+            }
+        }
+        None
+    }
+
     /// A packet of a session with extras, rewritten. `proxy-v2`: on UDP the worker puts the
     /// header before a datagram to the backend; on TCP the sequence space is adjusted
     /// (`proxied`), and the header sent first when the handshake has just completed.
@@ -571,15 +594,11 @@ impl FullNat {
             (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms, mtu_of(snap, hop)) {
                 proxied::Shifted::Send => Step::Forward { hop, offload: None },
                 proxied::Shifted::Lead => {
-                    if let Some(stats) = c.services.get(usize::from(s.service)) {
-                        stats.client_address(crate::counters::ClientAddressResult::Resent);
-                    }
+                    c.client_address(s.service, crate::counters::ClientAddressResult::Resent);
                     self.extra(hop, Extra::Header { header, service: s.service })
                 }
                 proxied::Shifted::SendAfter(first) => {
-                    if let Some(stats) = c.services.get(usize::from(s.service)) {
-                        stats.client_address(crate::counters::ClientAddressResult::Added);
-                    }
+                    c.client_address(s.service, crate::counters::ClientAddressResult::Added);
                     self.extra(hop, Extra::First(first))
                 }
             },
@@ -646,7 +665,7 @@ const DEFAULT_MTU: u16 = 1500;
 
 /// The MTU towards `hop`.
 #[inline]
-fn mtu_of(snap: &Snapshot, hop: Hop) -> u16 {
+pub(crate) fn mtu_of(snap: &Snapshot, hop: Hop) -> u16 {
     if hop.to_kernel() {
         DEFAULT_MTU
     } else {
@@ -654,10 +673,10 @@ fn mtu_of(snap: &Snapshot, hop: Hop) -> u16 {
     }
 }
 
-/// Whether the sender of an IPv4 packet forbids its fragmentation.
+/// Whether the sender of an IPv4 packet `inspect` accepted forbids its fragmentation.
 #[inline]
 fn dont_fragment(ip: &[u8]) -> bool {
-    ip.get(ipv4::offset::FLAGS_FRAG).is_some_and(|&f| f & 0x40 != 0)
+    crate::wire::read_u16(ip, ipv4::offset::FLAGS_FRAG) & ipv4::DONT_FRAGMENT != 0
 }
 
 /// The source port of a TCP/UDP packet `inspect` accepted.

@@ -22,10 +22,11 @@
 
 use crate::counters::{ClientAddressResult, WorkerCounters};
 use crate::nat::shift::{self, Inserted, Segment};
-use crate::session::{tcp_flags, Session, SessionId, SessionTable, EXTRA_PROXY_V2};
+use crate::session::{tcp_flags, Direction, Session, SessionId, SessionTable, EXTRA_PROXY_V2};
 use crate::wire::ipv4::{self, protocol};
 use crate::wire::proxy::{self, Transport};
 use crate::wire::tcp::{self, Flags};
+use crate::wire::{read_u16, read_u32};
 
 use super::retries::{Due, Retries};
 use super::{ClientHeader, Hop};
@@ -116,7 +117,7 @@ pub struct Emit {
 impl Emit {
     /// The segment's payload.
     pub fn payload(&self) -> Option<[u8; proxy::PROXY_LEN]> {
-        self.header.map(|h| proxy::proxy(Transport::Tcp, (h.client.ip, h.client.port), (h.vip.ip, h.vip.port)))
+        self.header.map(|h| h.proxy_v2(Transport::Tcp))
     }
 }
 
@@ -257,23 +258,18 @@ impl ProxiedSessions {
             if !due {
                 return Due::Wait;
             }
-            let stats = c.services.get(usize::from(s.service));
             if p.sends >= MAX_SENDS {
-                out.push(reset(&s, &p, Direction::ToBackend));
-                out.push(reset(&s, &p, Direction::ToClient));
+                out.push(reset(&s, &p, Direction::Forward));
+                out.push(reset(&s, &p, Direction::Reply));
                 ended(&sessions.remove(id));
-                if let Some(stats) = stats {
-                    stats.client_address(ClientAddressResult::Reset);
-                }
+                c.client_address(s.service, ClientAddressResult::Reset);
                 return Due::Done;
             }
             out.push(header_emit(&s, &p, s.hops[0]));
             p.sends += 1;
             p.sent_ms = now_ms as u32;
             by_slot[id.get() as usize] = p.pack();
-            if let Some(stats) = stats {
-                stats.client_address(ClientAddressResult::Resent);
-            }
+            c.client_address(s.service, ClientAddressResult::Resent);
             Due::Again(FIRST_RESEND_MS << (p.sends - 1))
         });
     }
@@ -297,14 +293,15 @@ impl ProxiedSessions {
 
 /// TCP flags, sequence number and window of a TCP packet `inspect` accepted.
 fn tcp_fields(ip: &[u8]) -> Option<(u8, u32, u16)> {
-    let ihl = usize::from(ip.first()? & 0x0f) * 4;
-    let t = ip.get(ihl..ihl + 20)?;
-    Some((t[13], u32::from_be_bytes([t[4], t[5], t[6], t[7]]), u16::from_be_bytes([t[14], t[15]])))
+    ip.first()?;
+    let ihl = ipv4::header_len(ip);
+    let t = ip.get(ihl..ihl + tcp::HEADER_LEN)?;
+    Some((t[tcp::offset::FLAGS], read_u32(t, tcp::offset::SEQ), read_u16(t, tcp::offset::WINDOW)))
 }
 
 /// The IP total length of a packet `inspect` accepted.
 fn total_len(ip: &[u8]) -> usize {
-    usize::from(u16::from_be_bytes([ip[2], ip[3]]))
+    usize::from(read_u16(ip, ipv4::offset::TOTAL_LEN))
 }
 
 /// Whether a TCP packet `inspect` accepted carries data.
@@ -330,18 +327,14 @@ fn header_emit(s: &Session, p: &Proxied, hop: Hop) -> Emit {
     }
 }
 
-enum Direction {
-    ToBackend,
-    ToClient,
-}
-
-/// A reset for one side of a session whose header was never acknowledged: the backend's
+/// A reset for one side of a session whose header was never acknowledged (`Forward`: to the
+/// backend, `Reply`: to the client): the backend's
 /// stream is at `at` (it has not taken the header), the client's at `backend_next` (a server
 /// waiting for the header has sent nothing).
 fn reset(s: &Session, p: &Proxied, to: Direction) -> Emit {
     let (src, dst, seq, hop) = match to {
-        Direction::ToBackend => ((s.local.ip, s.local.port), (s.backend.ip, s.backend.port), p.at, s.hops[0]),
-        Direction::ToClient => ((s.vip.ip, s.vip.port), (s.client.ip, s.client.port), p.backend_next, s.hops[1]),
+        Direction::Forward => ((s.local.ip, s.local.port), (s.backend.ip, s.backend.port), p.at, s.hops[0]),
+        Direction::Reply => ((s.vip.ip, s.vip.port), (s.client.ip, s.client.port), p.backend_next, s.hops[1]),
     };
     let segment = Segment { src, dst, seq, ack: 0, flags: Flags::RST, window: 0, options: Default::default() };
     Emit { hop, segment, header: None }

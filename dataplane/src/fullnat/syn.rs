@@ -57,7 +57,8 @@ impl FullNat {
                 None => (None, false, None, false),
             };
             // With TOA every client segment may carry 8 more bytes of options.
-            let mss = if svc.client_address == ClientAddress::Toa { OFFERED_MSS - 8 } else { OFFERED_MSS };
+            let mss =
+                if svc.client_address == ClientAddress::Toa { OFFERED_MSS - nat::toa::LEN as u16 } else { OFFERED_MSS };
             let options = nat::syn::Options::syn(mss, scale, sack, timestamp);
             count(0);
             return match nat::syn::answer_syn(ip, cookie, 0xffff, &options, ecn) {

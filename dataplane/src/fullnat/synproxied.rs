@@ -20,7 +20,7 @@ use crate::nat::syn::{self, Mapping, Options};
 use crate::session::{tcp_flags, Session, SessionId, SessionTable, EXTRA_SYNPROXY};
 use crate::synproxy::SynOptions;
 use crate::wire::tcp::{self, Flags};
-use crate::wire::{ipv4, read_u32};
+use crate::wire::{ipv4, read_u16, read_u32};
 
 use super::retries::{Due, Retries};
 use super::{Emit, Hop};
@@ -213,11 +213,6 @@ impl SynProxiedSessions {
             Due::Again(FIRST_RESEND_MS << (p.syns - 1))
         });
     }
-
-    /// SYNs to backends in flight (tests).
-    pub fn in_flight(&self) -> usize {
-        self.retries.len()
-    }
 }
 
 /// The SYN to the backend of session `s`: the client's initial sequence number and options.
@@ -270,7 +265,7 @@ pub fn from_ack(ip: &[u8], cookie: u32, mss: u16, echoed: Option<SynOptions>) ->
         client_isn: read_u32(t, tcp::offset::SEQ).wrapping_sub(1),
         client_tsval: ts.map_or(0, |(val, _)| val),
         our_tsval: ts.map_or(0, |(_, ecr)| ecr),
-        window: u16::from_be_bytes([t[14], t[15]]),
+        window: read_u16(t, tcp::offset::WINDOW),
         mss,
         client_ws: options.window_scale,
         sack: options.sack,

@@ -11,7 +11,7 @@ impl FullNat {
     #[cold]
     pub(super) fn toa(&mut self, id: SessionId, s: &Session, dir: Direction, ip: &mut [u8], hop: Hop) -> Step {
         let ihl = ipv4::header_len(ip);
-        let flags = ip[ihl + 13] & (tcp_flags::SYN | tcp_flags::ACK);
+        let flags = ip[ihl + crate::wire::tcp::offset::FLAGS] & (tcp_flags::SYN | tcp_flags::ACK);
         match dir {
             Direction::Forward if flags == tcp_flags::SYN || s.extras & EXTRA_TOA_DONE != 0 => {
                 let _ = nat::toa::remove(ip, nat::toa::KIND);

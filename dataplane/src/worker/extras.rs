@@ -53,7 +53,7 @@ impl Worker {
         };
         // Ethernet padding of a short frame would now follow the datagram: cut it.
         m.set_len((ETH + total) as u16);
-        let mtu = if hop.to_kernel() { 1500 } else { snap.links[hop.link_index()].mtu };
+        let mtu = crate::fullnat::mtu_of(snap, hop);
         if total <= usize::from(mtu) {
             if !tcp {
                 self.client_address(service, ClientAddressResult::Added); // TCP: counted by FULLNAT
@@ -202,8 +202,6 @@ impl Worker {
 
     #[inline]
     pub(super) fn client_address(&self, service: u16, result: ClientAddressResult) {
-        if let Some(stats) = self.setup.counters.services.get(usize::from(service)) {
-            stats.client_address(result);
-        }
+        self.setup.counters.client_address(service, result);
     }
 }
