@@ -38,9 +38,7 @@ impl RxBurst {
         self.next = 0;
         self.len
     }
-}
 
-impl RxBurst {
     /// How many packets are not yet taken.
     pub fn remaining(&self) -> usize {
         self.len - self.next
@@ -99,17 +97,13 @@ impl Drop for RxBurst {
     }
 }
 
+/// Starts loading the first bytes of a packet's data.
 #[inline(always)]
 fn prefetch_data(m: *mut rte_mbuf) {
-    #[cfg(target_arch = "x86_64")]
     // SAFETY: the only caller, `RxBurst::next`, passes an mbuf the burst owns (an index below
-    // `len`), so its header may be read; buf_addr + data_off lies inside its buffer, so `add` stays in bounds; and a prefetch
-    // is only a hint that never faults (SSE is part of the x86-64 baseline).
-    unsafe {
-        let m = &*m;
-        let data = (m.buf_addr as *const i8).add(m.data_off as usize);
-        std::arch::x86_64::_mm_prefetch(data, std::arch::x86_64::_MM_HINT_T0);
-    }
+    // `len`), so its header may be read.
+    let m = unsafe { &*m };
+    crate::prefetch::prefetch((m.buf_addr as *const u8).wrapping_add(usize::from(m.data_off)));
 }
 
 /// A transmit queue with a burst buffer in front of it: `push` collects, `flush` sends.
@@ -121,8 +115,8 @@ pub struct TxQueue {
     len: usize,
 }
 
-// SAFETY: as for `RingQueue`, the first `len` pointers are owned mbufs, so moving the queue moves
-// their ownership. It is not Sync and `flush` takes `&mut self`, so one thread at a time uses it.
+// SAFETY: the first `len` pointers are owned mbufs (taken from `Mbuf::into_raw` by `push`), so
+// moving the queue moves their ownership. It is not Sync and `flush` takes `&mut self`, so one thread at a time uses it.
 unsafe impl Send for TxQueue {}
 
 impl TxQueue {

@@ -81,8 +81,8 @@ impl MbufRing {
         // pointer-sized objects, which the ring copies. Only the producing half calls this, so
         // there is a single producer, as the SP enqueue requires. The ring stores the pointers
         // without reading through them; that they are owned mbufs (whose ownership passes to the
-        // ring) is the caller's duty, which the safe `RingProducer::enqueue` does not check:
-        // its one caller, `RingQueue`, passes only pointers from `Mbuf::into_raw`.
+        // ring) is the caller's duty (`RingProducer::enqueue`'s `# Safety`): its one caller,
+        // `RingQueue`, passes only pointers from `Mbuf::into_raw`.
         unsafe {
             dpdk_sys::rte_ring_sp_enqueue_burst(
                 self.raw.as_ptr(),

@@ -36,7 +36,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::wire;
-use crate::wire::read_u32;
+use crate::wire::{read_u32, write_u32};
 
 pub use icmp_error::{quoted_tuple, translate_error};
 pub use inspect::inspect;
@@ -153,11 +153,6 @@ impl From<wire::Error> for Refusal {
             wire::Error::Malformed => Refusal::BadHeader,
         }
     }
-}
-
-#[inline]
-fn write_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
 #[cfg(test)]

@@ -93,7 +93,12 @@ pub(super) fn edit_header(ip: &mut [u8], edit: impl FnOnce(&mut [u8])) -> Result
 
 /// A client's segment to the backend: its sequence number moves forward by `by`.
 pub fn shift_seq(ip: &mut [u8], by: u32) -> Result<(), Refusal> {
-    edit_header(ip, |h| write_u32(h, SEQ, read_u32(h, SEQ).wrapping_add(by)))
+    let (ihl, _, _) = tcp_header(ip)?;
+    let h = &mut ip[ihl..];
+    let (old, new) = (read_u32(h, SEQ), read_u32(h, SEQ).wrapping_add(by));
+    write_u32(h, SEQ, new);
+    write_u16(h, CHECKSUM, Delta::new().u32(old, new).apply(read_u16(h, CHECKSUM)));
+    Ok(())
 }
 
 /// A backend's segment to the client: its acknowledgement and SACK blocks of the client's

@@ -48,6 +48,11 @@ fn parse(bytes: &[u8]) -> Option<([(u8, u8); 20], usize)> {
 /// Turns every option `kind` in the TCP header of `ip` into NOPs, in place; returns whether
 /// there was one.
 pub fn remove(ip: &mut [u8], kind: u8) -> Result<bool, Refusal> {
+    // Nearly every segment has none: looked for first, so that only those with one are edited.
+    let (ihl, len, _) = tcp_header(ip)?;
+    if !options(&ip[ihl + tcp::HEADER_LEN..ihl + len]).any(|(k, _, _)| k == kind) {
+        return Ok(false);
+    }
     let mut removed = false;
     edit_header(ip, |header| {
         let Some((found, n)) = parse(&header[tcp::HEADER_LEN..]) else { return };
