@@ -85,7 +85,7 @@ pub fn run(path: &Path) -> i32 {
         }
     };
     for w in &config.warnings {
-        eprintln!("{w}");
+        warn!(target: "config", "{w}");
     }
     if let Err(e) = signals::install() {
         error!("signal handlers: {e}");
@@ -331,7 +331,7 @@ fn reload(control: &mut Control) -> Result<Vec<String>, String> {
         }
         Err(problems) => {
             for line in problems.lines() {
-                eprintln!("{line}");
+                warn!(target: "reload", "{line}");
             }
             warn!(target: "reload", refused = true; "reload refused; the running configuration stays");
             Err(problems)

@@ -185,9 +185,10 @@ impl Observer {
         }
     }
 
-    /// A backend's sums over all workers (`raw_sums`), the counters less its base.
+    /// A backend's active sessions and its counters over all workers (`raw_sums`) less its base.
     fn backend_sums(&self, id: u16, address: SocketAddrV4, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
         let mut sums = raw_sums(id, counters);
+        sums[0] = dataplane::counters::backend_active(counters.iter().map(|c| &**c), id);
         let base = match self.bases.get(&id) {
             Some((known, base)) if *known == address => *base,
             _ => [0; 6],
@@ -407,7 +408,8 @@ impl Observer {
     }
 }
 
-/// A backend's figures summed over the workers: active sessions, packets to it, from it, bytes
+/// A backend's counters summed over the workers, at the indexes `backend_sums` gives them: 0
+/// (its active sessions, a gauge, read by `backend_sums` alone), packets to it, from it, bytes
 /// to it, from it, sessions opened.
 fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
     let mut sums = [0u64; 6];
@@ -420,6 +422,5 @@ fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
             sums[5] += b.sessions.get();
         }
     }
-    sums[0] = dataplane::counters::backend_active(counters.iter().map(|c| &**c), id);
     sums
 }

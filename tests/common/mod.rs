@@ -269,7 +269,6 @@ pub fn with_api(config: &str, socket: &std::path::Path) -> String {
     }
 }
 
-/// A config for `scripts/testnet`'s topology, with `services` (TOML) appended.
 /// The smallest service: UDP on 198.18.0.10:53, one local IP, one backend (198.18.1.2:53).
 pub const ONE_UDP_SERVICE: &str = r#"
 [[service]]
@@ -282,6 +281,7 @@ local_ips = ["198.18.1.100"]
 address = "198.18.1.2:53"
 "#;
 
+/// A config for `scripts/testnet`'s topology, with `services` (TOML) appended.
 pub fn config(services: &str) -> String {
     testnet_config("", "[1]", 8191, services)
 }

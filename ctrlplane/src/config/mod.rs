@@ -26,7 +26,7 @@ mod network;
 mod raw;
 mod service;
 mod system;
-mod value;
+pub(crate) mod value;
 
 #[cfg(test)]
 mod contract_tests;

@@ -10,7 +10,7 @@ use super::diagnostic::Report;
 use super::ipv4net::Ipv4Net;
 use super::model::{Interface, Route};
 use super::raw;
-use super::value::{at, ipv4, ipv4_net, require, FirstSeen};
+use super::value::{at, ipv4, ipv4_net, network, require, FirstSeen};
 
 /// The longest Linux interface name, in bytes (IFNAMSIZ less the terminating NUL).
 const IFNAME_MAX: usize = 15;
@@ -127,13 +127,7 @@ pub fn routes(report: &mut Report, tables: &[Spanned<raw::Route>], interfaces: &
 }
 
 fn route_prefix(report: &mut Report, text: &raw::Text) -> Option<Ipv4Net> {
-    let net = ipv4_net(report, text, "route prefix")?;
-    if !net.is_network() {
-        let network = Ipv4Net { addr: net.network(), ..net };
-        report.error(at(text), format!("route prefix {net} has host bits set: the network is {network}"));
-        return None;
-    }
-    Some(net)
+    network(report, text, "route prefix")
 }
 
 /// A next hop on a connected prefix, other than one of the host's own addresses.

@@ -15,7 +15,7 @@ use super::health::health;
 use super::ipv4net::Ipv4Net;
 use super::model::{Backend, ClientAddress, Interface, Limits, Protocol, Scheduler, Service};
 use super::raw;
-use super::value::{at, bounded, endpoint, ipv4, ipv4_net, keyword, plural, require, FirstSeen};
+use super::value::{at, bounded, endpoint, ipv4, keyword, network, plural, require, FirstSeen};
 
 /// How messages name the table of a service.
 const SERVICE: &str = "[[service]]";
@@ -164,14 +164,9 @@ fn synproxy(report: &mut Report, flag: Option<&raw::Flag>, protocol: Option<Prot
 /// Client prefixes (`allow`, `deny`): networks without host bits.
 fn prefixes(report: &mut Report, list: &raw::List<String>, key: &str) -> Vec<Ipv4Net> {
     let mut out = Vec::new();
+    let what = format!("{key} prefix");
     for text in list.get_ref() {
-        let Some(net) = ipv4_net(report, text, &format!("{key} prefix")) else { continue };
-        if !net.is_network() {
-            let network = Ipv4Net { addr: net.network(), ..net };
-            report.error(at(text), format!("{key} prefix {net} has host bits set: the network is {network}"));
-            continue;
-        }
-        out.push(net);
+        out.extend(network(report, text, &what));
     }
     out
 }

@@ -87,6 +87,17 @@ pub fn ipv4(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv4Add
     addr
 }
 
+/// A network written `a.b.c.d/len` without host bits, as `what` (`route prefix`, `deny prefix`).
+pub fn network(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv4Net> {
+    let net = ipv4_net(report, text, what)?;
+    if !net.is_network() {
+        let network = Ipv4Net { addr: net.network(), ..net };
+        report.error(at(text), format!("{what} {net} has host bits set: the network is {network}"));
+        return None;
+    }
+    Some(net)
+}
+
 pub fn ipv4_net(report: &mut Report, text: &raw::Text, what: &str) -> Option<Ipv4Net> {
     match text.get_ref().parse::<Ipv4Net>() {
         Ok(net) => Some(net),

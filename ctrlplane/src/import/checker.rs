@@ -12,6 +12,7 @@ use super::diagnostic::Report;
 use super::draft::Probe;
 use super::syntax::Statement;
 use super::values::{count, hex, hex_prefix, shown, timer};
+use crate::config::{HTTP_DEFAULT_PATH, HTTP_DEFAULT_STATUS};
 
 /// keepalived's defaults: `delay_loop` 60 s, `connect_timeout` 5 s.
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
@@ -248,9 +249,9 @@ fn http(statement: &Statement, report: &mut Report) -> Probe {
     let mut urls = urls(statement);
     let Some(first) = urls.next() else {
         report.warning(statement.line, "HTTP_GET without a url: path \"/\", expecting status 200");
-        return Probe::Http { path: "/".to_owned(), status: "200".to_owned() };
+        return Probe::Http { path: HTTP_DEFAULT_PATH.to_owned(), status: HTTP_DEFAULT_STATUS.to_owned() };
     };
-    let mut path = "/".to_owned();
+    let mut path = HTTP_DEFAULT_PATH.to_owned();
     let mut status = None;
     for child in first.children() {
         let line = child.line;
@@ -280,7 +281,7 @@ fn http(statement: &Statement, report: &mut Report) -> Probe {
     }
     let status = status.unwrap_or_else(|| {
         report.warning(first.line, "url without status_code: Sluice expects exactly 200 (keepalived accepts 200-299)");
-        "200".to_owned()
+        HTTP_DEFAULT_STATUS.to_owned()
     });
     for other in urls {
         let other_path = field(other, "path").unwrap_or_default();
@@ -310,7 +311,7 @@ fn status_code(statement: &Statement, report: &mut Report) -> String {
         }
         None => {
             report.warning(statement.line, format!("status_code {written:?} is not a status code: 200 expected"));
-            "200".to_owned()
+            HTTP_DEFAULT_STATUS.to_owned()
         }
     }
 }

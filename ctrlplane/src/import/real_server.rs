@@ -11,7 +11,7 @@ use super::syntax::Statement;
 use super::values::{address, count, flag, port, Address};
 
 /// The largest backend weight Sluice takes.
-const MAX_WEIGHT: u64 = 65535;
+const MAX_WEIGHT: u64 = crate::api::MAX_WEIGHT as u64;
 
 /// What the virtual server passes down to its real servers.
 pub struct Defaults<'a> {

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use super::diagnostic::{Diagnostic, Severity};
 use super::draft::{Draft, Probe, Service};
 use super::values::sluice_duration;
+use crate::config::value::plural;
 
 /// The placeholders, for whoever fills them in (the tests do).
 pub const CLIENT_SIDE_NAME: &str = "FILL IN: client side";
@@ -167,12 +168,4 @@ fn string(text: &str) -> String {
 /// Text for a comment: control characters (a line break in a file name) become `?`.
 fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
-}
-
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
 }

@@ -242,7 +242,7 @@ fn vip(text: &str) -> Result<SocketAddrV4, String> {
     Ok(vip)
 }
 
-pub fn mac(text: &str) -> Result<MacAddr, String> {
+fn mac(text: &str) -> Result<MacAddr, String> {
     let parts: Vec<&str> = text.split(':').collect();
     let bad = || format!("MAC {text:?}: expected six hex bytes like 02:00:00:00:00:01");
     if parts.len() != 6 {
