@@ -10,6 +10,7 @@
 
 mod admit;
 mod evict;
+mod fast;
 mod icmp;
 mod open;
 pub mod part;
@@ -169,6 +170,12 @@ pub struct FullNat {
     /// By service slot: the window scale its backends last showed (`synproxied::CLIENT_SCALE`
     /// until then), which the SYN proxy offers clients.
     learned_scale: Vec<u8>,
+    /// Whether plain packets of established sessions take the fast lane (`fast`); off only
+    /// for tests and benchmarks that compare the two paths.
+    fast_lane: bool,
+    /// Packets the fast lane took (tests: that it is taken at all).
+    #[cfg(test)]
+    lane_taken: u64,
 }
 
 /// Whether a session may go on under the snapshot in force.
@@ -198,6 +205,9 @@ impl FullNat {
             cookies: crate::synproxy::Cookies::new(),
             synproxied: synproxied::SynProxiedSessions::new(capacity),
             learned_scale: vec![synproxied::CLIENT_SCALE; crate::snapshot::MAX_SERVICES],
+            fast_lane: true,
+            #[cfg(test)]
+            lane_taken: 0,
         }
     }
 
@@ -207,6 +217,12 @@ impl FullNat {
     pub fn bytes_for(capacity: u32, sync: bool) -> u64 {
         let per_session = if sync { 8 } else { 0 };
         SessionTable::bytes_for(capacity) + u64::from(capacity) * per_session
+    }
+
+    /// Turns the fast lane (`fast`) on or off: for tests and benchmarks that compare it with the
+    /// general path, which handles every packet alone when it is off.
+    pub fn set_fast_lane(&mut self, on: bool) {
+        self.fast_lane = on;
     }
 
     /// The other workers' counters (set once at start), so that `wlc` sees every session.
@@ -327,6 +343,15 @@ impl FullNat {
         c: &WorkerCounters,
         hash: Option<u32>,
     ) -> Step {
+        if self.fast_lane {
+            if let Some(step) = self.fast_lane(snap, ip, now_ms, c, hash) {
+                #[cfg(test)]
+                {
+                    self.lane_taken += 1;
+                }
+                return step;
+            }
+        }
         let seen = match nat::inspect(ip) {
             Ok(seen) => seen,
             // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
@@ -501,8 +526,8 @@ impl FullNat {
                 return step;
             }
         }
-        let offload = s.extras == 0 && !hop.to_kernel() && snap.links[hop.link_index()].checksum_offload;
-        let done = if offload {
+        let offload = if s.extras == 0 { offload_to(snap, hop, s.proto) } else { None };
+        let done = if offload.is_some() {
             nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
         } else {
             nat::rewrite(ip, (src.ip, src.port), (dst.ip, dst.port))
@@ -510,18 +535,10 @@ impl FullNat {
         if let Err(refusal) = done {
             return Step::Drop(refusal.into());
         }
-        match dir {
-            Direction::Forward => c.forwarded.add(1),
-            Direction::Reply => c.replied.add(1),
-        }
-        if let Some(stats) = backend.and_then(|b| c.backends.get(b as usize)) {
-            stats.packets[dir.index()].add(1);
-            stats.bytes[dir.index()].add(u64::from(len));
-        }
+        count(c, dir, backend, len);
         if s.extras != 0 {
             return self.extras(snap, id, &s, dir, ip, hop, now_ms, c);
         }
-        let offload = offload.then_some(if s.proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp });
         Step::Forward { hop, offload }
     }
 }
@@ -634,6 +651,27 @@ fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
             }
         }
         _ => Standing::Ended,
+    }
+}
+
+/// The checksums a packet of `proto` rewritten for `hop` leaves to the NIC: none into the
+/// kernel or out of a link without checksum offload.
+#[inline]
+fn offload_to(snap: &Snapshot, hop: Hop, proto: u8) -> Option<OffloadL4> {
+    let on = !hop.to_kernel() && snap.links.get(hop.link_index()).is_some_and(|l| l.checksum_offload);
+    on.then_some(if proto == protocol::TCP { OffloadL4::Tcp } else { OffloadL4::Udp })
+}
+
+/// Counts a packet of `len` bytes forwarded in `dir`, for `backend` if it has one.
+#[inline]
+fn count(c: &WorkerCounters, dir: Direction, backend: Option<u16>, len: u32) {
+    match dir {
+        Direction::Forward => c.forwarded.add(1),
+        Direction::Reply => c.replied.add(1),
+    }
+    if let Some(stats) = backend.and_then(|b| c.backends.get(usize::from(b))) {
+        stats.packets[dir.index()].add(1);
+        stats.bytes[dir.index()].add(u64::from(len));
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod icmp_error;
 mod inspect;
+mod plain;
 pub mod proxy;
 mod reset;
 mod rewrite;
@@ -40,6 +41,7 @@ use crate::wire::{read_u32, write_u32};
 
 pub use icmp_error::{quoted_tuple, translate_error};
 pub use inspect::inspect;
+pub use plain::Plain;
 pub use reset::tcp_reset;
 pub use rewrite::{echo_reply, rewrite, rewrite_for_offload};
 pub use time_exceeded::{frag_needed, time_exceeded};

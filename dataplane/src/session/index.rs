@@ -71,7 +71,7 @@ impl FlowIndex {
     }
 
     /// The entry stored under `hash` for which `is_match` holds.
-    #[inline]
+    #[inline(always)]
     pub(super) fn find(&self, hash: u32, mut is_match: impl FnMut(u32) -> bool) -> Option<u32> {
         let mut i = self.home(hash);
         let mut probe = 0;

@@ -471,6 +471,7 @@ fn vip_port_or_protocol_without_a_service() {
 mod client_address;
 mod ending;
 mod expiry;
+mod fast_lane;
 mod icmp_to_us;
 mod limits;
 mod sync;

@@ -1,0 +1,148 @@
+//! The fast lane against the general path: the same random traffic (new flows, replies, TCP
+//! flags of every kind, IP options, bad checksums, TTLs running out) through two labs, one with
+//! the lane and one without, while backends go away, fail and come back, VIPs lose quorum and
+//! sessions expire. Every step, every byte leaving, every session and every counter must agree,
+//! and the lane must have taken most packets (or the test would prove nothing).
+
+use super::*;
+use crate::snapshot::BackendState;
+
+/// What the counters say, in one comparable value.
+fn figures(lab: &Lab) -> Vec<u64> {
+    let c = &lab.c;
+    let mut out = vec![c.forwarded.get(), c.replied.get(), c.sessions_created.get(), c.sessions_expired.get()];
+    out.extend(DropReason::ALL.iter().map(|&r| c.dropped(r)));
+    for b in c.backends.iter().take(lab.snap.backends.len()) {
+        out.extend([b.active.get(), b.sessions.get(), b.packets[0].get(), b.packets[1].get()]);
+        out.extend([b.bytes[0].get(), b.bytes[1].get()]);
+    }
+    out
+}
+
+fn sessions(lab: &Lab) -> Vec<Session> {
+    lab.nat.sessions().iter().map(|(_, s)| *s).collect()
+}
+
+/// A packet of one of a few flows, or an answer to one that left earlier.
+fn packet(rng: &mut Rng, left: &[Vec<u8>]) -> Vec<u8> {
+    let port = 40000 + rng.below(6) as u16;
+    let flags =
+        [Flags::SYN, Flags::ACK, Flags::ACK | Flags::PSH, Flags::FIN | Flags::ACK, Flags::RST, Flags::SYN | Flags::ACK];
+    let flag = flags[rng.below(flags.len())];
+    let mut p = match rng.below(6) {
+        0 => udp_packet(client(port), DNS, 64, QUERY, rng.below(2) == 0, &[]),
+        1 => udp_packet(client(port), NTP, 64, QUERY, true, &[]),
+        2 => tcp_packet(client(port), WEB, 64, flag, b"data", &[]),
+        3 => udp_packet(client(port), DNS, 64, QUERY, true, &[1, 1, 1, 0]), // an IP option
+        _ => match left.get(rng.below(left.len().max(1))) {
+            // The backend's side: the packet that left, its endpoints swapped.
+            Some(out) => answer(out, flag),
+            None => tcp_packet(client(port), WEB, 64, Flags::SYN, b"", &[]),
+        },
+    };
+    match rng.below(20) {
+        0 => p[8] = 1, // TTL runs out here
+        1 => p[11] ^= 0x40,
+        _ => {}
+    }
+    p
+}
+
+/// The backend's answer to a packet that left for it.
+fn answer(out: &[u8], flags: Flags) -> Vec<u8> {
+    let p = ipv4::Packet::new_checked(out).unwrap();
+    let l4 = p.payload();
+    let ports = (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]));
+    let (from, to) = ((p.dst(), ports.1), (p.src(), ports.0));
+    if p.protocol() == protocol::TCP {
+        tcp_packet(from, to, 64, flags, b"answer", &[])
+    } else {
+        udp_packet(from, to, 64, ANSWER, true, &[])
+    }
+}
+
+/// One random change to the appliance, made to both labs alike.
+fn change(rng: &mut Rng, labs: &mut [Lab; 2]) {
+    let backend = rng.below(labs[0].snap.backends.len());
+    let service = rng.below(labs[0].snap.services.len());
+    let what = rng.below(5);
+    for lab in labs.iter_mut() {
+        match what {
+            0 => lab.snap.backends[backend].live ^= true,
+            1 => lab.snap.backends[backend].state = BackendState::Down,
+            2 => lab.snap.backends[backend].state = BackendState::Up,
+            3 => lab.snap.services[service].quorum ^= true,
+            _ => lab.snap.services[service].remove_on_failure ^= true,
+        }
+    }
+}
+
+#[test]
+fn the_fast_lane_does_what_the_general_path_does() {
+    let mut labs = [Lab::new(), Lab::new()];
+    labs[1].nat.set_fast_lane(false);
+    let mut rng = Rng::new(15);
+    let mut left: Vec<Vec<u8>> = Vec::new();
+    let mut now = 1000;
+    for round in 0..20_000 {
+        if round % 500 == 499 {
+            change(&mut rng, &mut labs);
+        }
+        if round % 2000 == 1999 {
+            // Everything back as configured, so that sessions form again.
+            for lab in labs.iter_mut() {
+                for b in lab.snap.backends.iter_mut() {
+                    (b.live, b.state) = (true, BackendState::Up);
+                }
+                for s in lab.snap.services.iter_mut() {
+                    (s.quorum, s.remove_on_failure) = (true, false);
+                }
+            }
+        }
+        now += rng.below(40) as u64;
+        let p = packet(&mut rng, &left);
+        let (mut a, mut b) = (p.clone(), p.clone());
+        let (sa, sb) = (labs[0].process(&mut a, now), labs[1].process(&mut b, now));
+        assert_eq!(sa, sb, "round {round}: {p:02x?}");
+        assert_eq!(a, b, "round {round}: the bytes that leave");
+        if matches!(sa, Step::Forward { .. }) {
+            left.push(a);
+            if left.len() > 64 {
+                left.remove(0);
+            }
+        }
+        if round % 100 == 0 {
+            for lab in labs.iter_mut() {
+                lab.nat.expire(now, 1000, &lab.c);
+            }
+            assert_eq!(sessions(&labs[0]), sessions(&labs[1]), "round {round}");
+            assert_eq!(figures(&labs[0]), figures(&labs[1]), "round {round}");
+        }
+    }
+    assert_eq!(figures(&labs[0]), figures(&labs[1]));
+    let forwarded = labs[0].c.forwarded.get() + labs[0].c.replied.get();
+    assert!(forwarded > 5000, "traffic flowed: {forwarded}");
+    let taken = labs[0].nat.lane_taken;
+    assert!(taken * 2 > forwarded, "the lane took {taken} of {forwarded}");
+    assert_eq!(labs[1].nat.lane_taken, 0);
+}
+
+/// The lane takes what it is for: a datagram of an established flow leaves by it, and a lab
+/// without the lane gives the same result by the general path.
+#[test]
+fn established_packets_take_the_lane() {
+    for lane in [true, false] {
+        let mut lab = Lab::new();
+        lab.nat.set_fast_lane(lane);
+        let local = lab.query(CLIENT, DNS_BACKENDS[0], 1);
+        let created = lab.c.sessions_created.get();
+        for now in 2..10 {
+            assert_eq!(lab.query(CLIENT, DNS_BACKENDS[0], now), local);
+        }
+        let mut b = udp_packet(DNS_BACKENDS[0], local, 64, ANSWER, true, &[]);
+        assert_eq!(lab.process(&mut b, 11), Step::Forward { hop: Hop { link: 0, gateway: CLIENT.0 }, offload: None });
+        assert_eq!(b, udp_packet(DNS, CLIENT, 63, ANSWER, true, &[]));
+        assert_eq!((lab.c.sessions_created.get(), lab.c.forwarded.get(), lab.c.replied.get()), (created, 9, 1));
+        assert_eq!(lab.nat.lane_taken, if lane { 9 } else { 0 });
+    }
+}
