@@ -137,6 +137,59 @@ def gen_scraped(sluice, mode, client_vdev, backend_vdev, duration=SECONDS, **kw)
     return r, scraped["m"]
 
 
+class Isolated:
+    """CPU `cpu` kept for the forwarder under test while the block runs, as an operator isolates
+    a worker's core (docs/benchmarks.md, "Isolating the worker's CPU"): every task the kernel lets
+    move (processes, and kernel threads not bound to a CPU such as rcu_preempt, kdamond and
+    khugepaged), every interrupt that can move, and unbound workqueues go to the other CPUs;
+    afterwards each gets back what it had. Without this, on this VM the RCU grace-period thread
+    alone preempted the worker about 80 times a second, for up to 3.7 ms. The forwarders are
+    started inside the block, so they pin themselves as they always do."""
+
+    def __init__(self, cpu=1):
+        self.cpu = cpu
+        self.saved = []
+
+    def _write(self, path, value):
+        try:
+            old = Path(path).read_text().strip()
+            Path(path).write_text(value)
+            self.saved.append((path, old))
+        except OSError:
+            pass  # managed interrupts and the like stay where they are
+
+    def __enter__(self):
+        others = [c for c in range(os.cpu_count() or 1) if c != self.cpu]
+        if not others:
+            return self
+        mask = format(sum(1 << c for c in others), "x")
+        self._write("/sys/devices/virtual/workqueue/cpumask", mask)
+        for irq in Path("/proc/irq").glob("[0-9]*"):
+            self._write(irq / "smp_affinity", mask)
+        self.tasks = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                old = os.sched_getaffinity(int(pid))
+                if self.cpu in old and len(old) > 1:
+                    os.sched_setaffinity(int(pid), set(others))
+                    self.tasks[int(pid)] = old
+            except OSError:
+                pass  # gone, or bound to its CPU (per-CPU kernel threads)
+        return self
+
+    def __exit__(self, *exc):
+        for pid, old in getattr(self, "tasks", {}).items():
+            try:
+                os.sched_setaffinity(pid, old)
+            except OSError:
+                pass
+        for path, old in reversed(self.saved):
+            try:
+                Path(path).write_text(old)
+            except OSError:
+                pass
+
+
 def memif(name, role):
     # A socket file, not an abstract one: abstract sockets live in one network namespace.
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"

@@ -199,6 +199,11 @@ fn main() {
         println!("{:<44} {:>10.1}", format!("forward in bursts of 32, {flows} flows"), bursts);
         let bursts = run_bursts(&mut r, &reply, rounds);
         println!("{:<44} {:>10.1}", format!("reply in bursts of 32, {flows} flows"), bursts);
+        // The same without the fast lane: what the general path alone costs.
+        r.nat.set_fast_lane(false);
+        let general = run_bursts(&mut r, &forward, rounds);
+        r.nat.set_fast_lane(true);
+        println!("{:<44} {:>10.1}", format!("forward in bursts, general path, {flows} flows"), general);
         println!("{:<44} {:>10.1}", format!("copy only, {flows} flows"), copy_only(&forward));
     }
     // A few flows in a table sized for a million, as a worker runs with the default capacity:

@@ -3,8 +3,9 @@
 //! every packet a balancer forwards. It reads the headers at fixed offsets and the session by
 //! reference, and takes the packet only where the general path would forward it: anything else
 //! (no session, a session with extras or per-datagram scheduling, its service or backend gone
-//! or its VIP down, a client SYN reopening a closed connection) returns `None` with nothing
-//! changed, and the general path handles the packet as if the lane were not there. The state
+//! or its VIP down, a client SYN reopening a closed connection) is left, with nothing changed,
+//! to the general path, which handles the packet as if the lane were not there (told only that
+//! the tuple has no session of its own, when the lane found none). The state
 //! machine, the standing check, the sync hook and the counters are the general path's own.
 //!
 //! `FullNat::set_fast_lane(false)` turns it off, so that the tests can replay the same traffic
@@ -17,9 +18,20 @@ use crate::nat::Plain;
 use crate::session::{Direction, Endpoint, FlowKey, Touch};
 use crate::snapshot::Snapshot;
 
+/// What the fast lane made of a packet.
+pub(super) enum Lane {
+    /// Taken: the packet's step.
+    Took(Step),
+    /// A plain packet whose own tuple has no session (a new flow, mostly): the general path
+    /// handles it, without looking the same tuple up again.
+    NoSession,
+    /// Not the lane's: the general path handles it from the start.
+    General,
+}
+
 impl FullNat {
-    /// The step for `ip` if it takes the fast lane; `None`, with nothing changed, if the
-    /// general path must handle it. `hash`: the key's hash from `prefetch_index`, if known.
+    /// The packet's step if it takes the fast lane; otherwise, with nothing changed, what the
+    /// general path may skip. `hash`: the key's hash from `prefetch_index`, if known.
     #[inline(always)]
     pub(super) fn fast_lane(
         &mut self,
@@ -28,25 +40,26 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
         hash: Option<u32>,
-    ) -> Option<Step> {
-        let p = Plain::parse(ip)?;
+    ) -> Lane {
+        let Some(p) = Plain::parse(ip) else { return Lane::General };
         let key =
             FlowKey { proto: p.proto, src: Endpoint::new(p.src, p.src_port), dst: Endpoint::new(p.dst, p.dst_port) };
-        let (id, dir) = match hash {
+        let found = match hash {
             Some(hash) => self.sessions.lookup_hashed(hash, &key),
             None => self.sessions.lookup(&key),
-        }?;
+        };
+        let Some((id, dir)) = found else { return Lane::NoSession };
         let s = self.sessions.get(id);
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
-            return None;
+            return Lane::General;
         }
         let live = snap.services.get(usize::from(s.service)).is_some_and(|service| service.quorum);
         if !live || !matches!(standing(snap, s, self.queue), Standing::Live) {
-            return None;
+            return Lane::General;
         }
         let before = s.state;
         if self.sessions.touch(id, dir, p.tcp_flags, now_ms) == Touch::Reopen {
-            return None;
+            return Lane::General;
         }
         if self.sync.is_some() {
             self.after_touch(id, before, now_ms, c);
@@ -59,6 +72,6 @@ impl FullNat {
         let offload = offload_to(snap, hop, p.proto);
         p.rewrite(ip, (src.ip, src.port), (dst.ip, dst.port), offload.is_some());
         count(c, dir, Some(s.backend_index), u32::from(p.total_len));
-        Some(Step::Forward { hop, offload })
+        Lane::Took(Step::Forward { hop, offload })
     }
 }

@@ -343,13 +343,18 @@ impl FullNat {
         c: &WorkerCounters,
         hash: Option<u32>,
     ) -> Step {
+        let mut own_missed = false;
         if self.fast_lane {
-            if let Some(step) = self.fast_lane(snap, ip, now_ms, c, hash) {
-                #[cfg(test)]
-                {
-                    self.lane_taken += 1;
+            match self.fast_lane(snap, ip, now_ms, c, hash) {
+                fast::Lane::Took(step) => {
+                    #[cfg(test)]
+                    {
+                        self.lane_taken += 1;
+                    }
+                    return step;
                 }
-                return step;
+                fast::Lane::NoSession => own_missed = true,
+                fast::Lane::General => {}
             }
         }
         let seen = match nat::inspect(ip) {
@@ -363,7 +368,7 @@ impl FullNat {
             Err(refusal) => return Step::Drop(refusal.into()),
         };
         match seen.tuple.proto {
-            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash),
+            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash, own_missed),
             protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
                 Step::Drop(DropReason::VipDown)
             }
@@ -372,6 +377,9 @@ impl FullNat {
         }
     }
 
+    /// A TCP or UDP packet `inspect` accepted. `own_missed`: the fast lane looked its own tuple
+    /// up and found no session (a new flow), so only the per-datagram lookup is left to do.
+    #[allow(clippy::too_many_arguments)]
     fn flow(
         &mut self,
         snap: &Snapshot,
@@ -380,13 +388,14 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
         hash: Option<u32>,
+        own_missed: bool,
     ) -> Step {
         let t = seen.tuple;
         let key =
             FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
         let len = u32::from(seen.total_len);
-        if let Some((id, dir)) = self.find_hashed(&key, hash) {
+        if let Some((id, dir)) = self.find_hashed(&key, hash, own_missed) {
             let slot = self.sessions.get(id).service as usize;
             if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {
                 return Step::Drop(DropReason::VipDown);
@@ -466,13 +475,15 @@ impl FullNat {
     /// per-datagram session (whose reply key has no backend).
     #[inline]
     fn find(&self, key: &FlowKey) -> Option<(SessionId, Direction)> {
-        self.find_hashed(key, None)
+        self.find_hashed(key, None, false)
     }
 
-    /// As `find`, with the key's hash when the caller has it.
+    /// As `find`, with the key's hash when the caller has it; `own_missed`: the key itself is
+    /// known to have no session.
     #[inline]
-    fn find_hashed(&self, key: &FlowKey, hash: Option<u32>) -> Option<(SessionId, Direction)> {
+    fn find_hashed(&self, key: &FlowKey, hash: Option<u32>, own_missed: bool) -> Option<(SessionId, Direction)> {
         let own = match hash {
+            _ if own_missed => None,
             Some(hash) => self.sessions.lookup_hashed(hash, key),
             None => self.sessions.lookup(key),
         };
