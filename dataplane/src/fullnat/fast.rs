@@ -44,11 +44,7 @@ impl FullNat {
         let Some(p) = Plain::parse(ip) else { return Lane::General };
         let key =
             FlowKey { proto: p.proto, src: Endpoint::new(p.src, p.src_port), dst: Endpoint::new(p.dst, p.dst_port) };
-        let found = match hash {
-            Some(hash) => self.sessions.lookup_hashed(hash, &key),
-            None => self.sessions.lookup(&key),
-        };
-        let Some((id, dir)) = found else { return Lane::NoSession };
+        let Some((id, dir)) = self.sessions.lookup_maybe_hashed(hash, &key) else { return Lane::NoSession };
         let s = self.sessions.get(id);
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
             return Lane::General;

@@ -10,6 +10,7 @@
 
 mod admit;
 mod evict;
+mod extras;
 mod fast;
 mod icmp;
 mod open;
@@ -482,11 +483,7 @@ impl FullNat {
     /// known to have no session.
     #[inline]
     fn find_hashed(&self, key: &FlowKey, hash: Option<u32>, own_missed: bool) -> Option<(SessionId, Direction)> {
-        let own = match hash {
-            _ if own_missed => None,
-            Some(hash) => self.sessions.lookup_hashed(hash, key),
-            None => self.sessions.lookup(key),
-        };
+        let own = if own_missed { None } else { self.sessions.lookup_maybe_hashed(hash, key) };
         own.or_else(|| {
             if key.proto != protocol::UDP {
                 return None;
@@ -551,90 +548,6 @@ impl FullNat {
             return self.extras(snap, id, &s, dir, ip, hop, now_ms, c);
         }
         Step::Forward { hop, offload }
-    }
-}
-
-impl FullNat {
-    /// What a session with extras needs before its rewrite: the SYN proxy's backend handshake
-    /// (the client's packets wait, the backend's answer completes it, `synproxied`), or a UDP
-    /// datagram the PROXY header would make too big for the path.
-    #[cold]
-    #[allow(clippy::too_many_arguments)]
-    fn before_rewrite(
-        &mut self,
-        snap: &Snapshot,
-        id: SessionId,
-        s: &Session,
-        dir: Direction,
-        ip: &mut [u8],
-        hop: Hop,
-        len: u32,
-        now_ms: u64,
-        c: &WorkerCounters,
-    ) -> Option<Step> {
-        if s.extras & EXTRA_SYNPROXY != 0 && !self.synproxied.get(id).established {
-            return Some(self.syn_handshake(id, s, dir, ip, hop, now_ms, c));
-        }
-        if dir == Direction::Forward && s.proto == protocol::UDP {
-            let mtu = mtu_of(snap, hop);
-            if len as usize + crate::wire::proxy::PROXY_LEN > usize::from(mtu) && dont_fragment(ip) {
-                return Some(Step::TooBig { mtu: mtu - crate::wire::proxy::PROXY_LEN as u16, service: s.service });
-            }
-        }
-        None
-    }
-
-    /// A packet of a session with extras, rewritten. `proxy-v2`: on UDP the worker puts the
-    /// header before a datagram to the backend; on TCP the sequence space is adjusted
-    /// (`proxied`), and the header sent first when the handshake has just completed.
-    #[allow(clippy::too_many_arguments)]
-    #[cold]
-    fn extras(
-        &mut self,
-        snap: &Snapshot,
-        id: SessionId,
-        s: &Session,
-        dir: Direction,
-        ip: &mut [u8],
-        hop: Hop,
-        now_ms: u64,
-        c: &WorkerCounters,
-    ) -> Step {
-        // The SYN proxy maps the numbers of the backend's side (forward acknowledgements,
-        // reply sequence numbers); `client_address` then shifts or marks the client's.
-        if s.extras & EXTRA_SYNPROXY != 0 {
-            let m = self.synproxied.get(id).mapping;
-            let _ = match dir {
-                Direction::Forward => nat::syn::map_to_backend(ip, &m),
-                Direction::Reply => nat::syn::map_to_client(ip, &m),
-            };
-            if s.extras & (EXTRA_PROXY_V2 | EXTRA_TOA) == 0 {
-                return Step::Forward { hop, offload: None };
-            }
-        }
-        if s.extras & EXTRA_TOA != 0 {
-            return self.toa(id, s, dir, ip, hop);
-        }
-        let header = ClientHeader { client: s.client, vip: s.vip };
-        match (s.proto, dir) {
-            (protocol::UDP, Direction::Forward) => self.extra(hop, Extra::Header { header, service: s.service }),
-            (protocol::UDP, Direction::Reply) => Step::Forward { hop, offload: None },
-            (_, Direction::Forward) => match self.proxied.forward(id, s, ip, hop, now_ms, mtu_of(snap, hop)) {
-                proxied::Shifted::Send => Step::Forward { hop, offload: None },
-                proxied::Shifted::Lead => {
-                    c.client_address(s.service, crate::counters::ClientAddressResult::Resent);
-                    self.extra(hop, Extra::Header { header, service: s.service })
-                }
-                proxied::Shifted::SendAfter(first) => {
-                    c.client_address(s.service, crate::counters::ClientAddressResult::Added);
-                    self.extra(hop, Extra::First(first))
-                }
-            },
-            (_, Direction::Reply) => {
-                self.proxied.reply(id, ip, now_ms);
-                Step::Forward { hop, offload: None }
-            }
-        }
     }
 }
 

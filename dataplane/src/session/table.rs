@@ -95,6 +95,15 @@ impl SessionTable {
         self.find(hash, key)
     }
 
+    /// `lookup_hashed` when the caller has the hash, `lookup` when not.
+    #[inline(always)]
+    pub fn lookup_maybe_hashed(&self, hash: Option<u32>, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        match hash {
+            Some(hash) => self.lookup_hashed(hash, key),
+            None => self.lookup(key),
+        }
+    }
+
     /// Stage one of a burst: the hash of `key`, its index slot on its way into the cache.
     #[inline]
     pub fn prefetch_index(&self, key: &FlowKey) -> u32 {
