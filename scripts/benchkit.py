@@ -139,7 +139,7 @@ def gen_scraped(sluice, mode, client_vdev, backend_vdev, duration=SECONDS, **kw)
 
 class Isolated:
     """CPU `cpu` kept for the forwarder under test while the block runs, as an operator isolates
-    a worker's core (docs/benchmarks.md, "Isolating the worker's CPU"): every task the kernel lets
+    a worker's core (docs/operations.md, "Running it"): every task the kernel lets
     move (processes, and kernel threads not bound to a CPU such as rcu_preempt, kdamond and
     khugepaged), every interrupt that can move, and unbound workqueues go to the other CPUs;
     afterwards each gets back what it had. Without this, on this VM the RCU grace-period thread
@@ -148,7 +148,8 @@ class Isolated:
 
     def __init__(self, cpu=1):
         self.cpu = cpu
-        self.saved = []
+        self.saved = []  # (sysfs or procfs file, what it held)
+        self.tasks = {}  # pid: the CPUs it had
 
     def _write(self, path, value):
         try:
@@ -166,7 +167,6 @@ class Isolated:
         self._write("/sys/devices/virtual/workqueue/cpumask", mask)
         for irq in Path("/proc/irq").glob("[0-9]*"):
             self._write(irq / "smp_affinity", mask)
-        self.tasks = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 old = os.sched_getaffinity(int(pid))
@@ -178,7 +178,7 @@ class Isolated:
         return self
 
     def __exit__(self, *exc):
-        for pid, old in getattr(self, "tasks", {}).items():
+        for pid, old in self.tasks.items():
             try:
                 os.sched_setaffinity(pid, old)
             except OSError:

@@ -177,12 +177,7 @@ fn the_header_goes_out_when_the_handshake_completes_and_the_client_moves_28_on()
     assert_eq!(lab.process(&mut again, 1004), Step::Forward { hop, offload: None });
     assert_eq!(crate::wire::tcp::Packet::new_checked(&again[20..]).unwrap().seq(), at.wrapping_add(28));
     assert_checksums_exact(&again);
-    let id = lab
-        .nat
-        .sessions()
-        .lookup(&FlowKey { proto: 6, src: Endpoint::new(CLIENT.0, CLIENT.1), dst: Endpoint::new(WEB.0, WEB.1) })
-        .unwrap()
-        .0;
+    let id = lab.session_id(protocol::TCP, CLIENT, WEB).unwrap();
     assert_eq!(lab.nat.proxied().state(id).phase, crate::fullnat::proxied::Phase::Acked);
     let mut out = Vec::new();
     lab.nat.resend_headers(5000, &lab.c, &mut out);

@@ -133,12 +133,17 @@ impl Lab {
         }
     }
 
-    /// The session of the client flow `client -> vip`.
-    fn session(&self, proto: u8, client: Ep, vip: Ep) -> Option<Session> {
+    /// The id of the session of the client flow `client -> vip`.
+    fn session_id(&self, proto: u8, client: Ep, vip: Ep) -> Option<SessionId> {
         let key = FlowKey { proto, src: Endpoint::new(client.0, client.1), dst: Endpoint::new(vip.0, vip.1) };
         let (id, dir) = self.nat.sessions().lookup(&key)?;
         assert_eq!(dir, Direction::Forward);
-        Some(*self.nat.sessions().get(id))
+        Some(id)
+    }
+
+    /// The session of the client flow `client -> vip`.
+    fn session(&self, proto: u8, client: Ep, vip: Ep) -> Option<Session> {
+        Some(*self.nat.sessions().get(self.session_id(proto, client, vip)?))
     }
 
     /// Free ports of the pool of local IP `local`.

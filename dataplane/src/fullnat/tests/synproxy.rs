@@ -86,12 +86,7 @@ fn the_backends_answer_completes_the_handshake_and_numbers_map_both_ways() {
     let mut lab = lab();
     let (cookie, our_ts) = syn(&mut lab);
     let (_, local, backend) = ack(&mut lab, cookie, our_ts);
-    let id = lab
-        .nat
-        .sessions()
-        .lookup(&FlowKey { proto: 6, src: Endpoint::new(CLIENT.0, CLIENT.1), dst: Endpoint::new(WEB.0, WEB.1) })
-        .unwrap()
-        .0;
+    let id = lab.session_id(protocol::TCP, CLIENT, WEB).unwrap();
 
     // The client's request while the backend's handshake is under way: held as it came.
     let mut request = seg(
