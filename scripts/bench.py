@@ -84,6 +84,8 @@ def run_memif(results):
                 "bad_replies": r["bad"],
                 "worker_busy_ratio": busy,
                 "cycles_per_packet": busy * hz * len(workers) * r["duration_s"] / max(packets, 1),
+                # Worker 0's busy cycles a packet, its own work and the drivers' (the last second).
+                **cycles_split(after),
                 "steering": re.sub(r'.*mode="([a-z]+)".*', r"\1", steering[0]) if steering else "?",
                 "gen": r,
             }
@@ -110,6 +112,19 @@ def run_memif(results):
     log("ceiling latency at the same rates")
     with testpmd() as t:
         results["ceiling_latency"] = latencies(t, "ceiling", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
+
+
+def cycles_split(m, worker=0):
+    """From Sluice's metrics: a worker's busy cycles per packet received over the last second,
+    its own work and the time inside the drivers' receive and transmit calls."""
+    part = lambda p: metric(m, "sluice_worker_cycles_per_packet", worker=worker, part=p)
+    return {"own_cycles_per_packet": part("own"), "driver_cycles_per_packet": part("driver")}
+
+
+def split_note(s):
+    if "own_cycles_per_packet" not in s:
+        return "split not measured"
+    return f"own {s['own_cycles_per_packet']:.0f}, driver {s['driver_cycles_per_packet']:.0f}"
 
 
 def latencies(forwarder, mode, client, backend, maximum):
@@ -288,7 +303,7 @@ def table(results):
         s = results.get(name)
         if s:
             rows.append((label, f"{s['mpps_each_way']:.2f} Mpps each way", f"{s['ratio_to_ceiling']:.2f}",
-                         f"{s['cycles_per_packet']:.0f} cyc/pkt, busy {s['worker_busy_ratio']:.2f}, steering {s['steering']}"))
+                         f"{s['cycles_per_packet']:.0f} cyc/pkt ({split_note(s)}), busy {s['worker_busy_ratio']:.2f}, steering {s['steering']}"))
     if "new_sessions" in results:
         rows.append(("new sessions, every packet a new flow", f"{results['new_sessions']['sessions_per_s'] / 1e6:.2f} M sessions/s", "", "1 worker"))
     if "tcp" in results:
@@ -366,6 +381,7 @@ def history_line(results):
         "date": results.get("date"), "commit": results.get("commit"), "flows": results.get("flows"),
         "ceiling_mpps": get("ceiling", "mpps_each_way"), "sluice_1w_mpps": get("sluice_1w", "mpps_each_way"),
         "ratio_1w": get("sluice_1w", "ratio_to_ceiling"), "cycles_per_packet": get("sluice_1w", "cycles_per_packet"),
+        "own_cycles_per_packet": get("sluice_1w", "own_cycles_per_packet"),
         "ratio_2w": get("sluice_2w", "ratio_to_ceiling"), "new_sessions_per_s": get("new_sessions", "sessions_per_s"),
         "tcp_conn_per_s": get("tcp", "connections_per_s"),
         "synproxy_syn_per_s": get("synproxy", "syn_acks_per_s"), "p99_50pct_ns": at_half.get("p99"),
@@ -400,14 +416,15 @@ def quick():
         with Isolated():
             with testpmd():
                 before = gen("ceiling", client, backend)["rx_pps"]
-            with Sluice(servers, "sb-lb"):
-                r = gen("fullnat", client, backend)
+            with Sluice(servers, "sb-lb") as s:
+                r, m = gen_scraped(s, "fullnat", client, backend)
             with testpmd():
                 after = gen("ceiling", client, backend)["rx_pps"]
         ceiling = (before + after) / 2
         results = {"flows": FLOWS, "sluice": str(SLUICE), "ceiling_mpps": mpps(ceiling),
                    "ceilings_mpps": [mpps(before), mpps(after)], "sluice_mpps": mpps(r["rx_pps"]),
-                   "ratio": r["rx_pps"] / max(ceiling, 1), "bad": r["bad"]}
+                   "ratio": r["rx_pps"] / max(ceiling, 1), "bad": r["bad"], **cycles_split(m),
+                   "testpmd_cycles_per_packet": tsc_hz() / max(2 * ceiling, 1)}
     finally:
         cleanup()
     print(json.dumps(results))

@@ -293,6 +293,9 @@ pub struct WorkerCounters {
     /// busy_cycles / cycles (the share of the worker's time that went into packets).
     pub cycles: Counter,
     pub busy_cycles: Counter,
+    /// Of `busy_cycles`, those spent inside the drivers' receive and transmit calls (ports,
+    /// kernel taps, rings between workers): the rest is Sluice's own work on the packets.
+    pub driver_cycles: Counter,
     pub rx_packets: Counter,
     pub arp_replies: Counter,
     pub to_kernel: Counter,
@@ -346,6 +349,7 @@ impl Default for WorkerCounters {
             busy_polls: Counter::default(),
             cycles: Counter::default(),
             busy_cycles: Counter::default(),
+            driver_cycles: Counter::default(),
             rx_packets: Counter::default(),
             arp_replies: Counter::default(),
             to_kernel: Counter::default(),

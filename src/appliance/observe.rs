@@ -45,9 +45,11 @@ pub struct Observer {
     dumps_wanted_until: Instant,
     ports_before: Vec<PortStats>,
     port_rates: Vec<(f64, f64)>,
-    /// Per worker: (cycles, busy cycles) at the last period.
-    polls_before: Vec<(u64, u64)>,
+    /// Per worker: its loop counters at the last period.
+    polls_before: Vec<Polled>,
     busy: Vec<f64>,
+    /// Per worker, over the last period: busy cycles per packet received, (own, driver).
+    cycles_per_packet: Vec<(f64, f64)>,
     /// Per backend id: the address it has and its worker sums when it got that address, so
     /// that an id reused by another backend starts its counters from zero. Kept current by
     /// `track` after every model change.
@@ -67,8 +69,9 @@ impl Observer {
             dumps,
             ports_before: vec![PortStats::default(); ports],
             port_rates: vec![(0.0, 0.0); ports],
-            polls_before: vec![(0, 0); workers],
+            polls_before: vec![Polled::default(); workers],
             busy: vec![0.0; workers],
+            cycles_per_packet: vec![(0.0, 0.0); workers],
             bases: HashMap::new(),
             backend_rates: HashMap::new(),
         }
@@ -109,10 +112,11 @@ impl Observer {
             }
         }
         for (i, c) in counters.iter().enumerate() {
-            let (polls, busy) = (c.cycles.get(), c.busy_cycles.get());
-            let (p0, b0) = self.polls_before[i];
-            self.busy[i] = if polls > p0 { (busy - b0) as f64 / (polls - p0) as f64 } else { 0.0 };
-            self.polls_before[i] = (polls, busy);
+            let now = Polled::read(c);
+            let (busy, cycles_per_packet) = now.since(&self.polls_before[i]);
+            self.busy[i] = busy;
+            self.cycles_per_packet[i] = cycles_per_packet;
+            self.polls_before[i] = now;
         }
         for &id in self.bases.keys() {
             let now = raw_sums(id, counters);
@@ -317,6 +321,10 @@ impl Observer {
                 });
             }
             s.worker_busy.push(metrics::WorkerBusy { worker, ratio: self.busy[worker] });
+            let (own, driver) = self.cycles_per_packet[worker];
+            for (part, cycles) in [("own", own), ("driver", driver)] {
+                s.worker_cycles.push(metrics::WorkerCycles { worker, part, cycles });
+            }
             s.sessions_expired.push(metrics::WorkerCount { worker, value: c.sessions_expired.get() });
             s.sessions_evicted.push(metrics::WorkerCount { worker, value: c.sessions_evicted.get() });
             s.neighbours.push(metrics::WorkerCount { worker, value: c.neighbours.get() });
@@ -423,4 +431,55 @@ fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
         }
     }
     sums
+}
+
+/// A worker's loop counters at one moment (`WorkerCounters`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Polled {
+    cycles: u64,
+    busy: u64,
+    driver: u64,
+    packets: u64,
+}
+
+impl Polled {
+    fn read(c: &WorkerCounters) -> Polled {
+        Polled {
+            cycles: c.cycles.get(),
+            busy: c.busy_cycles.get(),
+            driver: c.driver_cycles.get(),
+            packets: c.rx_packets.get() + c.redirected_in.get() + c.from_kernel.get(),
+        }
+    }
+
+    /// Since `before`: the busy ratio, and the busy cycles per packet received, Sluice's own
+    /// and the drivers' (zeros for a period without loops or packets).
+    fn since(&self, before: &Polled) -> (f64, (f64, f64)) {
+        let d = |now: u64, then: u64| now.saturating_sub(then) as f64;
+        let cycles = d(self.cycles, before.cycles);
+        let busy = if cycles > 0.0 { d(self.busy, before.busy) / cycles } else { 0.0 };
+        let packets = d(self.packets, before.packets);
+        if packets == 0.0 {
+            return (busy, (0.0, 0.0));
+        }
+        let driver = d(self.driver, before.driver);
+        let own = (d(self.busy, before.busy) - driver).max(0.0);
+        (busy, (own / packets, driver / packets))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Polled;
+
+    #[test]
+    fn cycles_per_packet_split_own_and_driver_work_over_the_period() {
+        let before = Polled { cycles: 1_000, busy: 500, driver: 200, packets: 10 };
+        let now = Polled { cycles: 3_000, busy: 1_500, driver: 800, packets: 20 };
+        assert_eq!(now.since(&before), (0.5, (40.0, 60.0)));
+        // No packets: no per-packet figure; no loops: not busy.
+        assert_eq!(before.since(&before), (0.0, (0.0, 0.0)));
+        let idle = Polled { cycles: 2_000, ..before };
+        assert_eq!(idle.since(&before), (0.0, (0.0, 0.0)));
+    }
 }

@@ -29,6 +29,7 @@ pub(super) fn full_sample() -> Sample {
         port_steering: vec![PortSteering { interface: "lan".into(), mode: "flow".into() }],
         packets_dropped: vec![WorkerDrops { worker: 0, reason: "no_session".into(), value: 1 }],
         worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.5 }],
+        worker_cycles: vec![WorkerCycles { worker: 0, part: "own", cycles: 120.5 }],
         worker_redirected: vec![WorkerRedirected { worker: 0, direction: "in", value: 1 }],
         sessions: vec![ServiceSessions { service: service(), worker: 0, value: 1 }],
         sessions_created: vec![ServiceCount { service: service(), value: 1 }],

@@ -60,6 +60,11 @@ pub fn render(sample: &Sample) -> String {
             s.worker_busy.iter().map(|r| (labels!(worker = r.worker), r.ratio)),
         ),
         gauge(
+            "sluice_worker_cycles_per_packet",
+            "TSC cycles a worker spent per packet received over the last second, in Sluice's own work (own) and in the drivers' receive and transmit calls (driver).",
+            s.worker_cycles.iter().map(|r| (labels!(worker = r.worker, part = r.part), r.cycles)),
+        ),
+        gauge(
             "sluice_sessions",
             "Sessions in each worker's table, by service.",
             s.sessions.iter().map(|r| (labels!(service = r.service, worker = r.worker), r.value as f64)),

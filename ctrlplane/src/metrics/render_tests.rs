@@ -18,6 +18,7 @@ fn sample() -> Sample {
         packets_dropped: vec![WorkerDrops { worker: 0, reason: "no_session".into(), value: 7 }],
         worker_redirected: vec![WorkerRedirected { worker: 0, direction: "out", value: 3 }],
         worker_busy: vec![WorkerBusy { worker: 0, ratio: 0.25 }],
+        worker_cycles: vec![WorkerCycles { worker: 0, part: "own", cycles: 120.5 }],
         sessions: vec![ServiceSessions { service: service.clone(), worker: 1, value: 12 }],
         sessions_created: vec![ServiceCount { service: service.clone(), value: 18_446_744_073_709 }],
         client_address: vec![ServiceResultCount { service: service.clone(), result: "added", value: 5 }],
@@ -104,6 +105,9 @@ sluice_worker_redirected_total{worker="0",direction="out"} 3
 # HELP sluice_worker_busy_ratio Share of each worker's poll cycles that found work.
 # TYPE sluice_worker_busy_ratio gauge
 sluice_worker_busy_ratio{worker="0"} 0.25
+# HELP sluice_worker_cycles_per_packet TSC cycles a worker spent per packet received over the last second, in Sluice's own work (own) and in the drivers' receive and transmit calls (driver).
+# TYPE sluice_worker_cycles_per_packet gauge
+sluice_worker_cycles_per_packet{worker="0",part="own"} 120.5
 # HELP sluice_sessions Sessions in each worker's table, by service.
 # TYPE sluice_sessions gauge
 sluice_sessions{service="dns",worker="1"} 12
@@ -220,7 +224,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 31);
+    assert_eq!(families.len(), 32);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

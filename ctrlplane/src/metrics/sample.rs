@@ -22,6 +22,8 @@ pub struct Sample {
     pub packets_dropped: Vec<WorkerDrops>,
     /// `sluice_worker_busy_ratio{worker}`.
     pub worker_busy: Vec<WorkerBusy>,
+    /// `sluice_worker_cycles_per_packet{worker,part}`.
+    pub worker_cycles: Vec<WorkerCycles>,
     pub worker_redirected: Vec<WorkerRedirected>,
     /// `sluice_sessions{service,worker}`.
     pub sessions: Vec<ServiceSessions>,
@@ -193,6 +195,15 @@ pub struct WorkerBusy {
     pub worker: usize,
     /// Share of poll cycles that found work, 0.0..=1.0.
     pub ratio: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerCycles {
+    pub worker: usize,
+    /// "own": Sluice's work on the packets; "driver": inside the drivers' receive and transmit.
+    pub part: &'static str,
+    /// TSC cycles of loops that found work, per packet received, over the last second.
+    pub cycles: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

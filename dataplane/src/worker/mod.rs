@@ -114,6 +114,8 @@ pub struct Worker {
     icmp_budget: TokenBucket,
     /// The flow hash of each packet of the burst in hand, by position (`prefetch_burst`).
     hints: [Option<u32>; dpdk::BURST],
+    /// TSC cycles spent inside the drivers' receive and transmit calls in this loop (`driver`).
+    driver_cycles: u64,
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
     handoff: Vec<RingQueue>,
@@ -180,6 +182,7 @@ impl Worker {
             kernel_poll_cycles,
             icmp_budget,
             hints: [None; dpdk::BURST],
+            driver_cycles: 0,
             dumper: Dumper::default(),
             handoff,
             emits: Vec::with_capacity(64),
@@ -230,6 +233,7 @@ impl Worker {
             self.flush();
             let c = &self.setup.counters;
             let spent = dpdk::tsc().wrapping_sub(started);
+            let driver_cycles = std::mem::take(&mut self.driver_cycles);
             c.polls.add(1);
             c.cycles.add(spent);
             if spent > c.longest_loop_cycles.get() {
@@ -238,6 +242,7 @@ impl Worker {
             if work > 0 {
                 c.busy_polls.add(1);
                 c.busy_cycles.add(spent);
+                c.driver_cycles.add(driver_cycles);
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
             } else if self.setup.idle == IdleMode::Adaptive {
@@ -302,7 +307,8 @@ impl Worker {
     }
 
     fn poll_port(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
-        let n = rx.receive(self.queues[i].port, self.setup.queue);
+        let (port, queue) = (self.queues[i].port, self.setup.queue);
+        let n = timed(&mut self.driver_cycles, || rx.receive(port, queue));
         self.setup.counters.rx_packets.add(n as u64);
         self.prefetch_burst(rx);
         let link = &snap.links[i];
@@ -338,7 +344,8 @@ impl Worker {
 
     /// Packets other workers received for this worker's local IPs.
     fn poll_ring(&mut self, snap: &Snapshot, r: usize, rx: &mut RxBurst, now: u64) -> usize {
-        let n = rx.receive_ring(&self.setup.rings_in[r]);
+        let ring = &self.setup.rings_in[r];
+        let n = timed(&mut self.driver_cycles, || rx.receive_ring(ring));
         self.setup.counters.redirected_in.add(n as u64);
         self.prefetch_burst(rx);
         for (k, m) in rx.by_ref().enumerate() {
@@ -358,7 +365,8 @@ impl Worker {
     /// this host replying to a local IP, the host using a VIP) goes through FULLNAT as if it
     /// had come in, and the kernel's ARP requests for such addresses are answered here.
     fn poll_kernel(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
-        let n = rx.receive(self.queues[i].kernel_port, self.setup.queue);
+        let (port, queue) = (self.queues[i].kernel_port, self.setup.queue);
+        let n = timed(&mut self.driver_cycles, || rx.receive(port, queue));
         self.setup.counters.from_kernel.add(n as u64);
         let link = &snap.links[i];
         for mut m in rx.by_ref() {
@@ -508,6 +516,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
+        let start = dpdk::tsc();
         let c = &self.setup.counters;
         for q in &mut self.queues {
             c.count_drop(DropReason::TxFull, q.to_port.flush() as u64);
@@ -518,7 +527,19 @@ impl Worker {
                 c.count_drop(DropReason::RedirectFull, queue.flush(ring) as u64);
             }
         }
+        self.driver_cycles += dpdk::tsc().wrapping_sub(start);
     }
+}
+
+/// Runs `call`, a driver's receive or transmit, adding the TSC cycles it took to `spent`: what
+/// `sluice_worker_cycles_per_packet` tells apart from Sluice's own work (two TSC reads a call,
+/// a few calls a loop).
+#[inline(always)]
+fn timed<T>(spent: &mut u64, call: impl FnOnce() -> T) -> T {
+    let start = dpdk::tsc();
+    let out = call();
+    *spent += dpdk::tsc().wrapping_sub(start);
+    out
 }
 
 /// Whether the IPv4 frame's destination is one the data path answers for (owned, not silent).
