@@ -7,13 +7,16 @@
 use std::net::Ipv4Addr;
 
 use crate::counters::DropReason;
+use crate::ipmap::IpMap;
 use crate::wire::{arp, ethernet, ipv4, MacAddr};
 
-/// Addresses the data path answers for on one link (VIPs and local IPs), sorted for lookup;
-/// some of them may be silent (a VIP whose services lost their quorum: no ARP answers).
+/// Addresses the data path answers for on one link (VIPs and local IPs), in an `IpMap` for
+/// the lookup every packet makes; some of them may be silent (a VIP whose services lost their
+/// quorum: no ARP answers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedAddrs {
     sorted: Vec<u32>,
+    index: IpMap<()>,
     silent: Vec<u32>,
 }
 
@@ -22,7 +25,8 @@ impl OwnedAddrs {
         let mut sorted: Vec<u32> = addrs.into_iter().map(u32::from).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        OwnedAddrs { sorted, silent: Vec::new() }
+        let index = IpMap::new(sorted.iter().map(|&a| (a, ())));
+        OwnedAddrs { sorted, index, silent: Vec::new() }
     }
 
     /// The same addresses, those of `silent` not answering ARP.
@@ -35,7 +39,7 @@ impl OwnedAddrs {
 
     #[inline]
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        self.sorted.binary_search(&u32::from(ip)).is_ok()
+        self.index.contains(u32::from(ip))
     }
 
     #[inline]

@@ -15,6 +15,7 @@ pub mod counters;
 pub mod dpdk;
 pub mod dump;
 pub mod fullnat;
+pub mod ipmap;
 pub mod laddr;
 pub mod limits;
 pub mod mix;

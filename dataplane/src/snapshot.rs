@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::classify::OwnedAddrs;
+use crate::ipmap::IpMap;
 use crate::route::{Hop, Routes};
 use crate::sched::SchedulerKind;
 use crate::session::{Endpoint, Timeouts};
@@ -262,16 +263,15 @@ pub struct Snapshot {
     /// `[sessions] when_full = "evict"`: a new flow that finds the table or its local IP's
     /// ports full takes the place of the oldest unconfirmed session (else it is dropped).
     pub evict_when_full: bool,
-    /// Local IP (as u32) -> the worker that owns it, sorted (see `Snapshot::owners`).
-    pub local_owners: Vec<(u32, u16)>,
+    /// Local IP (as u32) -> the worker that owns it (see `Snapshot::owners`).
+    pub local_owners: IpMap<u16>,
 }
 
 impl Snapshot {
     /// The worker that owns local IP `ip`, if it is one.
     #[inline]
     pub fn owner_of(&self, ip: Ipv4Addr) -> Option<u16> {
-        let key = u32::from(ip);
-        self.local_owners.binary_search_by_key(&key, |&(a, _)| a).ok().map(|i| self.local_owners[i].1)
+        self.local_owners.get(u32::from(ip))
     }
 
     /// Which worker owns each local IP of the live services (`laddr::owners`, the one rule),
@@ -430,7 +430,7 @@ impl Snapshot {
             routes,
             timeouts,
             evict_when_full: true,
-            local_owners: Vec::new(),
+            local_owners: IpMap::default(),
         }
     }
 }

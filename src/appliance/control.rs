@@ -75,7 +75,7 @@ impl Control {
             pending: false,
             checker,
             broken: None,
-            owners: snapshot.local_owners.clone(),
+            owners: snapshot.local_owners.entries().to_vec(),
             kernel_routes,
         };
         Ok((control, Start { snapshot, parts, mailboxes }))
@@ -159,7 +159,7 @@ impl Control {
         let snapshot =
             self.model.snapshot(&self.links, routes(&self.config)?, timeouts(&self.config), workers, &self.owners);
         let snapshot = Arc::new(with_policy(snapshot, &self.config));
-        self.owners = snapshot.local_owners.clone();
+        self.owners = snapshot.local_owners.entries().to_vec();
         // Every part is built before any is posted; a post can only fail if the protocol is
         // broken (a worker took an update it was not acknowledged for), which is fatal.
         let parts: Vec<WorkerPart> = self.layouts.iter_mut().map(|l| l.part(&snapshot)).collect();

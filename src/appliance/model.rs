@@ -14,6 +14,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use ctrlplane::config::{self, Config, OnFailure, Protocol, Scheduler};
 use dataplane::classify::OwnedAddrs;
+use dataplane::ipmap::IpMap;
 use dataplane::route::Routes;
 use dataplane::sched::SchedulerKind;
 use dataplane::session::{Endpoint, Timeouts};
@@ -314,7 +315,7 @@ impl Model {
             generation: self.generation,
             links,
             vips: VipIndex::new(&services),
-            local_owners: Snapshot::owners(&services, workers, owners),
+            local_owners: IpMap::new(Snapshot::owners(&services, workers, owners)),
             services,
             backends,
             routes,

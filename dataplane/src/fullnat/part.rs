@@ -58,7 +58,7 @@ impl PoolLayout {
             fresh = Snapshot::owners(&snap.services, self.workers, &[]);
             &fresh
         } else {
-            &snap.local_owners
+            snap.local_owners.entries()
         };
         let mine = |ip: Ipv4Addr| owners.iter().any(|&(a, w)| a == u32::from(ip) && w as usize == self.worker);
         let mut new_pools = Vec::new();
