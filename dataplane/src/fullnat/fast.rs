@@ -15,7 +15,7 @@
 use super::{count, offload_to, standing, FullNat, Standing, Step, ANY_BACKEND};
 use crate::counters::WorkerCounters;
 use crate::nat::Plain;
-use crate::session::{Direction, Endpoint, FlowKey, Touch};
+use crate::session::{Direction, Endpoint, FlowKey, Hint, Touch};
 use crate::snapshot::Snapshot;
 
 /// What the fast lane made of a packet.
@@ -31,7 +31,7 @@ pub(super) enum Lane {
 
 impl FullNat {
     /// The packet's step if it takes the fast lane; otherwise, with nothing changed, what the
-    /// general path may skip. `hash`: the key's hash from `prefetch_index`, if known.
+    /// general path may skip. `hint`: what the burst's stages learnt of the packet, if anything.
     #[inline(always)]
     pub(super) fn fast_lane(
         &mut self,
@@ -39,12 +39,12 @@ impl FullNat {
         ip: &mut [u8],
         now_ms: u64,
         c: &WorkerCounters,
-        hash: Option<u32>,
+        hint: Option<Hint>,
     ) -> Lane {
         let Some(p) = Plain::parse(ip) else { return Lane::General };
         let key =
             FlowKey { proto: p.proto, src: Endpoint::new(p.src, p.src_port), dst: Endpoint::new(p.dst, p.dst_port) };
-        let Some((id, dir)) = self.sessions.lookup_maybe_hashed(hash, &key) else { return Lane::NoSession };
+        let Some((id, dir)) = self.sessions.lookup_hinted(hint, &key) else { return Lane::NoSession };
         let s = self.sessions.get(id);
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
             return Lane::General;

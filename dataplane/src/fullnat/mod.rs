@@ -29,7 +29,7 @@ use crate::laddr::PortPool;
 use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
-    tcp_flags, Direction, Endpoint, FlowKey, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
+    tcp_flags, Direction, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
     EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
@@ -322,10 +322,11 @@ impl FullNat {
     }
 
     /// Stage two, once stage one has run over the burst: the session the packet most likely
-    /// belongs to (its next hops included) on its way into the cache.
+    /// belongs to (its next hops included) on its way into the cache; the hint to hand to
+    /// `process_hashed`.
     #[inline]
-    pub fn prefetch_session(&self, hash: u32) {
-        self.sessions.prefetch_session(hash);
+    pub fn prefetch_session(&self, hash: u32) -> Hint {
+        self.sessions.hint(hash)
     }
 
     /// Handles the IPv4 packet `ip` (from its header to the end of the frame) addressed to a
@@ -334,19 +335,21 @@ impl FullNat {
         self.process_hashed(snap, ip, now_ms, c, None)
     }
 
-    /// As `process`, with `hash`: what `prefetch_index` returned for this very packet, so that
-    /// the burst's first stage's hash is not computed again (None: computed here).
+    /// As `process`, with `hint`: what the burst's stages learnt of this very packet
+    /// (`prefetch_index`, then `prefetch_session`, or `Hint::hash_only`), so that its hash is
+    /// not computed again and, mostly, the fast lane need not search the index (None: neither).
     pub fn process_hashed(
         &mut self,
         snap: &Snapshot,
         ip: &mut [u8],
         now_ms: u64,
         c: &WorkerCounters,
-        hash: Option<u32>,
+        hint: Option<Hint>,
     ) -> Step {
+        let hash = hint.map(|h| h.hash);
         let mut own_missed = false;
         if self.fast_lane {
-            match self.fast_lane(snap, ip, now_ms, c, hash) {
+            match self.fast_lane(snap, ip, now_ms, c, hint) {
                 fast::Lane::Took(step) => {
                     #[cfg(test)]
                     {

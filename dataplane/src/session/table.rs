@@ -117,9 +117,33 @@ impl SessionTable {
     /// its id. Run after `prefetch_index` had time.
     #[inline]
     pub fn prefetch_session(&self, hash: u32) -> Option<SessionId> {
-        let (id, _) = decode(self.index.first_under(hash)?);
-        crate::prefetch::prefetch(&self.sessions[id as usize]);
+        let (id, _) = decode(self.hint(hash).guess?);
         Some(SessionId(id))
+    }
+
+    /// `prefetch_session`, keeping what it found for `lookup_hinted`.
+    #[inline]
+    pub fn hint(&self, hash: u32) -> Hint {
+        let guess = self.index.first_under(hash);
+        if let Some(entry) = guess {
+            crate::prefetch::prefetch(&self.sessions[decode(entry).0 as usize]);
+        }
+        Hint { hash, guess }
+    }
+
+    /// `lookup` of `key` with what the burst's stages learnt of it: the index entry stage two
+    /// found, if the session there (now: packets before this one may have changed the table)
+    /// has this very key, since a key has one session at most and a free slot none; otherwise
+    /// the index, searched under the hint's hash, or the key's when there is no hint.
+    #[inline(always)]
+    pub fn lookup_hinted(&self, hint: Option<Hint>, key: &FlowKey) -> Option<(SessionId, Direction)> {
+        if let Some(entry) = hint.and_then(|h| h.guess) {
+            let (id, dir) = decode(entry);
+            if self.sessions[id as usize].key(dir) == *key {
+                return Some((SessionId(id), dir));
+            }
+        }
+        self.lookup_maybe_hashed(hint.map(|h| h.hash), key)
     }
 
     /// Creates a session in the state `new.tcp_flags` opens (`State::initial`), due to expire
@@ -372,6 +396,22 @@ impl fmt::Debug for SessionTable {
             .field("wheel_slots", &self.wheel.slots())
             .field("timeouts", &self.timeouts)
             .finish()
+    }
+}
+
+/// What a burst's first two stages learnt of a packet's flow (`SessionTable::hint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hint {
+    /// The key's hash (`prefetch_index`).
+    pub hash: u32,
+    /// The first index entry under it when stage two ran, if any.
+    guess: Option<u32>,
+}
+
+impl Hint {
+    /// A hint of the hash alone (stage two not run).
+    pub const fn hash_only(hash: u32) -> Hint {
+        Hint { hash, guess: None }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{ClientHeader, Emit, Extra, FullNat, Hop, OffloadL4, Step, WorkerPart};
 use crate::neigh::{NeighbourConfig, Neighbours};
 use crate::publish::{Mailbox, Update};
-use crate::session::{Endpoint, SessionId};
+use crate::session::{Endpoint, Hint, SessionId};
 use crate::snapshot::Snapshot;
 use crate::wire::{ethernet, ipv4, MacAddr};
 
@@ -112,8 +112,8 @@ pub struct Worker {
     /// `KERNEL_POLL_INTERVAL` in TSC cycles.
     kernel_poll_cycles: u64,
     icmp_budget: TokenBucket,
-    /// The flow hash of each packet of the burst in hand, by position (`prefetch_burst`).
-    hints: [Option<u32>; dpdk::BURST],
+    /// What the stages learnt of each packet of the burst in hand, by position (`prefetch_burst`).
+    hints: [Option<Hint>; dpdk::BURST],
     /// TSC cycles spent inside the drivers' receive and transmit calls in this loop (`driver`).
     driver_cycles: u64,
     dumper: Dumper,
@@ -294,15 +294,16 @@ impl Worker {
     /// sized for the table's capacity, so even 1,024 flows' slots lie on 2,048 lines scattered
     /// over megabytes, and a profile of the worker over memif found half of `process`'s time
     /// waiting on the index slot.
-    /// The hashes stay in `hints`, by position in the burst, for `process_hashed`: each packet
-    /// is hashed once.
+    /// What they found stays in `hints`, by position in the burst, for `process_hashed`: each
+    /// packet is hashed once, and the fast lane checks the session stage two found before it
+    /// searches the index.
     fn prefetch_burst(&mut self, rx: &RxBurst) {
         for (hint, frame) in self.hints.iter_mut().zip(rx.frames()) {
             let ipv4 = frame.get(12..14) == Some(&[0x08, 0x00]);
-            *hint = frame.get(ETH..).filter(|_| ipv4).and_then(|ip| self.nat.prefetch_index(ip));
+            *hint = frame.get(ETH..).filter(|_| ipv4).and_then(|ip| self.nat.prefetch_index(ip)).map(Hint::hash_only);
         }
-        for hash in self.hints[..rx.remaining()].iter().flatten() {
-            self.nat.prefetch_session(*hash);
+        for hint in self.hints[..rx.remaining()].iter_mut().flatten() {
+            *hint = self.nat.prefetch_session(hint.hash);
         }
     }
 
@@ -383,8 +384,8 @@ impl Worker {
     }
 
     /// FULLNAT for a frame to one of our addresses; `handed`: it came from another worker;
-    /// `hash`: its flow's hash from `prefetch_burst`, if it has one.
-    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64, handed: bool, hash: Option<u32>) {
+    /// `hint`: what `prefetch_burst` learnt of it, if anything.
+    fn fullnat(&mut self, snap: &Snapshot, link: usize, mut m: Mbuf, now: u64, handed: bool, hint: Option<Hint>) {
         if let Some(owner) = self.owner_elsewhere(snap, &m) {
             let ring = self.setup.rings_out[owner].as_ref().expect("a ring to every other worker");
             self.setup.counters.redirected_out.add(1);
@@ -398,7 +399,7 @@ impl Worker {
             return;
         }
         let step = match m.data_mut().get_mut(ETH..) {
-            Some(ip) => self.nat.process_hashed(snap, ip, now, c, hash),
+            Some(ip) => self.nat.process_hashed(snap, ip, now, c, hint),
             None => Step::Drop(DropReason::Truncated),
         };
         match step {

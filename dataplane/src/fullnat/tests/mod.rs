@@ -261,11 +261,11 @@ fn prefetching_finds_the_session_a_packet_belongs_to_either_way() {
         let packet = udp_packet(src, dst, 64, QUERY, true, &[]);
         let hash = lab.nat.prefetch_index(&packet).expect("a UDP packet is hashed");
         assert_eq!(lab.nat.sessions().prefetch_session(hash), id(&lab, src, dst), "{src:?} -> {dst:?}");
-        lab.nat.prefetch_session(hash);
-        // The hash carried on to processing finds what processing without it finds.
+        let hint = lab.nat.prefetch_session(hash);
+        // The hint carried on to processing finds what processing without it finds.
         let (mut with, mut without) = (packet.clone(), packet.clone());
         let mut twin = lab.nat.clone();
-        let hashed = lab.nat.process_hashed(&lab.snap, &mut with, 1010, &lab.c, Some(hash));
+        let hashed = lab.nat.process_hashed(&lab.snap, &mut with, 1010, &lab.c, Some(hint));
         assert_eq!(hashed, twin.process(&lab.snap, &mut without, 1010, &lab.c));
         assert!(matches!(hashed, Step::Forward { .. }), "{hashed:?}");
         assert_eq!(with, without);
