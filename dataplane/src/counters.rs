@@ -293,8 +293,11 @@ pub struct WorkerCounters {
     /// busy_cycles / cycles (the share of the worker's time that went into packets).
     pub cycles: Counter,
     pub busy_cycles: Counter,
-    /// Of `busy_cycles`, those spent inside the drivers' receive and transmit calls (ports,
-    /// kernel taps, rings between workers): the rest is Sluice's own work on the packets.
+    /// A sample of the busy loops (one in `worker::TIMED_EVERY`): their cycles, and those of
+    /// them spent inside the drivers' receive and transmit calls (ports, kernel taps, rings
+    /// between workers). Their ratio is the drivers' share of `busy_cycles`; the rest is
+    /// Sluice's own work on the packets.
+    pub timed_busy_cycles: Counter,
     pub driver_cycles: Counter,
     pub rx_packets: Counter,
     pub arp_replies: Counter,
@@ -349,6 +352,7 @@ impl Default for WorkerCounters {
             busy_polls: Counter::default(),
             cycles: Counter::default(),
             busy_cycles: Counter::default(),
+            timed_busy_cycles: Counter::default(),
             driver_cycles: Counter::default(),
             rx_packets: Counter::default(),
             arp_replies: Counter::default(),

@@ -438,6 +438,7 @@ fn raw_sums(id: u16, counters: &[Arc<WorkerCounters>]) -> [u64; 6] {
 struct Polled {
     cycles: u64,
     busy: u64,
+    timed: u64,
     driver: u64,
     packets: u64,
 }
@@ -447,24 +448,26 @@ impl Polled {
         Polled {
             cycles: c.cycles.get(),
             busy: c.busy_cycles.get(),
+            timed: c.timed_busy_cycles.get(),
             driver: c.driver_cycles.get(),
             packets: c.rx_packets.get() + c.redirected_in.get() + c.from_kernel.get(),
         }
     }
 
     /// Since `before`: the busy ratio, and the busy cycles per packet received, Sluice's own
-    /// and the drivers' (zeros for a period without loops or packets).
+    /// and the drivers' (the drivers' share as in the timed sample of loops; zeros for a period
+    /// without loops, packets or a timed loop).
     fn since(&self, before: &Polled) -> (f64, (f64, f64)) {
         let d = |now: u64, then: u64| now.saturating_sub(then) as f64;
         let cycles = d(self.cycles, before.cycles);
-        let busy = if cycles > 0.0 { d(self.busy, before.busy) / cycles } else { 0.0 };
-        let packets = d(self.packets, before.packets);
-        if packets == 0.0 {
-            return (busy, (0.0, 0.0));
+        let busy = d(self.busy, before.busy);
+        let ratio = if cycles > 0.0 { busy / cycles } else { 0.0 };
+        let (packets, timed) = (d(self.packets, before.packets), d(self.timed, before.timed));
+        if packets == 0.0 || timed == 0.0 {
+            return (ratio, (0.0, 0.0));
         }
-        let driver = d(self.driver, before.driver);
-        let own = (d(self.busy, before.busy) - driver).max(0.0);
-        (busy, (own / packets, driver / packets))
+        let driver = busy * (d(self.driver, before.driver) / timed).min(1.0);
+        (ratio, ((busy - driver) / packets, driver / packets))
     }
 }
 
@@ -474,9 +477,13 @@ mod tests {
 
     #[test]
     fn cycles_per_packet_split_own_and_driver_work_over_the_period() {
-        let before = Polled { cycles: 1_000, busy: 500, driver: 200, packets: 10 };
-        let now = Polled { cycles: 3_000, busy: 1_500, driver: 800, packets: 20 };
+        // 1,000 busy cycles for 10 packets; the timed loops among them spent 60 % in drivers.
+        let before = Polled { cycles: 1_000, busy: 500, timed: 50, driver: 20, packets: 10 };
+        let now = Polled { cycles: 3_000, busy: 1_500, timed: 150, driver: 80, packets: 20 };
         assert_eq!(now.since(&before), (0.5, (40.0, 60.0)));
+        // Packets but no timed loop yet: no split.
+        let untimed = Polled { timed: 50, driver: 20, ..now };
+        assert_eq!(untimed.since(&before), (0.5, (0.0, 0.0)));
         // No packets: no per-packet figure; no loops: not busy.
         assert_eq!(before.since(&before), (0.0, (0.0, 0.0)));
         let idle = Polled { cycles: 2_000, ..before };

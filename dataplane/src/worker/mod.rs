@@ -62,6 +62,9 @@ const HELD_IN_ALL: usize = 2048;
 const EXPIRE_SLICE: Duration = Duration::from_micros(20);
 const EXPIRE_CHUNK: usize = 32;
 const ETH: usize = ethernet::HEADER_LEN;
+/// One loop in this many times its drivers' calls (`WorkerCounters::driver_cycles`): a TSC
+/// read costs tens of cycles in a VM, and a sample tells the share as well.
+pub const TIMED_EVERY: u32 = 8;
 
 struct LinkQueues {
     port: u16,
@@ -114,7 +117,9 @@ pub struct Worker {
     icmp_budget: TokenBucket,
     /// What the stages learnt of each packet of the burst in hand, by position (`prefetch_burst`).
     hints: [Option<Hint>; dpdk::BURST],
-    /// TSC cycles spent inside the drivers' receive and transmit calls in this loop (`driver`).
+    /// Whether this loop times the drivers' calls (one in `TIMED_EVERY`), and the TSC cycles
+    /// they took so far (`timed`).
+    timing: bool,
     driver_cycles: u64,
     dumper: Dumper,
     /// Bursts on their way to other workers, by their index.
@@ -182,6 +187,7 @@ impl Worker {
             kernel_poll_cycles,
             icmp_budget,
             hints: [None; dpdk::BURST],
+            timing: false,
             driver_cycles: 0,
             dumper: Dumper::default(),
             handoff,
@@ -203,9 +209,12 @@ impl Worker {
         let mut empty_polls = 0u32;
         let mut sleep = MIN_IDLE_SLEEP;
         let mut kernel_due = 0u64;
+        let mut loops = 0u32;
         while !self.setup.stop.load(Ordering::Relaxed) {
             // A loop's time includes taking a new snapshot: packets wait for that too.
             let started = dpdk::tsc();
+            self.timing = loops % TIMED_EVERY == 0;
+            loops = loops.wrapping_add(1);
             if let Some(update) = self.setup.mailbox.take() {
                 snap = self.adopt(snap, update);
             }
@@ -233,7 +242,7 @@ impl Worker {
             self.flush();
             let c = &self.setup.counters;
             let spent = dpdk::tsc().wrapping_sub(started);
-            let driver_cycles = std::mem::take(&mut self.driver_cycles);
+            let (timing, driver_cycles) = (self.timing, std::mem::take(&mut self.driver_cycles));
             c.polls.add(1);
             c.cycles.add(spent);
             if spent > c.longest_loop_cycles.get() {
@@ -242,7 +251,10 @@ impl Worker {
             if work > 0 {
                 c.busy_polls.add(1);
                 c.busy_cycles.add(spent);
-                c.driver_cycles.add(driver_cycles);
+                if timing {
+                    c.timed_busy_cycles.add(spent);
+                    c.driver_cycles.add(driver_cycles);
+                }
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
             } else if self.setup.idle == IdleMode::Adaptive {
@@ -309,7 +321,7 @@ impl Worker {
 
     fn poll_port(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
         let (port, queue) = (self.queues[i].port, self.setup.queue);
-        let n = timed(&mut self.driver_cycles, || rx.receive(port, queue));
+        let n = timed(self.timing, &mut self.driver_cycles, || rx.receive(port, queue));
         self.setup.counters.rx_packets.add(n as u64);
         self.prefetch_burst(rx);
         let link = &snap.links[i];
@@ -346,7 +358,7 @@ impl Worker {
     /// Packets other workers received for this worker's local IPs.
     fn poll_ring(&mut self, snap: &Snapshot, r: usize, rx: &mut RxBurst, now: u64) -> usize {
         let ring = &self.setup.rings_in[r];
-        let n = timed(&mut self.driver_cycles, || rx.receive_ring(ring));
+        let n = timed(self.timing, &mut self.driver_cycles, || rx.receive_ring(ring));
         self.setup.counters.redirected_in.add(n as u64);
         self.prefetch_burst(rx);
         for (k, m) in rx.by_ref().enumerate() {
@@ -367,7 +379,7 @@ impl Worker {
     /// had come in, and the kernel's ARP requests for such addresses are answered here.
     fn poll_kernel(&mut self, snap: &Snapshot, i: usize, rx: &mut RxBurst, now: u64) -> usize {
         let (port, queue) = (self.queues[i].kernel_port, self.setup.queue);
-        let n = timed(&mut self.driver_cycles, || rx.receive(port, queue));
+        let n = timed(self.timing, &mut self.driver_cycles, || rx.receive(port, queue));
         self.setup.counters.from_kernel.add(n as u64);
         let link = &snap.links[i];
         for mut m in rx.by_ref() {
@@ -517,7 +529,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
-        let start = dpdk::tsc();
+        let start = if self.timing { dpdk::tsc() } else { 0 };
         let c = &self.setup.counters;
         for q in &mut self.queues {
             c.count_drop(DropReason::TxFull, q.to_port.flush() as u64);
@@ -528,15 +540,19 @@ impl Worker {
                 c.count_drop(DropReason::RedirectFull, queue.flush(ring) as u64);
             }
         }
-        self.driver_cycles += dpdk::tsc().wrapping_sub(start);
+        if self.timing {
+            self.driver_cycles += dpdk::tsc().wrapping_sub(start);
+        }
     }
 }
 
-/// Runs `call`, a driver's receive or transmit, adding the TSC cycles it took to `spent`: what
-/// `sluice_worker_cycles_per_packet` tells apart from Sluice's own work (two TSC reads a call,
-/// a few calls a loop).
+/// Runs `call`, a driver's receive or transmit, adding the TSC cycles it took to `spent` if
+/// `on`: what `sluice_worker_cycles_per_packet` tells apart from Sluice's own work.
 #[inline(always)]
-fn timed<T>(spent: &mut u64, call: impl FnOnce() -> T) -> T {
+fn timed<T>(on: bool, spent: &mut u64, call: impl FnOnce() -> T) -> T {
+    if !on {
+        return call();
+    }
     let start = dpdk::tsc();
     let out = call();
     *spent += dpdk::tsc().wrapping_sub(start);
