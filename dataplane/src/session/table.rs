@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 
 use super::index::FlowIndex;
-use super::state::{next_state, State, Touch};
+use super::state::{keeps, next_state, State, Touch};
 use super::wheel::Wheel;
 use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts};
 use crate::bigmem::BigArray;
@@ -214,11 +214,24 @@ impl SessionTable {
     /// a few stores to the session's own cache line; only a state change touches the wheel.
     /// `Touch::Reopen` (nothing recorded) for a client SYN on a closing session. A stale id is
     /// ignored (a free slot's protocol is 0).
-    #[inline]
+    #[inline(always)]
     pub fn touch(&mut self, id: SessionId, dir: Direction, tcp_flags: u8, now_ms: u64) -> Touch {
         let Some(session) = self.sessions.get_mut(id.0 as usize) else {
             return Touch::Ok;
         };
+        // Nearly every packet: a state the packet cannot change (`state::keeps`), only seen.
+        if session.proto != 0 && keeps(session.state, tcp_flags) {
+            session.seen |= dir.bit();
+            session.last_seen_ms = session.last_seen_ms.max(now_ms);
+            return Touch::Ok;
+        }
+        self.touch_changing(id, dir, tcp_flags, now_ms)
+    }
+
+    /// `touch` where the state may change.
+    #[inline(never)]
+    fn touch_changing(&mut self, id: SessionId, dir: Direction, tcp_flags: u8, now_ms: u64) -> Touch {
+        let session = &mut self.sessions[id.0 as usize];
         if session.proto == 0 {
             return Touch::Ok;
         }
