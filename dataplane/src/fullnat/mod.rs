@@ -361,6 +361,21 @@ impl FullNat {
                 fast::Lane::General => {}
             }
         }
+        self.general(snap, ip, now_ms, c, hash, own_missed)
+    }
+
+    /// The general path: any packet the fast lane left (`own_missed`: its own tuple has no
+    /// session). Out of line, so that the lane's packets do not pay for its stack frame.
+    #[inline(never)]
+    fn general(
+        &mut self,
+        snap: &Snapshot,
+        ip: &mut [u8],
+        now_ms: u64,
+        c: &WorkerCounters,
+        hash: Option<u32>,
+        own_missed: bool,
+    ) -> Step {
         let seen = match nat::inspect(ip) {
             Ok(seen) => seen,
             // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
