@@ -301,3 +301,44 @@ impl NewSession {
         FlowKey { proto: self.proto, src: self.client, dst: self.vip }
     }
 }
+
+/// The recent-flows cache and a burst's hints are only hints: with hints taken before the
+/// table changed (sessions removed, their slots reused by other flows, flows sharing a cache
+/// slot), a hinted lookup finds exactly what a plain lookup finds, both ways.
+#[test]
+fn hinted_lookups_find_what_lookups_find_however_stale_the_hint() {
+    let mut t = table(256);
+    let mut rng = 0x5eed;
+    let flows: Vec<NewSession> = (0..600).map(|i| new_session(UDP, 1000 + i, 20_000 + i, 0)).collect();
+    let key = |n: &NewSession, dir: Direction| match dir {
+        Direction::Forward => FlowKey { proto: n.proto, src: n.client, dst: n.vip },
+        Direction::Reply => FlowKey { proto: n.proto, src: n.backend, dst: n.local },
+    };
+    let mut live: Vec<Option<SessionId>> = vec![None; flows.len()];
+    let mut pick = || (crate::mix::splitmix64(&mut rng) % flows.len() as u64) as usize;
+    let (mut hinted_hits, mut now) = (0, 0);
+    for _ in 0..5_000 {
+        now += 1;
+        let batch: Vec<(usize, Direction)> =
+            (0..8).map(|i| (pick(), if i % 3 == 0 { Direction::Reply } else { Direction::Forward })).collect();
+        let hints: Vec<Hint> = batch.iter().map(|&(f, dir)| t.hint(t.prefetch_index(&key(&flows[f], dir)))).collect();
+        for _ in 0..3 {
+            let f = pick();
+            match live[f] {
+                Some(id) => {
+                    t.remove(id);
+                    live[f] = None;
+                }
+                None => live[f] = t.insert(flows[f], now).ok(),
+            }
+        }
+        for (&(f, dir), &hint) in batch.iter().zip(&hints) {
+            let k = key(&flows[f], dir);
+            let expected = t.lookup(&k);
+            assert_eq!(t.lookup_hinted(Some(hint), &k), expected, "flow {f} {dir:?}");
+            assert_eq!(expected, live[f].map(|id| (id, dir)));
+            hinted_hits += usize::from(expected.is_some());
+        }
+    }
+    assert!(hinted_hits > 10_000, "sessions were found: {hinted_hits}");
+}
