@@ -225,7 +225,11 @@ mod tests {
                 kept += 1;
                 for dir in [Forward, Reply] {
                     for (reply_seen, forward_seen) in [(false, false), (false, true), (true, false), (true, true)] {
-                        assert_eq!(next_state(state, dir, flags, reply_seen, forward_seen), Some(state), "{state:?} {flags:#x}");
+                        assert_eq!(
+                            next_state(state, dir, flags, reply_seen, forward_seen),
+                            Some(state),
+                            "{state:?} {flags:#x}"
+                        );
                     }
                 }
             }

@@ -418,7 +418,9 @@ impl SessionTable {
     /// to refuse, before any allocation, a capacity the machine cannot hold.
     pub fn bytes_for(capacity: u32) -> u64 {
         let n = u64::from(capacity);
-        n * std::mem::size_of::<Session>() as u64 + FlowIndex::bytes_for(2 * capacity as usize) as u64 + n * 8
+        n * std::mem::size_of::<Session>() as u64
+            + FlowIndex::bytes_for(2 * capacity as usize) as u64
+            + n * 8
             + (RECENT * std::mem::size_of::<Recent>()) as u64
     }
 

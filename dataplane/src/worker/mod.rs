@@ -65,6 +65,7 @@ const ETH: usize = ethernet::HEADER_LEN;
 /// One loop in this many times its drivers' calls (`WorkerCounters::driver_cycles`): a TSC
 /// read costs tens of cycles in a VM, and a sample tells the share as well.
 pub const TIMED_EVERY: u32 = 8;
+const _: () = assert!(TIMED_EVERY.is_power_of_two());
 
 struct LinkQueues {
     port: u16,
@@ -213,7 +214,7 @@ impl Worker {
         while !self.setup.stop.load(Ordering::Relaxed) {
             // A loop's time includes taking a new snapshot: packets wait for that too.
             let started = dpdk::tsc();
-            self.timing = loops % TIMED_EVERY == 0;
+            self.timing = loops & (TIMED_EVERY - 1) == 0;
             loops = loops.wrapping_add(1);
             if let Some(update) = self.setup.mailbox.take() {
                 snap = self.adopt(snap, update);

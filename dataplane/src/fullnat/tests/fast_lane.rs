@@ -109,7 +109,8 @@ fn the_fast_lane_does_what_the_general_path_does() {
         // before the packets ahead of it in the burst, which may have changed the table since.
         if round % BURST == 0 {
             burst = (0..BURST).map(|_| packet(&mut rng, &left)).collect();
-            hints = burst.iter().map(|p| labs[0].nat.prefetch_index(p).map(|h| labs[0].nat.prefetch_session(h))).collect();
+            hints =
+                burst.iter().map(|p| labs[0].nat.prefetch_index(p).map(|h| labs[0].nat.prefetch_session(h))).collect();
         }
         let p = burst[round % BURST].clone();
         let (mut a, mut b) = (p.clone(), p.clone());
