@@ -302,9 +302,8 @@ impl FullNat {
         &self.proxied
     }
 
-    /// Stage one of a burst, before `process`: for an IPv4 TCP or UDP packet, its flow's hash,
-    /// with the session the recent-flows cache names for it, else its index slot, on its way
-    /// into the cache (`SessionTable::prefetch_index`). A cheap look at the header, not a check:
+    /// Stage one of a burst, before `process`: for an IPv4 TCP or UDP packet, its flow's hash
+    /// with the index slot on its way into the cache. A cheap look at the header, not a check:
     /// `process` validates everything as before.
     #[inline]
     pub fn prefetch_index(&self, ip: &[u8]) -> Option<u32> {

@@ -43,29 +43,10 @@ impl fmt::Display for InsertError {
 
 impl std::error::Error for InsertError {}
 
-/// Slots of the recent-flows cache (`SessionTable::recent`): 64 KiB of (hash, entry) pairs.
-const RECENT: usize = 1 << 13;
-
-/// A recent-flows cache slot: an index entry and its key's hash; `EMPTY_RECENT` when unused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Recent {
-    hash: u32,
-    entry: u32,
-}
-
-const EMPTY_RECENT: Recent = Recent { hash: 0, entry: u32::MAX };
-
 #[derive(Clone)]
 pub struct SessionTable {
     sessions: BigArray<Session>,
     index: FlowIndex,
-    /// The index entries the fast lane found last, direct-mapped by hash: a hint, not a truth
-    /// (every use checks the session's key, so a stale or overwritten slot costs one compare).
-    /// Why: the index is sized for the capacity, so even a thousand flows' slots lie one to a
-    /// cache line over megabytes, and the NIC's packets push them out of the caches between
-    /// two packets of a flow; here the same flows share 1,024 lines that stay hot. At a million
-    /// flows it mostly misses on its hash, and the lookup goes to the index as before.
-    recent: Box<[Recent]>,
     wheel: Wheel,
     /// Idle timeout in ms, indexed by `State`.
     timeout_ms: [u64; 9],
@@ -94,7 +75,6 @@ impl SessionTable {
         SessionTable {
             sessions: BigArray::new(capacity as usize, Session::default()),
             index: FlowIndex::new(2 * capacity as usize, seed),
-            recent: vec![EMPTY_RECENT; RECENT].into_boxed_slice(),
             wheel: Wheel::new(capacity, slots),
             timeout_ms,
             timeouts,
@@ -124,17 +104,11 @@ impl SessionTable {
         }
     }
 
-    /// Stage one of a burst: the hash of `key`, with the session the recent-flows cache names
-    /// for it, else its index slot, on its way into the cache.
+    /// Stage one of a burst: the hash of `key`, its index slot on its way into the cache.
     #[inline]
     pub fn prefetch_index(&self, key: &FlowKey) -> u32 {
         let hash = self.index.hash(key);
-        let recent = self.recent[recent_slot(hash)];
-        if recent.hash == hash && recent.entry != EMPTY_RECENT.entry {
-            crate::prefetch::prefetch(&self.sessions[decode(recent.entry).0 as usize]);
-        } else {
-            self.index.prefetch(hash);
-        }
+        self.index.prefetch(hash);
         hash
     }
 
@@ -147,14 +121,9 @@ impl SessionTable {
         Some(SessionId(id))
     }
 
-    /// `prefetch_session`, keeping what it found for `lookup_hinted`: the recent-flows cache's
-    /// entry for `hash` (its session already on its way), else the index's first.
+    /// `prefetch_session`, keeping what it found for `lookup_hinted`.
     #[inline]
     pub fn hint(&self, hash: u32) -> Hint {
-        let recent = self.recent[recent_slot(hash)];
-        if recent.hash == hash && recent.entry != EMPTY_RECENT.entry {
-            return Hint { hash, guess: Some(recent.entry) };
-        }
         let guess = self.index.first_under(hash);
         if let Some(entry) = guess {
             crate::prefetch::prefetch(&self.sessions[decode(entry).0 as usize]);
@@ -166,20 +135,15 @@ impl SessionTable {
     /// found, if the session there (now: packets before this one may have changed the table)
     /// has this very key, since a key has one session at most and a free slot none; otherwise
     /// the index, searched under the hint's hash, or the key's when there is no hint.
-    /// What the index finds is remembered in the recent-flows cache for the flow's next packets.
     #[inline(always)]
-    pub fn lookup_hinted(&mut self, hint: Option<Hint>, key: &FlowKey) -> Option<(SessionId, Direction)> {
+    pub fn lookup_hinted(&self, hint: Option<Hint>, key: &FlowKey) -> Option<(SessionId, Direction)> {
         if let Some(entry) = hint.and_then(|h| h.guess) {
             let (id, dir) = decode(entry);
             if self.sessions[id as usize].key(dir) == *key {
                 return Some((SessionId(id), dir));
             }
         }
-        let hash = hint.map_or_else(|| self.index.hash(key), |h| h.hash);
-        debug_assert_eq!(hash, self.index.hash(key), "a hint that is not the key's");
-        let found = self.find(hash, key)?;
-        self.recent[recent_slot(hash)] = Recent { hash, entry: encode(found.0 .0, found.1) };
-        Some(found)
+        self.lookup_maybe_hashed(hint.map(|h| h.hash), key)
     }
 
     /// Creates a session in the state `new.tcp_flags` opens (`State::initial`), due to expire
@@ -418,18 +382,12 @@ impl SessionTable {
     /// to refuse, before any allocation, a capacity the machine cannot hold.
     pub fn bytes_for(capacity: u32) -> u64 {
         let n = u64::from(capacity);
-        n * std::mem::size_of::<Session>() as u64
-            + FlowIndex::bytes_for(2 * capacity as usize) as u64
-            + n * 8
-            + (RECENT * std::mem::size_of::<Recent>()) as u64
+        n * std::mem::size_of::<Session>() as u64 + FlowIndex::bytes_for(2 * capacity as usize) as u64 + n * 8
     }
 
     /// What the table allocated: the slab, the index and the wheel's links.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.sessions)
-            + self.index.memory_bytes()
-            + self.wheel.memory_bytes()
-            + std::mem::size_of_val(&*self.recent)
+        std::mem::size_of_val(&*self.sessions) + self.index.memory_bytes() + self.wheel.memory_bytes()
     }
 
     #[inline(always)]
@@ -468,13 +426,6 @@ impl Hint {
     pub const fn hash_only(hash: u32) -> Hint {
         Hint { hash, guess: None }
     }
-}
-
-/// The recent-flows cache's slot for `hash`: its top bits (the index's home slot scales the
-/// whole hash to its length, so the two spread flows alike but independently enough).
-#[inline(always)]
-fn recent_slot(hash: u32) -> usize {
-    (hash >> (32 - RECENT.trailing_zeros())) as usize
 }
 
 /// Index entries: session index and direction in one `u32` (ids stay below 2^28).

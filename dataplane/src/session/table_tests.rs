@@ -302,9 +302,9 @@ impl NewSession {
     }
 }
 
-/// The recent-flows cache and a burst's hints are only hints: with hints taken before the
-/// table changed (sessions removed, their slots reused by other flows, flows sharing a cache
-/// slot), a hinted lookup finds exactly what a plain lookup finds, both ways.
+/// A burst's hints are only hints: with hints taken before the table changed (sessions
+/// removed, their slots reused by other flows), a hinted lookup finds exactly what a plain
+/// lookup finds, both ways.
 #[test]
 fn hinted_lookups_find_what_lookups_find_however_stale_the_hint() {
     let mut t = table(256);

@@ -300,14 +300,13 @@ impl Worker {
         snapshot
     }
 
-    /// Before a burst is handled one packet at a time: every flow's index slot is prefetched
-    /// (or, for a flow the session table's recent-flows cache knows, its session at once), then
-    /// every session the index names, so that the burst's cache misses overlap instead of each
-    /// packet waiting for its own (at a million flows, four times fewer nanoseconds a packet in
-    /// `cargo bench -p dataplane --bench fullnat`). Also for a few flows: the index is sized for
-    /// the table's capacity, so even 1,024 flows' slots lie on 2,048 lines scattered over
-    /// megabytes, and a profile of the worker over memif found half of `process`'s time waiting
-    /// on the index slot; the recent-flows cache keeps those flows on 1,024 lines.
+    /// Before a burst is handled one packet at a time: every flow's index slot is prefetched,
+    /// then every session the index names, so that the burst's cache misses overlap instead of
+    /// each packet waiting for its own (at a million flows, four times fewer nanoseconds a
+    /// packet in `cargo bench -p dataplane --bench fullnat`). Also for a few flows: the index is
+    /// sized for the table's capacity, so even 1,024 flows' slots lie on 2,048 lines scattered
+    /// over megabytes, and a profile of the worker over memif found half of `process`'s time
+    /// waiting on the index slot.
     /// What they found stays in `hints`, by position in the burst, for `process_hashed`: each
     /// packet is hashed once, and the fast lane checks the session stage two found before it
     /// searches the index.
