@@ -15,23 +15,20 @@ use crate::wire::{arp, ethernet, ipv4, MacAddr};
 /// quorum: no ARP answers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedAddrs {
-    sorted: Vec<u32>,
+    /// The addresses (kept in order by the map itself).
     index: IpMap<()>,
     silent: Vec<u32>,
 }
 
 impl OwnedAddrs {
     pub fn new(addrs: impl IntoIterator<Item = Ipv4Addr>) -> OwnedAddrs {
-        let mut sorted: Vec<u32> = addrs.into_iter().map(u32::from).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let index = IpMap::new(sorted.iter().map(|&a| (a, ())));
-        OwnedAddrs { sorted, index, silent: Vec::new() }
+        let index = IpMap::new(addrs.into_iter().map(|a| (u32::from(a), ())));
+        OwnedAddrs { index, silent: Vec::new() }
     }
 
     /// The same addresses, those of `silent` not answering ARP.
     pub fn with_silent(mut self, silent: impl IntoIterator<Item = Ipv4Addr>) -> OwnedAddrs {
-        self.silent = silent.into_iter().map(u32::from).filter(|a| self.sorted.binary_search(a).is_ok()).collect();
+        self.silent = silent.into_iter().map(u32::from).filter(|&a| self.index.contains(a)).collect();
         self.silent.sort_unstable();
         self.silent.dedup();
         self
@@ -48,7 +45,7 @@ impl OwnedAddrs {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.sorted.iter().map(|&a| Ipv4Addr::from(a))
+        self.index.entries().iter().map(|&(a, ())| Ipv4Addr::from(a))
     }
 }
 
