@@ -20,6 +20,10 @@ const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const LOCAL_IPS: u8 = 32;
 
 fn snapshot() -> Snapshot {
+    snapshot_with(Timeouts::default())
+}
+
+fn snapshot_with(timeouts: Timeouts) -> Snapshot {
     let local_ips: Vec<Ipv4Addr> = (0..LOCAL_IPS).map(|i| Ipv4Addr::new(198, 18, 1, 100 + i)).collect();
     let owned = OwnedAddrs::new(std::iter::once(VIP).chain(local_ips.iter().copied()));
     let link = |name: &str, port: u16, addr| Link {
@@ -49,7 +53,7 @@ fn snapshot() -> Snapshot {
     }];
     let routes = Routes::new(&[(Ipv4Addr::new(198, 18, 0, 0), 24, 0), (Ipv4Addr::new(198, 18, 1, 0), 24, 1)], &[])
         .expect("routes");
-    Snapshot::from_specs(links, &services, routes, Timeouts::default())
+    Snapshot::from_specs(links, &services, routes, timeouts)
 }
 
 /// A 64-byte frame's IP packet: 20 IP + 8 UDP + 22 payload bytes.
@@ -177,6 +181,11 @@ fn copy_only(packets: &[[u8; 50]]) -> f64 {
 
 fn main() {
     println!("{:<44} {:>10}", "FULLNAT per packet, no I/O (64-byte UDP)", "ns/packet");
+    // SLUICE_BENCH_CHURN: the churn row alone (for comparing builds).
+    if std::env::var_os("SLUICE_BENCH_CHURN").is_some() {
+        println!("{:<44} {:>10.1}", "session churn, ns a session (both packets)", churn());
+        return;
+    }
     // SLUICE_BENCH_QUICK: the 1k-flow case only (for profiling under callgrind).
     let quick = std::env::var_os("SLUICE_BENCH_QUICK").is_some();
     // SLUICE_BENCH_FLOWS=N[,N...]: only those table sizes, and no new-session row.
@@ -236,9 +245,64 @@ fn main() {
     assert_eq!(counters.sessions_created.get(), u64::from(n), "every packet opened a session");
     println!("{:<44} {:>10.1}", format!("new session, {n} into an empty table"), ns);
     println!("{:<44} {:>10.1}", "memory per session (bytes)", nat.sessions().memory_bytes() as f64 / f64::from(n));
+    println!("{:<44} {:>10.1}", "session churn, ns a session (both packets)", churn());
     if std::env::var_os("SLUICE_BENCH_10M").is_some() {
         ten_million();
     }
+}
+
+/// Steady churn, as `scripts/bench`'s new-session run holds the table: every client packet a
+/// new flow and each answered by its backend, 500 new flows a millisecond of simulated time,
+/// sessions expiring after 1 s idle (so about 500,000 live in a table for 4 Mi), expired
+/// between bursts as a worker does. Returns ns a session: its two packets, its opening and its
+/// expiry, over the flows after the first two simulated seconds (the table's steady state).
+fn churn() -> f64 {
+    const BURST: usize = 32;
+    const PER_MS: u32 = 500;
+    let one_second = std::time::Duration::from_secs(1);
+    let snap = snapshot_with(Timeouts { udp: one_second, udp_new: one_second, ..Timeouts::default() });
+    let mut nat = FullNat::for_worker(&snap, 0, 1, 4 << 20);
+    let counters = WorkerCounters::default();
+    let (warm, n) = (2_000 * PER_MS, 4_000 * PER_MS);
+    let mut bufs = [[0u8; 50]; BURST];
+    let mut hints = [None; BURST];
+    let mut start = Instant::now();
+    let mut burst = |nat: &mut FullNat, bufs: &mut [[u8; 50]; BURST], now: u64| {
+        for (buf, hint) in bufs.iter().zip(hints.iter_mut()) {
+            *hint = nat.prefetch_index(buf).map(Hint::hash_only);
+        }
+        for hint in hints.iter_mut().flatten() {
+            *hint = nat.prefetch_session(hint.hash);
+        }
+        for (buf, hint) in bufs.iter_mut().zip(hints) {
+            assert!(matches!(nat.process_hashed(&snap, buf, now, &counters, hint), Step::Forward { .. }));
+        }
+    };
+    for first in (0..n).step_by(BURST) {
+        if first == warm {
+            start = Instant::now();
+        }
+        let now = u64::from(first / PER_MS);
+        for (k, buf) in bufs.iter_mut().enumerate() {
+            *buf = udp(client(first + k as u32), Endpoint::new(VIP, 53));
+        }
+        burst(&mut nat, &mut bufs, now);
+        // Each backend answers: the rewritten packet with its endpoints swapped.
+        for buf in bufs.iter_mut() {
+            *buf = udp(endpoint(buf, 16, 22), endpoint(buf, 12, 20));
+        }
+        burst(&mut nat, &mut bufs, now);
+        // As a worker between bursts: a chunk, and more while a chunk comes back full.
+        for _ in 0..1000 {
+            if nat.expire_some(now, BURST, &counters).1 < BURST {
+                break;
+            }
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n - warm);
+    let live = nat.sessions().len();
+    assert!((400_000..700_000).contains(&live), "{live} sessions live: not the steady state meant");
+    ns
 }
 
 /// The session table alone at 10 million sessions: its memory, inserts and lookups.

@@ -12,9 +12,10 @@
 //! needs at least as many local IPs as there are workers; each IP brings 64,512 ports (one pool
 //! per worker and local IP, shared by every service and backend it serves).
 
+use crate::ipmap::IpMap;
 use crate::mix::splitmix64;
 use std::net::Ipv4Addr;
-use std::ops::RangeInclusive;
+use std::ops::{Deref, DerefMut, RangeInclusive};
 
 /// The default port range of a local IP: every unprivileged port.
 pub const DEFAULT_PORTS: RangeInclusive<u16> = 1024..=65535;
@@ -68,7 +69,26 @@ impl PortPool {
         self.head = self.wrap(self.head + 1);
         self.free -= 1;
         self.taken[word] |= bit;
+        // The next take's bit is a cache miss (the ports come shuffled): it starts loading now,
+        // with the sessions of the pool's other takes in between to hide it.
+        if let Some(next) = self.peek() {
+            self.prefetch_bit(next);
+        }
         Some(port)
+    }
+
+    /// The port the next `take` hands out, if any.
+    #[inline]
+    pub fn peek(&self) -> Option<u16> {
+        (self.free > 0).then(|| self.ring[self.head as usize])
+    }
+
+    /// Starts loading the word holding `port`'s taken bit (for a `give_back` to come).
+    #[inline(always)]
+    pub fn prefetch_bit(&self, port: u16) {
+        if let Some((word, _)) = self.bit(port) {
+            crate::prefetch::prefetch(&self.taken[word]);
+        }
     }
 
     /// Returns a taken port to the pool. `false`, and nothing changes, for a port that is not
@@ -117,6 +137,49 @@ impl PortPool {
         } else {
             i
         }
+    }
+}
+
+/// A worker's port pools, one per local IP it owns, and which pool is whose: a session that
+/// ends finds its pool by address in one probe (a worker may own dozens of local IPs, and every
+/// new session ends one day). Derefs to the pools, by index.
+#[derive(Clone, Default)]
+pub struct Pools {
+    pools: Vec<PortPool>,
+    /// Local IP -> index in `pools`.
+    by_ip: IpMap<u16>,
+}
+
+impl Pools {
+    pub fn new(pools: Vec<PortPool>) -> Pools {
+        let mut all = Pools::default();
+        all.append(pools);
+        all
+    }
+
+    /// Adds pools after those held (a new snapshot's local IPs); indexes stay as they were.
+    pub fn append(&mut self, mut more: Vec<PortPool>) {
+        self.pools.append(&mut more);
+        self.by_ip = IpMap::new(self.pools.iter().enumerate().map(|(i, p)| (u32::from(p.ip), i as u16)));
+    }
+
+    /// The index of `ip`'s pool (the first, were an address given twice).
+    #[inline]
+    pub fn position(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.by_ip.get(u32::from(ip)).map(usize::from)
+    }
+}
+
+impl Deref for Pools {
+    type Target = [PortPool];
+    fn deref(&self) -> &[PortPool] {
+        &self.pools
+    }
+}
+
+impl DerefMut for Pools {
+    fn deref_mut(&mut self) -> &mut [PortPool] {
+        &mut self.pools
     }
 }
 
@@ -182,6 +245,17 @@ mod tests {
     }
 
     #[test]
+    fn peek_tells_the_next_take() {
+        let mut pool = PortPool::new(IP, 5000..=5003, 9);
+        while let Some(port) = pool.peek() {
+            assert_eq!(pool.take(), Some(port));
+        }
+        assert_eq!((pool.take(), pool.free()), (None, 0));
+        assert!(pool.give_back(5002));
+        assert_eq!(pool.peek(), Some(5002));
+    }
+
+    #[test]
     fn exhaustion_and_recovery() {
         let mut pool = PortPool::new(IP, 5000..=5009, 1);
         let ports = drain(&mut pool);
@@ -231,6 +305,19 @@ mod tests {
         assert_eq!(one.take(), None);
         assert!(one.give_back(65535));
         assert_eq!(one.take(), Some(65535));
+    }
+
+    #[test]
+    fn pools_are_found_by_address_after_every_append() {
+        let ip = |i: u8| Ipv4Addr::new(198, 18, 2, i);
+        let mut pools = Pools::new((1..=3).map(|i| PortPool::new(ip(i), 5000..=5009, 1)).collect());
+        pools.append(vec![PortPool::new(ip(9), 5000..=5009, 1), PortPool::new(ip(2), 5000..=5009, 1)]);
+        for (i, pool) in pools.iter().enumerate().take(4) {
+            assert_eq!(pools.position(pool.ip()), Some(i));
+        }
+        assert_eq!(pools.position(ip(2)), Some(1), "the first of a repeated address, as a scan finds");
+        assert_eq!(pools.position(ip(4)), None);
+        assert_eq!(Pools::default().position(ip(1)), None);
     }
 
     #[test]

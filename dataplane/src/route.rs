@@ -5,10 +5,12 @@
 //! publishes it in the workers' snapshot; nothing mutates a published table.
 //!
 //! Structure: one hash map per prefix length in use (masked network -> target), kept sorted from
-//! the longest length down. `lookup` masks the destination and probes each map once, so it costs
-//! one hash probe per distinct prefix length configured (at most 33; typically a handful: the
-//! connected /24s, a few vias, /0). That is plenty for where it runs: once per new session (the
-//! next hop is cached in the session) and for ICMP, never per packet of an established flow.
+//! the longest length down, hashed by `MixHasher` (the keys are configured prefixes; SipHash
+//! was some 4 % of what a new session costs). `lookup` masks the destination and probes each
+//! map once, so it costs one hash probe per distinct prefix length configured (at most 33;
+//! typically a handful: the connected /24s, a few vias, /0). That is plenty for where it runs:
+//! once per new session (the next hop is cached in the session) and for ICMP, never per packet
+//! of an established flow.
 //! A trie or DIR-24-8 would only pay off for tables of thousands of routes. Allocation happens
 //! in `new` only; `lookup` allocates nothing and cannot panic.
 //!
@@ -19,6 +21,8 @@
 //! on two links, or via two gateways, is an error.
 
 use std::collections::HashMap;
+
+use crate::mix::BuildMix;
 use std::net::Ipv4Addr;
 
 /// Where to send a packet: out of link `link` (an index into the appliance's interfaces) to
@@ -85,7 +89,7 @@ enum Target {
 struct Prefixes {
     len: u8,
     mask: u32,
-    routes: HashMap<u32, Target>,
+    routes: HashMap<u32, Target, BuildMix>,
 }
 
 #[derive(Debug)]
@@ -180,7 +184,7 @@ impl Routes {
             Some(at) if self.by_len[at].len == len => at,
             found => {
                 let at = found.unwrap_or(self.by_len.len());
-                self.by_len.insert(at, Prefixes { len, mask: mask(len), routes: HashMap::new() });
+                self.by_len.insert(at, Prefixes { len, mask: mask(len), routes: HashMap::default() });
                 at
             }
         };

@@ -32,12 +32,23 @@ impl Unconfirmed {
     #[inline]
     pub fn push(&mut self, id: SessionId, created_ms: u64) {
         if self.len == self.ring.len() {
-            self.head = (self.head + 1) % self.ring.len();
+            self.head = self.wrap(self.head + 1);
             self.len -= 1;
         }
-        let tail = (self.head + self.len) % self.ring.len();
+        let tail = self.wrap(self.head + self.len);
         self.ring[tail] = (id.get(), created_ms as u32);
         self.len += 1;
+    }
+
+    /// `i` modulo the ring's length, for `i` under twice that (a compare, not a division: a
+    /// push comes with every new session).
+    #[inline(always)]
+    fn wrap(&self, i: usize) -> usize {
+        if i >= self.ring.len() {
+            i - self.ring.len()
+        } else {
+            i
+        }
     }
 
     /// The oldest session still unconfirmed with a port of `pool`, with its creation time;

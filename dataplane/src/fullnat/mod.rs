@@ -25,12 +25,12 @@ mod toa;
 use std::net::Ipv4Addr;
 
 use crate::counters::{DropReason, WorkerCounters};
-use crate::laddr::PortPool;
+use crate::laddr::{Pools, PortPool};
 use crate::nat::{self, Inspected, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
-    tcp_flags, Direction, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable, Touch,
-    EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
+    tcp_flags, Direction, Due, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable,
+    Touch, EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
 use crate::snapshot::{BackendState, ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
@@ -146,7 +146,7 @@ impl ClientHeader {
 #[derive(Clone)]
 pub struct FullNat {
     sessions: SessionTable,
-    pools: Vec<PortPool>,
+    pools: Pools,
     /// By pool: the sessions holding its ports unconfirmed, oldest first (`evict`).
     unconfirmed: Vec<Unconfirmed>,
     /// By service slot.
@@ -193,7 +193,7 @@ impl FullNat {
         let sessions = SessionTable::with_capacity(capacity, snapshot.timeouts);
         FullNat {
             sessions,
-            pools: part.new_pools,
+            pools: Pools::new(part.new_pools),
             unconfirmed: part.new_unconfirmed,
             services: part.services,
             peers: Vec::new(),
@@ -241,7 +241,7 @@ impl FullNat {
     /// Takes the state built for a new snapshot; returns what it replaces, for the control core
     /// to free. Sessions, pools and their ports carry over.
     pub fn adopt(&mut self, mut part: WorkerPart) -> WorkerPart {
-        self.pools.append(&mut part.new_pools);
+        self.pools.append(std::mem::take(&mut part.new_pools));
         self.unconfirmed.append(&mut part.new_unconfirmed);
         std::mem::swap(&mut self.services, &mut part.services);
         part
@@ -273,7 +273,16 @@ impl FullNat {
     /// when nothing more is due), so that a caller can bound expiry by time.
     pub fn expire_some(&mut self, now_ms: u64, budget: usize, c: &WorkerCounters) -> (usize, usize) {
         let pools = &mut self.pools;
-        let (n, examined) = self.sessions.expire_counted(now_ms, budget, |s| end(pools, c, s));
+        let (n, examined) = self.sessions.expire_counted(now_ms, budget, |s, due| match due {
+            Due::Now => end(pools, c, s),
+            // Giving its port back reads the port's taken bit: a miss, unless it loads now.
+            Due::Next if s.origin == ORIGIN_HERE => {
+                if let Some(at) = pools.position(s.local.ip) {
+                    pools[at].prefetch_bit(s.local.port);
+                }
+            }
+            Due::Next => {}
+        });
         c.sessions_expired.add(n as u64);
         (n, examined)
     }
@@ -619,12 +628,12 @@ fn count(c: &WorkerCounters, dir: Direction, backend: Option<u16>, len: u32) {
 
 /// Gives a finished session's local port back (if it came from this worker's pools) and
 /// updates the gauges.
-fn end(pools: &mut [PortPool], c: &WorkerCounters, s: &Session) {
+fn end(pools: &mut Pools, c: &WorkerCounters, s: &Session) {
     if s.origin != ORIGIN_HERE {
         if let Some(held) = c.held_for(s.origin) {
             held.dec();
         }
-    } else if let Some(at) = pools.iter().position(|p| p.ip() == s.local.ip) {
+    } else if let Some(at) = pools.position(s.local.ip) {
         pools[at].give_back(s.local.port);
         c.set_free_ports(at, pools[at].free());
     }

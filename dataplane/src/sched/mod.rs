@@ -123,6 +123,16 @@ impl Scheduler {
     /// The index of the backend for the new flow `flow`; `None` if there are no backends or
     /// all weights are 0. No allocation; O(1) but for wlc (O(backends)) and for wrr with a
     /// cycle too long to precompute.
+    /// What the next `pick` returns whatever the flow, where the plan knows that in advance
+    /// (rr, and wrr with a precomputed cycle); `None` otherwise. For prefetching only.
+    #[inline]
+    pub fn peek(&self) -> Option<usize> {
+        match &self.plan {
+            Plan::Cycle(cycle) => cycle.peek(),
+            _ => None,
+        }
+    }
+
     #[inline]
     pub fn pick(&mut self, flow: &Flow) -> Option<usize> {
         match &mut self.plan {
@@ -182,6 +192,25 @@ mod tests {
         }
         assert_eq!(Scheduler::maglev(&[0, 0], &[1, 2], 101).pick(&flow(1)), None);
         assert_eq!(Scheduler::sh(&[], &[]).pick(&flow(1)), None);
+    }
+
+    #[test]
+    fn peek_tells_the_next_pick_where_the_plan_knows_it() {
+        for (kind, weights) in [(Rr, vec![1, 1, 1]), (Wrr, vec![5, 1, 0, 2]), (Rr, vec![0, 7])] {
+            let mut s = Scheduler::new(kind, &weights);
+            for i in 0..50 {
+                let peeked = s.peek();
+                assert!(peeked.is_some(), "{kind:?}: a cycle knows its next pick");
+                assert_eq!(peeked, s.pick(&flow(i)), "{kind:?} pick {i}");
+            }
+        }
+        // Live smooth wrr (a cycle too long to precompute), least connection and the hashes
+        // depend on the flow or the load: nothing to tell.
+        assert_eq!(Scheduler { plan: wrr::plan(true, &[4_000, 4_001], wrr::MAX_CYCLE) }.peek(), None);
+        for kind in [Wlc, Sh, Maglev] {
+            assert_eq!(Scheduler::new(kind, &[1, 1]).peek(), None, "{kind:?}");
+        }
+        assert_eq!(Scheduler::new(Rr, &[]).peek(), None);
     }
 
     #[test]

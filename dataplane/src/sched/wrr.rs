@@ -53,6 +53,12 @@ pub(super) fn plan(weighted: bool, weights: &[u32], max_cycle: usize) -> Plan {
 }
 
 impl Cycle {
+    /// What `pick` returns next.
+    #[inline]
+    pub(super) fn peek(&self) -> Option<usize> {
+        self.order.get(self.next).map(|&b| b as usize)
+    }
+
     #[inline]
     pub(super) fn pick(&mut self) -> Option<usize> {
         let backend = *self.order.get(self.next)?;

@@ -144,6 +144,12 @@ impl FlowIndex {
         (max_entries + max_entries / 3 + 1) * std::mem::size_of::<Slot>()
     }
 
+    /// Entries stored (tests: that removals leave none behind).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
     pub(super) fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.slots)
     }

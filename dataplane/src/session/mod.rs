@@ -38,7 +38,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use state::{tcp_flags, State, Touch};
-pub use table::{Hint, InsertError, SessionTable, TICK_MS};
+pub use table::{Due, Hint, InsertError, SessionTable, TICK_MS};
 
 use crate::route::Hop;
 

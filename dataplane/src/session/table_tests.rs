@@ -342,3 +342,36 @@ fn hinted_lookups_find_what_lookups_find_however_stale_the_hint() {
     }
     assert!(hinted_hits > 10_000, "sessions were found: {hinted_hits}");
 }
+
+/// The expiry walk looks ahead along a slot's list (records, links, index slots of the sessions
+/// to come, their hashes carried to their removal): with a long list of which every third
+/// session was seen again, walked in small budgets and ending mid-walk, exactly the idle ones
+/// go, and every key of the others, and none of theirs, is still found.
+#[test]
+fn expiry_looking_ahead_removes_exactly_the_idle_and_keeps_the_index_whole() {
+    let mut t = table(2_000);
+    let ids: Vec<SessionId> =
+        (0..1_500u16).map(|i| t.insert(new_session(UDP, 1_000 + i, 20_000 + i, 0), 0).expect("room")).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        if i % 3 == 1 {
+            t.touch(id, Direction::Reply, 0, 5_000);
+        }
+    }
+    let mut gone = Vec::new();
+    for budget in [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144].into_iter().cycle().take(200) {
+        t.expire(10_100, budget, |s| gone.push(s.client.port));
+    }
+    gone.sort_unstable();
+    let idle: Vec<u16> = (0..1_500u16).filter(|i| i % 3 != 1).map(|i| 1_000 + i).collect();
+    assert_eq!(gone, idle);
+    for i in 0..1_500u16 {
+        let s = new_session(UDP, 1_000 + i, 20_000 + i, 0);
+        let forward = FlowKey { proto: UDP, src: s.client, dst: s.vip };
+        let reply = FlowKey { proto: UDP, src: s.backend, dst: s.local };
+        let kept = i % 3 == 1;
+        assert_eq!(t.lookup(&forward).is_some(), kept, "forward key of {i}");
+        assert_eq!(t.lookup(&reply).is_some(), kept, "reply key of {i}");
+    }
+    assert_eq!(t.len(), 500);
+    assert_eq!(t.index_entries(), 1_000, "each removal took both keys out of the index");
+}

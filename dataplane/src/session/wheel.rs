@@ -135,6 +135,20 @@ impl Wheel {
         None
     }
 
+    /// The index filed after `id` in its slot, `None` if `id` is the slot's last: where an
+    /// expiry walk goes next, to look ahead. `id` must be live.
+    #[inline(always)]
+    pub(super) fn after(&self, id: u32) -> Option<u32> {
+        let next = self.links[id as usize].next;
+        (next < self.capacity).then_some(next)
+    }
+
+    /// Starts loading `id`'s links (an expiry walk's look ahead).
+    #[inline(always)]
+    pub(super) fn prefetch(&self, id: u32) {
+        crate::prefetch::prefetch(&self.links[id as usize]);
+    }
+
     /// Files at `tick`, clamped into the window `[cursor, cursor + slots)`.
     #[inline(always)]
     fn file(&mut self, id: u32, tick: u64) {
