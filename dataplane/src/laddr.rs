@@ -71,16 +71,17 @@ impl PortPool {
         self.taken[word] |= bit;
         // The next take's bit is a cache miss (the ports come shuffled): it starts loading now,
         // with the sessions of the pool's other takes in between to hide it.
-        if let Some(next) = self.peek() {
+        if let Some(next) = self.peek(0) {
             self.prefetch_bit(next);
         }
         Some(port)
     }
 
-    /// The port the next `take` hands out, if any.
+    /// The port the take after the next `ahead` hands out (0: the next), if as many are free
+    /// and none is given back in between.
     #[inline]
-    pub fn peek(&self) -> Option<u16> {
-        (self.free > 0).then(|| self.ring[self.head as usize])
+    pub fn peek(&self, ahead: u32) -> Option<u16> {
+        (ahead < self.free).then(|| self.ring[self.wrap(self.head + ahead) as usize])
     }
 
     /// Starts loading the word holding `port`'s taken bit (for a `give_back` to come).
@@ -245,14 +246,19 @@ mod tests {
     }
 
     #[test]
-    fn peek_tells_the_next_take() {
+    fn peek_tells_the_takes_to_come() {
         let mut pool = PortPool::new(IP, 5000..=5003, 9);
-        while let Some(port) = pool.peek() {
-            assert_eq!(pool.take(), Some(port));
-        }
+        assert!(pool.take().is_some() && pool.give_back(pool.ring[0]), "the ring wraps from here");
+        let ahead: Vec<Option<u16>> = (0..5).map(|k| pool.peek(k)).collect();
+        assert_eq!(ahead[4], None, "four free, no fifth");
+        let taken: Vec<Option<u16>> = (0..4).map(|_| pool.take()).collect();
+        assert_eq!(ahead[..4], taken[..]);
+        let mut fresh = drain(&mut PortPool::new(IP, 5000..=5003, 9));
+        fresh.rotate_left(1); // the first port went round, to the end of the ring
+        assert_eq!(taken, fresh.into_iter().map(Some).collect::<Vec<_>>());
         assert_eq!((pool.take(), pool.free()), (None, 0));
         assert!(pool.give_back(5002));
-        assert_eq!(pool.peek(), Some(5002));
+        assert_eq!((pool.peek(0), pool.peek(1)), (Some(5002), None));
     }
 
     #[test]

@@ -5,6 +5,11 @@ use super::*;
 use crate::sched::{flow_hash, Flow};
 use crate::session::{tcp_flags, NewSession};
 
+/// Which of a service's next sessions a session just opened prefetches the reply slot of
+/// (`prefetch_next_reply`): the one after next, so that the slot has a whole packet's time more
+/// to arrive.
+const REPLY_AHEAD: usize = 2;
+
 /// Local ports tried for one new session when a copy of another node's session holds the
 /// first ones towards the same backend.
 const PORT_TRIES: usize = 4;
@@ -132,13 +137,17 @@ impl FullNat {
     #[inline]
     fn prefetch_next_reply(&self, snap: &Snapshot, service: usize) {
         let (def, state) = (&snap.services[service], &self.services[service]);
-        let Some(&pool) = state.pools.get(state.next_pool % state.pools.len().max(1)) else { return };
+        // The session `REPLY_AHEAD` opens on: the pools take turns, so its pool is that many
+        // turns on, and its port comes after the ones that pool hands out before it.
+        let turns = REPLY_AHEAD - 1;
+        let n = state.pools.len().max(1);
+        let Some(&pool) = state.pools.get((state.next_pool + turns) % n) else { return };
         let Some(pool) = self.pools.get(pool as usize) else { return };
-        let Some(port) = pool.peek() else { return };
+        let Some(port) = pool.peek((turns / n) as u32) else { return };
         let backend = if def.per_packet {
             WILDCARD
         } else {
-            let next = state.scheduler.peek().and_then(|at| def.members.get(at));
+            let next = state.scheduler.peek(turns).and_then(|at| def.members.get(at));
             match next.and_then(|&id| snap.backends.get(id as usize)) {
                 Some(b) => b.endpoint,
                 None => return,

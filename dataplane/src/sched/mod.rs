@@ -123,12 +123,13 @@ impl Scheduler {
     /// The index of the backend for the new flow `flow`; `None` if there are no backends or
     /// all weights are 0. No allocation; O(1) but for wlc (O(backends)) and for wrr with a
     /// cycle too long to precompute.
-    /// What the next `pick` returns whatever the flow, where the plan knows that in advance
-    /// (rr, and wrr with a precomputed cycle); `None` otherwise. For prefetching only.
+    /// What `pick` returns after the next `ahead` picks (0: the next) whatever the flows,
+    /// where the plan knows that in advance (rr, and wrr with a precomputed cycle); `None`
+    /// otherwise. For prefetching only.
     #[inline]
-    pub fn peek(&self) -> Option<usize> {
+    pub fn peek(&self, ahead: usize) -> Option<usize> {
         match &self.plan {
-            Plan::Cycle(cycle) => cycle.peek(),
+            Plan::Cycle(cycle) => cycle.peek(ahead),
             _ => None,
         }
     }
@@ -198,19 +199,20 @@ mod tests {
     fn peek_tells_the_next_pick_where_the_plan_knows_it() {
         for (kind, weights) in [(Rr, vec![1, 1, 1]), (Wrr, vec![5, 1, 0, 2]), (Rr, vec![0, 7])] {
             let mut s = Scheduler::new(kind, &weights);
-            for i in 0..50 {
-                let peeked = s.peek();
-                assert!(peeked.is_some(), "{kind:?}: a cycle knows its next pick");
-                assert_eq!(peeked, s.pick(&flow(i)), "{kind:?} pick {i}");
+            let ahead: Vec<Option<usize>> = (0..50).map(|k| s.peek(k)).collect();
+            for (i, peeked) in ahead.into_iter().enumerate() {
+                assert!(peeked.is_some(), "{kind:?}: a cycle knows its picks");
+                assert_eq!(s.peek(0), peeked, "{kind:?} pick {i}");
+                assert_eq!(peeked, s.pick(&flow(i as u32)), "{kind:?} pick {i}");
             }
         }
         // Live smooth wrr (a cycle too long to precompute), least connection and the hashes
         // depend on the flow or the load: nothing to tell.
-        assert_eq!(Scheduler { plan: wrr::plan(true, &[4_000, 4_001], wrr::MAX_CYCLE) }.peek(), None);
+        assert_eq!(Scheduler { plan: wrr::plan(true, &[4_000, 4_001], wrr::MAX_CYCLE) }.peek(0), None);
         for kind in [Wlc, Sh, Maglev] {
-            assert_eq!(Scheduler::new(kind, &[1, 1]).peek(), None, "{kind:?}");
+            assert_eq!(Scheduler::new(kind, &[1, 1]).peek(1), None, "{kind:?}");
         }
-        assert_eq!(Scheduler::new(Rr, &[]).peek(), None);
+        assert_eq!(Scheduler::new(Rr, &[]).peek(0), None);
     }
 
     #[test]

@@ -53,10 +53,11 @@ pub(super) fn plan(weighted: bool, weights: &[u32], max_cycle: usize) -> Plan {
 }
 
 impl Cycle {
-    /// What `pick` returns next.
+    /// What `pick` returns after the next `ahead` picks (0: next).
     #[inline]
-    pub(super) fn peek(&self) -> Option<usize> {
-        self.order.get(self.next).map(|&b| b as usize)
+    pub(super) fn peek(&self, ahead: usize) -> Option<usize> {
+        let len = self.order.len();
+        (len > 0).then(|| self.order[(self.next + ahead % len) % len] as usize)
     }
 
     #[inline]
