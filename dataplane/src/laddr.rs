@@ -69,11 +69,6 @@ impl PortPool {
         self.head = self.wrap(self.head + 1);
         self.free -= 1;
         self.taken[word] |= bit;
-        // The next take's bit is a cache miss (the ports come shuffled): it starts loading now,
-        // with the sessions of the pool's other takes in between to hide it.
-        if let Some(next) = self.peek(0) {
-            self.prefetch_bit(next);
-        }
         Some(port)
     }
 
@@ -84,7 +79,8 @@ impl PortPool {
         (ahead < self.free).then(|| self.ring[self.wrap(self.head + ahead) as usize])
     }
 
-    /// Starts loading the word holding `port`'s taken bit (for a `give_back` to come).
+    /// Starts loading the word holding `port`'s taken bit (for a `take` or `give_back` to
+    /// come: the ports come shuffled, so the word is a cache miss).
     #[inline(always)]
     pub fn prefetch_bit(&self, port: u16) {
         if let Some((word, _)) = self.bit(port) {

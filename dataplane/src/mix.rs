@@ -16,15 +16,37 @@ pub const fn mix(x: u64) -> u64 {
     finish(x.wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
-/// A `Hasher` for maps keyed by integers of configured data (routes by prefix): `mix` over
-/// each word written, some ten instructions where the standard SipHash costs a hundred. Not
-/// seeded: for tables whose keys a packet cannot choose (a packet only chooses which key it
-/// asks for, and a miss ends at the table's first empty group).
+/// A `Hasher` for maps keyed by integers on the packet path (routes by prefix, neighbours by
+/// link and address): `mix` over each word written, some ten instructions where the standard
+/// SipHash costs a hundred. Not a keyed PRF: for tables whose keys are configured (a packet
+/// only chooses which key it asks for, and a miss ends at the table's first empty group), or,
+/// seeded at random (`BuildMix::random`), bounded and drawn from a configured prefix.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MixHasher(u64);
 
-/// Builds `MixHasher`s, for `HashMap::with_hasher`.
-pub type BuildMix = std::hash::BuildHasherDefault<MixHasher>;
+/// Builds `MixHasher`s from a seed, for `HashMap::with_hasher`: 0 by default (`Default`), a
+/// random one from `random` for maps whose keys a packet may choose within limits (neighbours
+/// on a connected prefix), so that which keys share a group cannot be worked out from outside.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BuildMix {
+    seed: u64,
+}
+
+impl BuildMix {
+    pub fn random() -> BuildMix {
+        use std::hash::BuildHasher;
+        BuildMix { seed: std::collections::hash_map::RandomState::new().hash_one(0x6e65_6967u64) }
+    }
+}
+
+impl std::hash::BuildHasher for BuildMix {
+    type Hasher = MixHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> MixHasher {
+        MixHasher(self.seed)
+    }
+}
 
 impl std::hash::Hasher for MixHasher {
     #[inline]
@@ -73,6 +95,7 @@ mod tests {
             assert!(distinct.len() > 2500, "{} of 4096 buckets at shift {shift}", distinct.len());
         }
         assert_ne!(BuildMix::default().hash_one(1u32), BuildMix::default().hash_one(2u32));
+        assert_ne!(BuildMix::random().hash_one(1u32), BuildMix::random().hash_one(1u32), "seeded");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (send an ARP request, release or drop a held packet) as `Event`s through a callback; the caller
 //! builds the frames and counts the drops. Never locks or blocks, and never allocates after `new`:
 //! - entries live in a slab of `capacity` slots, found through a `HashMap<link:ip as u64, slot>`
-//!   created with room for twice the capacity: never more than half full, std's hashbrown then
+//!   (hashed by a randomly seeded `mix::MixHasher`: the worker asks it for next hops its own
+//!   cache misses, for every new client on a connected prefix) created with room for twice
+//!   the capacity: never more than half full, std's hashbrown then
 //!   clears its tombstones in place (a rare O(capacity) pass) instead of growing, which
 //!   `churn_allocates_nothing_after_new` checks;
 //! - held packets live in one preallocated array, `hold_per_entry` places per slot (`held`).
@@ -34,6 +36,7 @@ mod timer;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::mix::BuildMix;
 use crate::wire::MacAddr;
 use held::Held;
 use timer::{Timer, Timers};
@@ -118,7 +121,7 @@ struct Neighbour {
 pub struct Neighbours<P> {
     config: NeighbourConfig,
     /// `key(link, ip)` -> slot.
-    index: HashMap<u64, u32>,
+    index: HashMap<u64, u32, BuildMix>,
     slots: Vec<Neighbour>,
     /// Free slot numbers, a stack that never outgrows its initial capacity.
     free: Vec<u32>,
@@ -149,7 +152,7 @@ impl<P> Neighbours<P> {
         let free_slot = Neighbour { link: 0, ip: Ipv4Addr::UNSPECIFIED, state: State::Free };
         Neighbours {
             config,
-            index: HashMap::with_capacity(2 * n),
+            index: HashMap::with_capacity_and_hasher(2 * n, BuildMix::random()),
             slots: vec![free_slot; n],
             free: (0..n as u32).rev().collect(),
             held: Held::new(n, config.hold_per_entry, config.hold_total),

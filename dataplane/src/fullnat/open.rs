@@ -5,9 +5,8 @@ use super::*;
 use crate::sched::{flow_hash, Flow};
 use crate::session::{tcp_flags, NewSession};
 
-/// Which of a service's next sessions a session just opened prefetches the reply slot of
-/// (`prefetch_next_reply`): the one after next, so that the slot has a whole packet's time more
-/// to arrive.
+/// Which of a service's next sessions a session just opened prefetches for (`prefetch_ahead`):
+/// the one after next, so that its lines have a whole packet's time more to arrive.
 const REPLY_AHEAD: usize = 2;
 
 /// Local ports tried for one new session when a copy of another node's session holds the
@@ -109,7 +108,7 @@ impl FullNat {
                         stats.active.inc();
                     }
                     if rss.is_none() {
-                        self.prefetch_next_reply(snap, service);
+                        self.prefetch_ahead(snap, service);
                     }
                     return Ok(id);
                 }
@@ -127,15 +126,18 @@ impl FullNat {
         Err(DropReason::NoLocalPort)
     }
 
-    /// Starts loading the index slot of the reply key the service's next new session will most
-    /// likely get, where that key is known already: its local port is the next of the next
-    /// pool's ring, and its backend the scheduler's next pick when that does not depend on the
-    /// flow (rr, wrr), or none (per datagram). Inserting that key is otherwise a cache miss the
-    /// new session waits for (its forward key's slot the burst's stages prefetched); this way
-    /// it loads while the packets in between are handled. Only a hint: a wrong guess (another
-    /// service's flow next, a port steered by RSS) costs a wasted prefetch.
+    /// Starts loading what a session of the service `REPLY_AHEAD` sessions on will wait for,
+    /// as far as it is known already: its local port (the pools take turns and hand their
+    /// ports out in order) and that port's taken bit, and the index slot of its reply key where
+    /// its backend is known too: the scheduler's pick that many picks on when that does not
+    /// depend on the flow (rr, wrr), or none (per datagram). Inserting the reply key and taking
+    /// the port are otherwise cache misses the new session waits for (its forward key's slot
+    /// the burst's stages prefetched); this way they load while the packets in between are
+    /// handled. Not much further ahead: a pool prefetching for its own next take, dozens of
+    /// sessions on, found the line gone again in the appliance. Only a hint: a wrong guess
+    /// (another service's flow in between, a port steered by RSS) costs a wasted prefetch.
     #[inline]
-    fn prefetch_next_reply(&self, snap: &Snapshot, service: usize) {
+    fn prefetch_ahead(&self, snap: &Snapshot, service: usize) {
         let (def, state) = (&snap.services[service], &self.services[service]);
         // The session `REPLY_AHEAD` opens on: the pools take turns, so its pool is that many
         // turns on, and its port comes after the ones that pool hands out before it.
@@ -144,6 +146,7 @@ impl FullNat {
         let Some(&pool) = state.pools.get((state.next_pool + turns) % n) else { return };
         let Some(pool) = self.pools.get(pool as usize) else { return };
         let Some(port) = pool.peek((turns / n) as u32) else { return };
+        pool.prefetch_bit(port);
         let backend = if def.per_packet {
             WILDCARD
         } else {

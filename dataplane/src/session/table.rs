@@ -196,6 +196,10 @@ impl SessionTable {
             created_ms: now_ms,
             last_seen_ms: now_ms,
         };
+        // The next session's record: written by the next insert, a miss unless it loads now.
+        if let Some(next) = self.wheel.next_free() {
+            crate::prefetch::prefetch(&self.sessions[next as usize]);
+        }
         // Room is certain: the index holds 2 * capacity entries and this id was free.
         let stored_forward = self.index.insert(forward_hash, encode(id, Direction::Forward));
         let stored_reply = self.index.insert(reply_hash, encode(id, Direction::Reply));

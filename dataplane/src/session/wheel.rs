@@ -81,7 +81,17 @@ impl Wheel {
         self.free_head = self.links[id as usize].next;
         self.live += 1;
         self.file(id, tick);
+        // The next alloc reads the next free index's link: it loads meanwhile.
+        if self.free_head != FREE {
+            crate::prefetch::prefetch(&self.links[self.free_head as usize]);
+        }
         Some(id)
+    }
+
+    /// The index the next `alloc` takes, if any.
+    #[inline(always)]
+    pub(super) fn next_free(&self) -> Option<u32> {
+        (self.free_head != FREE).then_some(self.free_head)
     }
 
     /// Unfiles a live index and puts it on the free list; `false` (no change) if not live.
@@ -197,7 +207,9 @@ mod tests {
         assert!(!wheel.release(1), "double release refused");
         assert!(!wheel.is_live(1));
         assert!(!wheel.is_live(3), "out of range is not live");
+        assert_eq!(wheel.next_free(), Some(1));
         assert_eq!(wheel.alloc(6), Some(1));
+        assert_eq!(wheel.next_free(), None);
         assert_eq!(wheel.live(), 3);
     }
 

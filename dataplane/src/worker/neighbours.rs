@@ -25,7 +25,11 @@ pub type NeighbourInbox = crossbeam_queue::ArrayQueue<Learned>;
 /// Size of each worker's neighbour inbox.
 pub const NEIGHBOUR_INBOX: usize = 256;
 
-const NEXT_HOP_CACHE: usize = 64;
+/// Entries of the next-hop cache, a power of two: 16 KiB, room for the few gateways of routed
+/// traffic and for some hundreds of clients on a connected prefix, each its own next hop (with
+/// 64 entries, 250 such clients missed it on most packets and paid a hash lookup each).
+const NEXT_HOP_CACHE: usize = 1024;
+const _: () = assert!(NEXT_HOP_CACHE.is_power_of_two());
 
 /// A direct-mapped cache of (link, gateway) -> MAC.
 pub(super) struct NextHopCache {
@@ -45,7 +49,7 @@ impl NextHopCache {
 
     #[inline]
     pub(super) fn slot(key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize % NEXT_HOP_CACHE
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - NEXT_HOP_CACHE.trailing_zeros())) as usize
     }
 }
 
