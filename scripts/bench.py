@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sluice's benchmark suite, driven by scripts/bench (which builds first).
 
-Everything runs on this machine in one go, so that figures are compared within one run:
+Everything runs on this machine in one go, so that figures are compared within one run (the
+headline ratios in BENCH_ROUNDS alternating rounds, reported as medians with their range):
   1. the ceiling: dpdk-testpmd io-forwarding between two memif ports, fed by sluice-gen;
   2. Sluice over the same memif ports, 1 worker (and 2), UDP FULLNAT both ways, established
      flows; new sessions per second; synthetic TCP connections per second; added latency at
@@ -64,40 +65,25 @@ def run_memif(results):
     sh("ip", "netns", "add", "sb-lb")
     sh("ip", "link", "set", "lo", "up", ns="sb-lb")
 
-    log("ceiling: dpdk-testpmd io forwarding between the memif ports")
-    with testpmd():
-        c = gen("ceiling", client, backend)
-        results["ceiling"] = {"mpps_each_way": mpps(c["rx_pps"]), "mpps_total": 2 * mpps(c["rx_pps"]), "gen": c}
+    log(f"headline: {ROUNDS} alternating rounds of the ceiling (dpdk-testpmd io forwarding between the memif ports), "
+        f"Sluice at {FLOWS} flows, new sessions, Sluice at {MANY_FLOWS} flows, the ceiling at {MANY_FLOWS}")
+    rounds = [one_round(client, backend, servers, hz) for _ in range(ROUNDS)]
+    results["rounds"] = rounds
+    results["headline"] = {key: spread([r[key] for r in rounds]) for key in ("ratio", "ratio_many", "new_to_ceiling")}
+    # The round whose ratio is the median stands for the rest (its ceiling and its run).
+    middle = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    results["ceiling"] = middle["ceiling"]
+    results["sluice_1w"] = middle["sluice_1w"]
+    results["new_sessions"] = middle["new_sessions"]
 
-    for workers in ([1], [1, 0]):
-        name = f"sluice_{len(workers)}w"
-        log(f"Sluice FULLNAT UDP over memif, {len(workers)} worker(s)")
-        with Sluice(servers, "sb-lb", workers=workers) as s:
-            r, after = gen_scraped(s, "fullnat", client, backend)
-            # Packets Sluice forwarded: every request and every reply the generator saw.
-            packets = 2 * r["received"]
-            busy = max((metric(after, "sluice_worker_busy_ratio", worker=w) for w in range(len(workers))), default=0)
-            steering = [n for n in after if n.startswith("sluice_port_steering") and 'interface="lan"' in n]
-            results[name] = {
-                "mpps_each_way": mpps(r["rx_pps"]),
-                "ratio_to_ceiling": r["rx_pps"] / max(results["ceiling"]["gen"]["rx_pps"], 1),
-                "bad_replies": r["bad"],
-                "worker_busy_ratio": busy,
-                "cycles_per_packet": busy * hz * len(workers) * r["duration_s"] / max(packets, 1),
-                # Worker 0's busy cycles a packet, its own work and the drivers' (the last second).
-                **cycles_split(after),
-                "steering": re.sub(r'.*mode="([a-z]+)".*', r"\1", steering[0]) if steering else "?",
-                "gen": r,
-            }
-            if len(workers) == 1:
-                maximum = r["rx_pps"]
-                results["sluice_latency"] = latencies(s, "fullnat", client, backend, maximum)
+    log("Sluice FULLNAT UDP over memif, 2 workers; latency at 10/50/90 % of the median round's rate")
+    with Sluice(servers, "sb-lb", workers=[1, 0]) as s:
+        results["sluice_2w"] = sluice_run(s, client, backend, hz, 2, results["ceiling"]["gen"]["rx_pps"])
+    with Sluice(servers, "sb-lb") as s:
+        results["sluice_latency"] = latencies(s, "fullnat", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
 
-    log("new sessions: every packet a new flow; TCP handshake, request, response, close (1 s timeouts, 64 local IPs)")
+    log("TCP handshake, request, response, close (1 s timeouts, 64 local IPs)")
     with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True) as s:
-        r, m = gen_scraped(s, "new-flows", client, backend)
-        results["new_sessions"] = {"sessions_per_s": r.get("sessions_per_s") or r["rx_pps"],
-                                   "created": metric(m, "sluice_sessions_created_total", service="udp"), "gen": r}
         r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
         results["tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
 
@@ -112,6 +98,71 @@ def run_memif(results):
     log("ceiling latency at the same rates")
     with testpmd() as t:
         results["ceiling_latency"] = latencies(t, "ceiling", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
+
+
+# Rounds of the headline figures (BENCH_ROUNDS, at least 1): the median and the spread are
+# reported, never one run (the ceiling here moves by 2x between runs minutes apart).
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+# The flows of the second headline ratio.
+MANY_FLOWS = int(os.environ.get("BENCH_MANY_FLOWS", "1000000"))
+
+
+def one_round(client, backend, servers, hz):
+    """One round of the headline figures, each Sluice run beside a ceiling measured just before
+    or after it at the same number of flows: the ceiling at FLOWS flows, Sluice (1 worker) at
+    FLOWS, new sessions (every packet a new flow, 1 s timeouts, 64 local IPs), Sluice at
+    MANY_FLOWS, the ceiling at MANY_FLOWS."""
+    with testpmd():
+        c = gen("ceiling", client, backend)
+    ceiling = {"mpps_each_way": mpps(c["rx_pps"]), "mpps_total": 2 * mpps(c["rx_pps"]), "gen": c}
+    with Sluice(servers, "sb-lb") as s:
+        one = sluice_run(s, client, backend, hz, 1, c["rx_pps"])
+    with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True) as s:
+        r, m = gen_scraped(s, "new-flows", client, backend)
+        new = {"sessions_per_s": r.get("sessions_per_s") or r["rx_pps"],
+               "created": metric(m, "sluice_sessions_created_total", service="udp"),
+               "own_cycles_per_packet": cycles_split(m)["own_cycles_per_packet"], "gen": r}
+    with Sluice(servers, "sb-lb", flows=MANY_FLOWS) as s:
+        r, m = gen_scraped(s, "fullnat", client, backend, flows=MANY_FLOWS)
+    with testpmd():
+        c_many = gen("ceiling", client, backend, flows=MANY_FLOWS)
+    many = {"mpps_each_way": mpps(r["rx_pps"]), "ceiling_mpps_each_way": mpps(c_many["rx_pps"]),
+            "worker_busy_ratio": metric(m, "sluice_worker_busy_ratio", worker=0), **cycles_split(m), "gen": r}
+    got = {"ceiling": ceiling, "sluice_1w": one, "new_sessions": new, "many_flows": many,
+           "ratio": one["ratio_to_ceiling"], "ratio_many": r["rx_pps"] / max(c_many["rx_pps"], 1),
+           "new_to_ceiling": new["sessions_per_s"] / max(c["rx_pps"], 1)}
+    log(f"round: ceiling {ceiling['mpps_each_way']:.2f} Mpps, ratio {got['ratio']:.2f}; new sessions "
+        f"{new['sessions_per_s'] / 1e6:.2f} M/s ({got['new_to_ceiling']:.2f} of the ceiling); "
+        f"{MANY_FLOWS} flows {got['ratio_many']:.2f} of {many['ceiling_mpps_each_way']:.2f} Mpps")
+    return got
+
+
+def sluice_run(s, client, backend, hz, workers, ceiling_pps):
+    """Sluice's established-flow run over memif with `workers` workers, against `ceiling_pps`."""
+    r, after = gen_scraped(s, "fullnat", client, backend)
+    # Packets Sluice forwarded: every request and every reply the generator saw.
+    packets = 2 * r["received"]
+    busy = max((metric(after, "sluice_worker_busy_ratio", worker=w) for w in range(workers)), default=0)
+    steering = [n for n in after if n.startswith("sluice_port_steering") and 'interface="lan"' in n]
+    return {
+        "mpps_each_way": mpps(r["rx_pps"]),
+        "ratio_to_ceiling": r["rx_pps"] / max(ceiling_pps, 1),
+        "bad_replies": r["bad"],
+        "worker_busy_ratio": busy,
+        "cycles_per_packet": busy * hz * workers * r["duration_s"] / max(packets, 1),
+        # Worker 0's busy cycles a packet, its own work and the drivers' (the last second).
+        **cycles_split(after),
+        "steering": re.sub(r'.*mode="([a-z]+)".*', r"\1", steering[0]) if steering else "?",
+        "gen": r,
+    }
+
+
+def spread(values):
+    """The median of `values`, their least and greatest, and how many."""
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return {"median": median, "min": ordered[0], "max": ordered[-1], "n": n}
 
 
 def cycles_split(m, worker=0):
@@ -180,20 +231,15 @@ def run_peers(results, only=None):
     peers = {}
     wanted = lambda name: only is None or name in only
 
-    if wanted("testpmd_af_xdp"):
+    def testpmd_on_af_xdp():
         log("peer path: dpdk-testpmd io-forward on af_xdp (the ceiling of this path)")
         veth_path()
         with testpmd([f"net_af_xdp0,iface=pw,{AF_XDP_OPTIONS}", f"net_af_xdp1,iface=pl,{AF_XDP_OPTIONS}"], ns="sb-peer"):
             r = loss_free(lambda rate: gen("ceiling", client, backend, rate=rate, duration=3, ns="sb-gen"))
-            peers["testpmd_af_xdp"] = {"mpps_each_way": mpps(r["rx_pps"]), "options": AF_XDP_OPTIONS, "gen": r}
         cleanup_peer()
+        return {"mpps_each_way": mpps(r["rx_pps"]), "options": AF_XDP_OPTIONS, "gen": r}
 
-    variants = [("sluice_af_xdp", AF_XDP_OPTIONS)]
-    if os.environ.get("BENCH_AF_XDP_DEFAULTS", "1") != "0" and AF_XDP_OPTIONS != AF_XDP_DEFAULTS:
-        variants.append(("sluice_af_xdp_defaults", AF_XDP_DEFAULTS))
-    for name, options in variants:
-        if not wanted(name):
-            continue
+    def sluice_on_af_xdp(options):
         log(f"peer path: Sluice on af_xdp ({options})")
         veth_path()
         ports = [f"net_af_xdp0,iface=pw,{options}", f"net_af_xdp1,iface=pl,{options}"]
@@ -202,10 +248,29 @@ def run_peers(results, only=None):
             r = loss_free(lambda rate: gen("fullnat", client, backend, rate=rate, duration=3, ns="sb-gen"))
             m = s.metrics()
             busy = metric(m, "sluice_worker_busy_ratio", worker=0)
-            peers[name] = {"mpps_each_way": mpps(r["rx_pps"]), "worker_busy_ratio": busy, "options": options,
-                           "cycles_per_packet": busy * tsc_hz() * r["duration_s"] / max(forwarded(r), 1),
-                           "cycles_per_idle_loop": idle, "gen": r}
         cleanup_peer()
+        return {"mpps_each_way": mpps(r["rx_pps"]), "worker_busy_ratio": busy, "options": options,
+                "cycles_per_packet": busy * tsc_hz() * r["duration_s"] / max(forwarded(r), 1),
+                "cycles_per_idle_loop": idle, "gen": r}
+
+    # The headline af_xdp ratio: testpmd and Sluice alternating, ROUNDS times each (the loss-free
+    # rate of this path moves by a third between runs); the median round stands for the rest.
+    if wanted("testpmd_af_xdp") and wanted("sluice_af_xdp"):
+        pairs = []
+        for _ in range(ROUNDS):
+            t = testpmd_on_af_xdp()
+            pairs.append((t, sluice_on_af_xdp(AF_XDP_OPTIONS)))
+        ratios = [sl["mpps_each_way"] / max(t["mpps_each_way"], 1e-9) for t, sl in pairs]
+        peers["af_xdp_rounds"] = ratios
+        t, sl = sorted(pairs, key=lambda p: p[1]["mpps_each_way"] / max(p[0]["mpps_each_way"], 1e-9))[len(pairs) // 2]
+        peers["testpmd_af_xdp"], peers["sluice_af_xdp"] = t, sl
+    elif wanted("testpmd_af_xdp"):
+        peers["testpmd_af_xdp"] = testpmd_on_af_xdp()
+    elif wanted("sluice_af_xdp"):
+        peers["sluice_af_xdp"] = sluice_on_af_xdp(AF_XDP_OPTIONS)
+    if os.environ.get("BENCH_AF_XDP_DEFAULTS", "1") != "0" and AF_XDP_OPTIONS != AF_XDP_DEFAULTS:
+        if wanted("sluice_af_xdp_defaults"):
+            peers["sluice_af_xdp_defaults"] = sluice_on_af_xdp(AF_XDP_DEFAULTS)
     if wanted("nftables"):
         log("peer path: the kernel doing FULLNAT with nftables (DNAT + SNAT, numgen round robin)")
         veth_path()
@@ -264,6 +329,8 @@ def finish_peers(results, peers):
         for k in ("testpmd_af_xdp", "sluice_af_xdp_defaults", "nftables", "nginx"):
             if k in peers:
                 peers[k]["sluice_ratio"] = s / max(peers[k]["mpps_each_way"], 1e-9)
+    if "af_xdp_rounds" in peers:
+        results.setdefault("headline", {})["af_xdp_ratio"] = {**spread(peers["af_xdp_rounds"]), "values": peers["af_xdp_rounds"]}
     results["peers"] = peers
 
 
@@ -297,6 +364,25 @@ PEER_ROWS = (("testpmd_af_xdp", "dpdk-testpmd io-forward on af_xdp (veth)"), ("s
 
 def table(results):
     rows = []
+    head = results.get("headline")
+    if head:
+        n = head["ratio"]["n"]
+        ranged = lambda h: f"{h['median']:.2f}" + (f" ({h['min']:.2f}-{h['max']:.2f})" if h["n"] > 1 else "")
+        each = lambda key, fmt: ", ".join(fmt(r[key]) for r in results["rounds"])
+        rows.append((f"HEADLINE, median of {n} alternating rounds (min-max)", "", "", ""))
+        rows.append((f"Sluice / ceiling, 1 worker, {results.get('flows')} flows", "", ranged(head["ratio"]),
+                     "rounds: " + each("ratio", lambda v: f"{v:.2f}") + "; ceilings: "
+                     + ", ".join(f"{r['ceiling']['mpps_each_way']:.2f}" for r in results["rounds"]) + " Mpps"))
+        rows.append((f"Sluice / ceiling, 1 worker, {MANY_FLOWS} flows", "", ranged(head["ratio_many"]),
+                     "rounds: " + each("ratio_many", lambda v: f"{v:.2f}") + "; Sluice: "
+                     + ", ".join(f"{r['many_flows']['mpps_each_way']:.2f}" for r in results["rounds"]) + " Mpps"))
+        rows.append(("new sessions / ceiling's packet rate", "", ranged(head["new_to_ceiling"]),
+                     "rounds: " + ", ".join(f"{r['new_sessions']['sessions_per_s'] / 1e6:.2f}" for r in results["rounds"])
+                     + " M sessions/s"))
+        if "af_xdp_ratio" in head:
+            rows.append(("Sluice / dpdk-testpmd, both on af_xdp (veth)", "", ranged(head["af_xdp_ratio"]),
+                         "rounds: " + ", ".join(f"{v:.2f}" for v in head["af_xdp_ratio"].get("values", []))))
+        rows.append(("DETAIL (the median round's runs, and single runs)", "", "", ""))
     c = results["ceiling"]
     rows.append(("dpdk-testpmd io-forward ceiling (memif)", f"{c['mpps_each_way']:.2f} Mpps each way", "1.00", ""))
     for name, label in (("sluice_1w", "Sluice FULLNAT UDP, 1 worker (memif)"), ("sluice_2w", "Sluice FULLNAT UDP, 2 workers (memif)")):
@@ -352,7 +438,7 @@ set terminal pngcairo size 900,520 font ",10"
 set bmargin 5
 set termoption noenhanced
 set output "{png}"
-set title "64-byte UDP, Mpps each way (one run, this machine)"
+set title "64-byte UDP, Mpps each way (the median round's runs and single runs, this machine)"
 set style fill solid 0.8
 set boxwidth 0.6
 set yrange [0:*]
@@ -383,6 +469,11 @@ def history_line(results):
         "ratio_1w": get("sluice_1w", "ratio_to_ceiling"), "cycles_per_packet": get("sluice_1w", "cycles_per_packet"),
         "own_cycles_per_packet": get("sluice_1w", "own_cycles_per_packet"),
         "ratio_2w": get("sluice_2w", "ratio_to_ceiling"), "new_sessions_per_s": get("new_sessions", "sessions_per_s"),
+        "rounds": len(results.get("rounds", [])), "ratio_1w_median": get("headline", "ratio", "median"),
+        "ratio_1w_min": get("headline", "ratio", "min"), "ratio_1w_max": get("headline", "ratio", "max"),
+        "ratio_many_median": get("headline", "ratio_many", "median"),
+        "new_to_ceiling_median": get("headline", "new_to_ceiling", "median"),
+        "af_xdp_ratio_median": get("headline", "af_xdp_ratio", "median"),
         "tcp_conn_per_s": get("tcp", "connections_per_s"),
         "synproxy_syn_per_s": get("synproxy", "syn_acks_per_s"), "p99_50pct_ns": at_half.get("p99"),
         "af_xdp_mpps": get("peers", "sluice_af_xdp", "mpps_each_way"),
@@ -473,7 +564,8 @@ def peers_only():
         run_peers(results, only)
     finally:
         cleanup()
-    brief = {k: {f: v for f, v in p.items() if f != "gen"} for k, p in results.get("peers", {}).items()}
+    brief = {k: {f: v for f, v in p.items() if f != "gen"} if isinstance(p, dict) else p
+             for k, p in results.get("peers", {}).items()}
     print(json.dumps(brief))
 
 

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = Path("/run/sluice-bench")
 
 
-OUT = ROOT / "docs" / "bench"
+# Where a full run writes its table, JSON, plot and history line (BENCH_OUT: elsewhere, for trials).
+OUT = Path(os.environ["BENCH_OUT"]) if os.environ.get("BENCH_OUT") else ROOT / "docs" / "bench"
 
 
 # SLUICE_BIN: another build of sluice to measure (an earlier commit's, for before and after).
@@ -103,10 +104,11 @@ def cleanup():
     shutil.rmtree(RUN, ignore_errors=True)
 
 
-def gen(mode, client_vdev, backend_vdev, rate="max", duration=SECONDS, ns=None, extra=()):
-    # Each client address gives 64,512 source ports: enough addresses for FLOWS flows.
-    addresses = max(8, -(-FLOWS // 64512))
-    flows = ["--flows", FLOWS, "--client-ips", addresses] if mode in ("fullnat", "ceiling") else []
+def gen(mode, client_vdev, backend_vdev, rate="max", duration=SECONDS, ns=None, extra=(), flows=None):
+    # Each client address gives 64,512 source ports: enough addresses for the flows.
+    flows = flows or FLOWS
+    addresses = max(8, -(-flows // 64512))
+    flows = ["--flows", flows, "--client-ips", addresses] if mode in ("fullnat", "ceiling") else []
     args = [GEN, "--mode", mode, "--client-vdev", client_vdev, "--backend-vdev", backend_vdev,
             "--rate", rate, "--duration", duration, *flows, "--cores", 1, "--cpus", 0, *extra]
     out = sh(*args, ns=ns, capture=True)
@@ -195,11 +197,12 @@ def memif(name, role):
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
 
 
-def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False, synproxy=False):
+def sluice_config(ports, workers=(1,), capacity=None, local_ips=None, short_timeouts=False, synproxy=False, flows=None):
     # Room for every flow: sessions, and local ports (64,512 a local IP, each worker its own
     # share of the IPs); otherwise established flows would evict each other's sessions.
-    capacity = capacity or max(1 << 20, 2 * FLOWS)
-    local_ips = local_ips or max(4, len(workers) * (FLOWS // 60000 + 1))
+    flows = flows or FLOWS
+    capacity = capacity or max(1 << 20, 2 * flows)
+    local_ips = local_ips or max(4, len(workers) * (flows // 60000 + 1))
 
     def service(protocol, port, third_octet):
         """A service on the VIP with two backends and `local_ips` local IPs from 198.18.`third_octet`."""
