@@ -354,7 +354,7 @@ fn expiry_looking_ahead_removes_exactly_the_idle_and_keeps_the_index_whole() {
         (0..1_500u16).map(|i| t.insert(new_session(UDP, 1_000 + i, 20_000 + i, 0), 0).expect("room")).collect();
     for (i, &id) in ids.iter().enumerate() {
         if i % 3 == 1 {
-            t.touch(id, Direction::Reply, 0, 5_000);
+            assert_eq!(t.touch(id, Direction::Reply, 0, 5_000), Touch::Ok);
         }
     }
     let mut gone = Vec::new();
