@@ -66,6 +66,8 @@ const ETH: usize = ethernet::HEADER_LEN;
 /// read costs tens of cycles in a VM, and a sample tells the share as well.
 pub const TIMED_EVERY: u32 = 8;
 const _: () = assert!(TIMED_EVERY.is_power_of_two());
+/// Housekeeping runs in the first loop after this much time since it last ran (`Worker::run`).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_micros(10);
 
 struct LinkQueues {
     port: u16,
@@ -110,7 +112,10 @@ pub struct Worker {
     queues: Vec<LinkQueues>,
     nat: FullNat,
     neigh: Neighbours<Mbuf>,
-    tsc_per_ms: u64,
+    /// 2^64 / the TSC's cycles a ms, for `ms_of`.
+    ms_per_tsc: u64,
+    /// `HOUSEKEEPING_INTERVAL` in TSC cycles.
+    housekeeping_cycles: u64,
     /// `EXPIRE_SLICE` in TSC cycles.
     expire_cycles: u64,
     /// `KERNEL_POLL_INTERVAL` in TSC cycles.
@@ -183,7 +188,8 @@ impl Worker {
             queues,
             nat,
             neigh,
-            tsc_per_ms,
+            ms_per_tsc: inverse(tsc_per_ms),
+            housekeeping_cycles: tsc_per_ms * HOUSEKEEPING_INTERVAL.as_micros() as u64 / 1000,
             expire_cycles,
             kernel_poll_cycles,
             icmp_budget,
@@ -201,6 +207,14 @@ impl Worker {
     }
 
     /// Polls until `stop` is set.
+    ///
+    /// A loop reads the TSC once, at its start: the time from one start to the next is the
+    /// previous loop's, accounted then (a TSC read costs tens of cycles in a VM, and a loop
+    /// with a few packets pays it per packet). Housekeeping (a new snapshot, session sync,
+    /// expiry, PROXY header resends, session dumps, other workers' neighbours, neighbour
+    /// timers) runs once `HOUSEKEEPING_INTERVAL` has gone since it last did, not in every
+    /// loop: each of those looks at a queue or a list even with nothing to do, which loops of
+    /// a few packets paid per packet, and ten microseconds later changes nothing.
     pub fn run(mut self) {
         let mut snap = self.setup.snapshot.clone();
         if self.setup.announce {
@@ -211,15 +225,29 @@ impl Worker {
         let mut sleep = MIN_IDLE_SLEEP;
         let mut kernel_due = 0u64;
         let mut loops = 0u32;
+        // The last loop's start and whether it timed its drivers, until it is accounted; and
+        // whether it found no work.
+        let mut last: Option<(u64, bool)> = None;
+        let mut idle_before = true;
+        let mut housekeeping_at = 0u64;
         while !self.setup.stop.load(Ordering::Relaxed) {
-            // A loop's time includes taking a new snapshot: packets wait for that too.
             let started = dpdk::tsc();
-            self.timing = loops & (TIMED_EVERY - 1) == 0;
-            loops = loops.wrapping_add(1);
-            if let Some(update) = self.setup.mailbox.take() {
-                snap = self.adopt(snap, update);
+            if let Some((then, timing)) = last.take() {
+                self.account(started.wrapping_sub(then), !idle_before, timing);
             }
-            let now = started / self.tsc_per_ms;
+            self.timing = loops & (TIMED_EVERY - 1) == 0;
+            let housekeeping = started.wrapping_sub(housekeeping_at) >= self.housekeeping_cycles;
+            if housekeeping {
+                housekeeping_at = started;
+            }
+            loops = loops.wrapping_add(1);
+            // A loop's time includes taking a new snapshot: packets wait for that too.
+            if housekeeping {
+                if let Some(update) = self.setup.mailbox.take() {
+                    snap = self.adopt(snap, update);
+                }
+            }
+            let now = self.ms_of(started);
             let mut work = 0;
             let kernel_turn = started >= kernel_due;
             if kernel_turn {
@@ -234,38 +262,59 @@ impl Worker {
             for r in 0..self.setup.rings_in.len() {
                 work += self.poll_ring(&snap, r, &mut rx, now);
             }
-            work += self.nat.sync_step(&snap, now, &self.setup.counters);
-            self.expire(now);
-            self.resend_headers(&snap, now);
-            self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
-            self.learn_from_others(&snap, now);
-            self.neighbour_timers(&snap, now);
-            self.flush();
-            let c = &self.setup.counters;
-            let spent = dpdk::tsc().wrapping_sub(started);
-            let (timing, driver_cycles) = (self.timing, std::mem::take(&mut self.driver_cycles));
-            c.polls.add(1);
-            c.cycles.add(spent);
-            if spent > c.longest_loop_cycles.get() {
-                c.longest_loop_cycles.set(spent);
+            if housekeeping {
+                work += self.nat.sync_step(&snap, now, &self.setup.counters);
+                self.expire(now);
+                self.resend_headers(&snap, now);
+                self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
+                self.learn_from_others(&snap, now);
+                self.neighbour_timers(&snap, now);
             }
+            self.flush();
+            idle_before = work == 0;
+            last = Some((started, self.timing));
             if work > 0 {
-                c.busy_polls.add(1);
-                c.busy_cycles.add(spent);
-                if timing {
-                    c.timed_busy_cycles.add(spent);
-                    c.driver_cycles.add(driver_cycles);
-                }
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
             } else if self.setup.idle == IdleMode::Adaptive {
                 empty_polls += 1;
                 if empty_polls >= IDLE_POLLS_BEFORE_SLEEP {
+                    // This loop ends before the sleep: the sleep is no loop's time.
+                    self.account(dpdk::tsc().wrapping_sub(started), false, self.timing);
+                    last = None;
                     std::thread::sleep(sleep);
                     sleep = (sleep * 2).min(MAX_IDLE_SLEEP);
                 }
             }
         }
+    }
+
+    /// Counts a finished loop that took `spent` TSC cycles: `work`, whether it found any;
+    /// `timing`, whether it timed its drivers' calls.
+    #[inline]
+    fn account(&mut self, spent: u64, work: bool, timing: bool) {
+        let driver_cycles = std::mem::take(&mut self.driver_cycles);
+        let c = &self.setup.counters;
+        c.polls.add(1);
+        c.cycles.add(spent);
+        if spent > c.longest_loop_cycles.get() {
+            c.longest_loop_cycles.set(spent);
+        }
+        if work {
+            c.busy_polls.add(1);
+            c.busy_cycles.add(spent);
+            if timing {
+                c.timed_busy_cycles.add(spent);
+                c.driver_cycles.add(driver_cycles);
+            }
+        }
+    }
+
+    /// The ms clock at TSC `tsc`: a multiply by the precomputed inverse of the TSC's cycles a
+    /// ms rather than a division (some forty cycles, every loop).
+    #[inline(always)]
+    fn ms_of(&self, tsc: u64) -> u64 {
+        ms_of(tsc, self.ms_per_tsc)
     }
 
     /// Expires idle sessions for at most `EXPIRE_SLICE` (one chunk at least). The clock is read
@@ -547,6 +596,22 @@ impl Worker {
     }
 }
 
+/// 2^64 / `d` rounded up (`d` at least 2; a TSC of 1 kHz or less is no TSC): `ms_of`'s
+/// multiplier.
+fn inverse(d: u64) -> u64 {
+    u64::MAX / d.max(2) + 1
+}
+
+/// `tsc` / `d` (rounded down) for the `inverse` of `d`, or one more: the rounded-up inverse
+/// overshoots by less than `tsc / 2^64` (in units of the result), so the result is exact
+/// while `tsc < 2^64 / d` (an hour of a 2.4 GHz TSC, for ms) and after that may tick over
+/// early by that fraction of a ms at most (10 us after two years at 3 GHz), never late; it
+/// never goes backwards.
+#[inline(always)]
+fn ms_of(tsc: u64, inverse: u64) -> u64 {
+    ((u128::from(tsc) * u128::from(inverse)) >> 64) as u64
+}
+
 /// Runs `call`, a driver's receive or transmit, adding the TSC cycles it took to `spent` if
 /// `on`: what `sluice_worker_cycles_per_packet` tells apart from Sluice's own work.
 #[inline(always)]
@@ -579,4 +644,41 @@ fn bounce(frame: &mut [u8], our_mac: MacAddr) {
     let mut to = [0u8; 6];
     to.copy_from_slice(&frame[6..12]);
     address(frame, MacAddr(to), our_mac);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{inverse, ms_of};
+    use crate::mix::splitmix64;
+
+    #[test]
+    fn ms_by_multiply_is_the_division_or_a_hair_early() {
+        let mut rng = 5;
+        // Whether `got` for `t` is `t / d`, or one more within `t / 2^64` of a ms boundary.
+        let close = |t: u64, d: u64, got: u64| {
+            let want = t / d;
+            let early_by = (want + 1) as u128 * d as u128 - t as u128;
+            got == want || (got == want + 1 && early_by <= ((t as u128 * d as u128) >> 64) + 1)
+        };
+        let late = 3_000_000_000u64 * 86_400 * 730; // two years at 3 GHz
+        for d in [2, 1_000, 2_445_000, 3_000_000, 4_999_999, u64::from(u32::MAX)] {
+            let inv = inverse(d);
+            for _ in 0..20_000 {
+                let t = splitmix64(&mut rng) >> (splitmix64(&mut rng) % 64);
+                let got = ms_of(t, inv);
+                if t < u64::MAX / d {
+                    assert_eq!(got, t / d, "tsc {t}, {d} a ms");
+                }
+                assert!(close(t, d, got), "tsc {t}, {d} a ms: {got}");
+                let edge = (t / d).saturating_mul(d);
+                assert!(ms_of(edge.saturating_sub(1), inv) <= ms_of(edge, inv), "backwards at {edge}");
+            }
+            for k in 0..1000 {
+                let t = (late / d + k) * d;
+                for t in [t - 1, t, t + 1] {
+                    assert!(close(t, d, ms_of(t, inv)), "{d} a ms, {t}");
+                }
+            }
+        }
+    }
 }
