@@ -171,12 +171,12 @@ fn raw_tcp(src: Ipv4Addr, sport: u16, port: u16, seq: u32, ack: u32, flags: data
     packet
 }
 
-/// `count` segments to the VIP's `port` from spoofed sources on the client's link
-/// (198.18.0.100-249, which the balancer has a route back to), each made by `make(source, i)`,
+/// The segments numbered `which` to the VIP's `port` from spoofed sources on the client's link
+/// (198.18.0.100-249, which the balancer has a route back to), each made by `make(source, number)`,
 /// sent from the client namespace as fast as its raw socket takes them.
-fn flood(net: &TestNet, count: u32, make: impl Fn(Ipv4Addr, u32) -> Vec<u8>) -> u32 {
+fn flood(net: &TestNet, which: std::ops::Range<u32>, make: impl Fn(Ipv4Addr, u32) -> Vec<u8>) -> u32 {
     let raw = RawIp::open(&net.cli());
-    (0..count).filter(|&i| raw.send(&make(Ipv4Addr::new(198, 18, 0, 100 + (i % 150) as u8), i))).count() as u32
+    which.filter(|&i| raw.send(&make(Ipv4Addr::new(198, 18, 0, 100 + (i % 150) as u8), i))).count() as u32
 }
 
 fn counted(net: &TestNet, family: &str, labels: &[&str]) -> f64 {
@@ -268,21 +268,32 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     assert_eq!(client_proxied.0, 0b111, "timestamps, SACK and window scaling on: {client_proxied:?}");
 
     // Without the proxy a spoofed flood opens a session per SYN ...
-    let before = counted(&net, "sluice_sessions_created_total", &["service=\"open\""]);
-    let sent = flood(&net, 2000, |src, i| raw_tcp(src, 1024 + (i / 150) as u16, 81, i, 0, Flags::SYN));
-    let opened = wait_until(Duration::from_secs(5), || {
-        counted(&net, "sluice_sessions_created_total", &["service=\"open\""]) - before >= 1000.0
-    });
-    assert!(opened, "{sent} SYNs sent; the control flood opened too few sessions");
+    // (Sent 200 at a time, each lot once the last is counted: a raw socket overfills the
+    // af_packet port's kernel ring when the worker is slow for a moment, and DPDK 22.11's
+    // af_packet does not count what the kernel dropped. Of one unpaced lot of 2,000, 1,002
+    // were seen to arrive, with no drop on any counter.)
+    let open = || counted(&net, "sluice_sessions_created_total", &["service=\"open\""]);
+    let before = open();
+    let mut sent = 0;
+    for lot in 0..10u32 {
+        sent += flood(&net, lot * 200..(lot + 1) * 200, |src, i| {
+            raw_tcp(src, 1024 + (i / 150) as u16, 81, i, 0, Flags::SYN)
+        });
+        wait_until(Duration::from_secs(2), || open() - before >= f64::from(sent));
+    }
+    let opened = open() - before;
+    assert!(opened >= f64::from(sent) * 0.95, "{sent} SYNs sent; the control flood opened only {opened} sessions");
 
     // ... with it, none: the SYNs are answered and forgotten, the backend sees none of them,
     // and real clients meanwhile connect as usual.
     let created = counted(&net, "sluice_sessions_created_total", &["service=\"guarded\""]);
+    let arrived = || counted(&net, "sluice_port_packets_total", &["interface=\"wan\"", "direction=\"rx\""]);
+    let arrived_before = arrived();
     let flooding = std::thread::spawn({
         let cli = net.cli();
         move || {
             let net = TestNet { name: cli.trim_end_matches("-cli").to_owned() };
-            let sent = flood(&net, 20_000, |src, i| raw_tcp(src, 1024 + (i / 150) as u16, 80, i, 0, Flags::SYN));
+            let sent = flood(&net, 0..20_000, |src, i| raw_tcp(src, 1024 + (i / 150) as u16, 80, i, 0, Flags::SYN));
             std::mem::forget(net); // the test's own TestNet removes the namespaces
             sent
         }
@@ -291,16 +302,19 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     let sent = flooding.join().unwrap();
     assert_eq!(during.len(), 10, "a connection failed during the flood");
     // The raw socket sends faster than an af_packet port takes in a noisy moment (its kernel
-    // ring overflows: `imissed`), so not every SYN reaches the worker; most must be answered.
+    // ring overflows, uncounted, see above), so not every SYN reaches the worker: what arrives
+    // must be answered (the port's count less the real connections' few hundred packets), and
+    // at least a tenth must arrive.
     let answered = wait_until(Duration::from_secs(5), || {
-        counted(&net, "sluice_synproxy_total", &["result=\"sent\""]) >= f64::from(sent) * 0.5
+        let answers = counted(&net, "sluice_synproxy_total", &["result=\"sent\""]);
+        answers >= f64::from(sent) * 0.1 && answers >= (arrived() - arrived_before - 400.0) * 0.95
     });
     let m = scrape_metrics(&net.lb());
-    let (answers, missed) = (
+    let (answers, came) = (
         metric_sum(&m, "sluice_synproxy_total", &["result=\"sent\""]),
-        metric_sum(&m, "sluice_port_dropped_total", &[]),
+        metric_sum(&m, "sluice_port_packets_total", &["interface=\"wan\"", "direction=\"rx\""]) - arrived_before,
     );
-    assert!(answered, "{sent} SYNs sent, {answers} answered, {missed} dropped by the ports");
+    assert!(answered, "{sent} SYNs sent, {came} packets arrived, {answers} answered");
     let new_sessions = counted(&net, "sluice_sessions_created_total", &["service=\"guarded\""]) - created;
     assert_eq!(new_sessions, 10.0, "sessions besides the 10 real connections");
     let half_open = stdout(&run_in(&net.srv(), &["ss", "-tnH", "state", "syn-recv", "( sport = :80 )"]));
@@ -317,7 +331,7 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
 
     // Forged ACKs with made-up numbers open nothing.
     let invalid = counted(&net, "sluice_synproxy_total", &["result=\"invalid\""]);
-    let sent = flood(&net, 5000, |src, i| {
+    let sent = flood(&net, 0..5000, |src, i| {
         raw_tcp(
             src,
             2000 + (i / 150) as u16,
