@@ -268,10 +268,9 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     assert_eq!(client_proxied.0, 0b111, "timestamps, SACK and window scaling on: {client_proxied:?}");
 
     // Without the proxy a spoofed flood opens a session per SYN ...
-    // (Sent 200 at a time, each lot once the last is counted: a raw socket overfills the
-    // af_packet port's kernel ring when the worker is slow for a moment, and DPDK 22.11's
-    // af_packet does not count what the kernel dropped. Of one unpaced lot of 2,000, 1,002
-    // were seen to arrive, with no drop on any counter.)
+    // (Sent 200 at a time, each lot once the last is counted: a raw socket sends faster than
+    // the af_packet port takes when the worker is slow for a moment, and what the kernel then
+    // drops no counter shows. Of one unpaced lot of 2,000, 1,002 were seen to arrive.)
     let open = || counted(&net, "sluice_sessions_created_total", &["service=\"open\""]);
     let before = open();
     let mut sent = 0;
@@ -301,8 +300,8 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     let during: Vec<f64> = (0..10).filter_map(|_| curl_ok(&net, "http://198.18.0.10/")).collect();
     let sent = flooding.join().unwrap();
     assert_eq!(during.len(), 10, "a connection failed during the flood");
-    // The raw socket sends faster than an af_packet port takes in a noisy moment (its kernel
-    // ring overflows, uncounted, see above), so not every SYN reaches the worker: what arrives
+    // The raw socket sends faster than an af_packet port takes in a noisy moment (uncounted,
+    // see above), so not every SYN reaches the worker: what arrives
     // must be answered (the port's count less the real connections' few hundred packets), and
     // at least a tenth must arrive.
     let answered = wait_until(Duration::from_secs(5), || {
