@@ -76,6 +76,8 @@ class Proc:
         raise RuntimeError(f"{needle!r} not seen:\n{self.text()[-3000:]}")
 
     def stop(self):
+        if self.p.poll() is not None and self.p.returncode != 0:
+            log(f"{Path(self.log_path).stem} had already ended (exit {self.p.returncode}; -11 is the memif fault, see gen_scraped)")
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
             try:
@@ -192,6 +194,16 @@ class Isolated:
                 pass
 
 
+def clear_memif_sockets(vdevs):
+    """Removes the socket files the memif servers among `vdevs` are about to create: a process
+    that crashed as its memif peer left (see `gen_scraped`) leaves them behind, and the next
+    server on them would fail with "Address already in use" and end the whole run."""
+    for v in vdevs:
+        opts = dict(o.split("=", 1) for o in v.split(",")[1:] if "=" in o)
+        if opts.get("role") == "server" and "socket" in opts:
+            Path(opts["socket"]).unlink(missing_ok=True)
+
+
 def memif(name, role):
     # A socket file, not an abstract one: abstract sockets live in one network namespace.
     return f"net_memif{name},role={role},socket={RUN}/{name}.sock,socket-abstract=no"
@@ -251,6 +263,7 @@ class Sluice(Proc):
     def __init__(self, ports, ns, **kw):
         cfg = RUN / "sluice.toml"
         cfg.write_text(sluice_config(ports, **kw))
+        clear_memif_sockets(ports)
         super().__init__([SLUICE, "--config", cfg], ns=ns, log_path=RUN / "sluice.log")
         self.ns = ns
         self.wait_for("sluice: info: ready:")
@@ -293,6 +306,7 @@ def mpps(x):
 def testpmd(vdevs=None, ns=None):
     """dpdk-testpmd io-forwarding on CPU 1 between two ports: the memif servers by default."""
     vdevs = vdevs or [memif(0, "server"), memif(1, "server")]
+    clear_memif_sockets(vdevs)
     args = ["dpdk-testpmd", "--lcores", "0@1,1@1", "--main-lcore", "0", "--no-pci", "--in-memory", "--no-telemetry",
             *[f"--vdev={v}" for v in vdevs], "--",
             "--forward-mode=io", "--auto-start", "--nb-cores=1", "--no-lsc-interrupt"]
