@@ -121,6 +121,9 @@ fn run(seed: u64, capacity: u32, steps: usize) {
                     model.forward_of_reply.get(&key).map(|f| (model.by_forward[f].id, Direction::Reply))
                 };
                 assert_eq!(table.lookup(&key), expected, "step {step}: lookup {key:?}");
+                // As a burst's stages find it (the hint taken just now: nothing changed since).
+                let hint = table.hint(table.prefetch_index(&key));
+                assert_eq!(table.lookup_hinted(Some(hint), &key), expected, "step {step}: hinted {key:?}");
             }
             60..=79 if !model.by_forward.is_empty() => {
                 let forward = model.pick(&mut rng);
