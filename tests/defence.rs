@@ -286,7 +286,8 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     // ... with it, none: the SYNs are answered and forgotten, the backend sees none of them,
     // and real clients meanwhile connect as usual.
     let created = counted(&net, "sluice_sessions_created_total", &["service=\"guarded\""]);
-    let arrived = || counted(&net, "sluice_port_packets_total", &["interface=\"wan\"", "direction=\"rx\""]);
+    const WAN_RX: &[&str] = &["interface=\"wan\"", "direction=\"rx\""];
+    let arrived = || counted(&net, "sluice_port_packets_total", WAN_RX);
     let arrived_before = arrived();
     let flooding = std::thread::spawn({
         let cli = net.cli();
@@ -301,9 +302,8 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     let sent = flooding.join().unwrap();
     assert_eq!(during.len(), 10, "a connection failed during the flood");
     // The raw socket sends faster than an af_packet port takes in a noisy moment (uncounted,
-    // see above), so not every SYN reaches the worker: what arrives
-    // must be answered (the port's count less the real connections' few hundred packets), and
-    // at least a tenth must arrive.
+    // see above), so not every SYN reaches the worker: what arrives must be answered (the
+    // port's count less the real connections' few hundred packets), and at least a tenth must.
     let answered = wait_until(Duration::from_secs(5), || {
         let answers = counted(&net, "sluice_synproxy_total", &["result=\"sent\""]);
         answers >= f64::from(sent) * 0.1 && answers >= (arrived() - arrived_before - 400.0) * 0.95
@@ -311,7 +311,7 @@ fn the_syn_proxy_holds_a_flood_and_connections_keep_their_options() {
     let m = scrape_metrics(&net.lb());
     let (answers, came) = (
         metric_sum(&m, "sluice_synproxy_total", &["result=\"sent\""]),
-        metric_sum(&m, "sluice_port_packets_total", &["interface=\"wan\"", "direction=\"rx\""]) - arrived_before,
+        metric_sum(&m, "sluice_port_packets_total", WAN_RX) - arrived_before,
     );
     assert!(answered, "{sent} SYNs sent, {came} packets arrived, {answers} answered");
     let new_sessions = counted(&net, "sluice_sessions_created_total", &["service=\"guarded\""]) - created;
