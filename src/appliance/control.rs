@@ -136,6 +136,22 @@ impl Control {
         transitions
     }
 
+    /// The health checks' sockets, for the control loop's one wait (then `check_health` with
+    /// no wait), and when the checks next need a turn without a socket waking them.
+    pub fn health_interests(&self, fds: &mut Vec<libc::pollfd>) {
+        self.checker.interests(fds);
+    }
+
+    pub fn health_due(&self) -> Option<std::time::Instant> {
+        self.checker.next_due()
+    }
+
+    /// Whether a change waits to be published (`tick` publishes it once every worker has taken
+    /// the previous snapshot, which they do within microseconds).
+    pub fn publishing(&self) -> bool {
+        self.pending
+    }
+
     /// Per checked backend: (service, backend, checks ok, checks failed).
     pub fn check_counts(&self) -> Vec<(String, SocketAddrV4, u64, u64)> {
         self.checker.states().map(|(s, b, _, ok, fail)| (s.to_owned(), b, ok, fail)).collect()

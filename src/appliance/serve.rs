@@ -1,7 +1,8 @@
 //! The control loop on the housekeeping core: signals, the API socket, the metrics endpoint,
 //! snapshot publishing, rates and session dumps, worker health, and with `[bgp]` what BIRD
-//! announces. Every step is non-blocking or bounded by a short wait, so a slow client or
-//! scraper cannot hold up the others.
+//! announces. The loop sleeps in one `poll(2)` over every socket it serves (API clients,
+//! scrapers, health checks, the signals' wake-up socket) until one is ready or a timer is due;
+//! every step after it is non-blocking, so a slow client or scraper cannot hold up the others.
 //!
 //! Stopping: without `[bgp]` the first SIGTERM/SIGINT ends the loop. With it, the node's VIPs
 //! are withdrawn first; once BIRD has taken that (or `WITHDRAW_WAIT` passed), the data path
@@ -11,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ctrlplane::api::{ApiServer, BackendAction, BackendStatus, ReloadReport, Request};
+use ctrlplane::api::{poller, ApiServer, BackendAction, BackendStatus, ReloadReport, Request};
 use ctrlplane::metrics::{render, MetricsServer};
 use dataplane::dpdk::LcoreState;
 use serde_json::Value;
@@ -30,6 +31,17 @@ const SESSIONS_MAX: usize = 100_000;
 const WITHDRAW_WAIT: Duration = Duration::from_secs(3);
 /// How long `drain-node` and `undrain-node` wait for BIRD before they answer.
 const DRAIN_REPLY_WAIT: Duration = Duration::from_millis(500);
+/// The control loop's longest sleep with nothing to do. Sockets and signals wake it at once,
+/// health checks when due; this bounds only the periodic duties: freeing retired snapshots,
+/// the rates (each second) and the stall watchdog (one second). Each wake-up takes tens of
+/// microseconds of the housekeeping core from whatever else runs there.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// With `[bgp]` or `[cluster]`, or while stopping: what BIRD announces and the cluster's view
+/// of local IPs follow changes at least this often.
+const ROUTING_WAIT: Duration = Duration::from_millis(20);
+/// While a change waits for the workers to take the previous snapshot (they do between two
+/// bursts).
+const PUBLISH_WAIT: Duration = Duration::from_millis(1);
 
 /// Where a stop stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +105,7 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
     observer.track(control.model(), &app.counters);
     let mut watchdog = Watchdog::new(app.workers.len(), STALL_AFTER, Instant::now());
     let mut phase = Phase::Serving;
+    let mut fds = Vec::new();
     info!(
         "ready: {} interfaces, {} workers, api {}, metrics http://{}/metrics",
         app.links.len(),
@@ -107,14 +120,28 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
         if signals::take_reload() && reload(control).is_ok() {
             after_reload(control, &mut observer, &mut routing, &app.counters);
         }
+        // One wait for everything that can need the loop: API clients, scrapers, health checks
+        // in flight, signals; and no longer than the next timer (a check due, or the periodic
+        // duties below).
+        fds.clear();
+        api.interests(&mut fds);
+        metrics.interests(&mut fds);
+        control.health_interests(&mut fds);
+        fds.extend(signals::wake_fd().map(|fd| poller::interest(fd, true, false)));
+        let active = routing.is_some() || sync.is_some() || phase != Phase::Serving;
+        let wait = next_wait(control, api.has_request_ready(), active, watchdog.any_stalled());
+        if let Err(e) = poller::wait(&mut fds, wait) {
+            warn!("control loop: {e}");
+        }
+        signals::drain_wake();
         let mut handler = |request: Request| {
             let mut node = Node { routing: &mut routing, sync: sync.as_ref(), stalled: watchdog.any_stalled() };
             handle(request, app, control, &mut observer, &ports, &mut node)
         };
-        if let Err(e) = api.poll(&mut handler, Duration::from_millis(20)) {
+        if let Err(e) = api.serve(&mut handler) {
             warn!("api: {e}");
         }
-        for transition in control.check_health(Duration::from_millis(10)) {
+        for transition in control.check_health(Duration::ZERO) {
             let t = &transition;
             info!(target: "health", service = t.service.as_str(), backend:% = t.backend, up = t.up, reason = t.reason.as_str(); "health: {t}");
         }
@@ -130,7 +157,7 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
             }
             render(&sample)
         };
-        if let Err(e) = metrics.poll(&mut scrape, Duration::from_millis(20)) {
+        if let Err(e) = metrics.serve(&mut scrape) {
             warn!("metrics: {e}");
         }
         if let Err(e) = control.tick() {
@@ -162,6 +189,25 @@ pub fn serve(app: &Appliance, control: &mut Control, bird: Option<PathBuf>, prep
             r.update(control.model(), watchdog.any_stalled(), &backups, syncing);
         }
     }
+}
+
+/// How long the control loop waits for a socket or a signal: until the next health check is
+/// due, and no longer than its periodic duties allow (`IDLE_WAIT`, `ROUTING_WAIT` when `active`:
+/// with `[bgp]` or `[cluster]`, or stopping; `PUBLISH_WAIT` while a change waits to go out,
+/// unless a worker is `stalled` and cannot take it); not at all when an API request is already
+/// buffered (`ready`).
+fn next_wait(control: &Control, ready: bool, active: bool, stalled: bool) -> Duration {
+    if ready {
+        return Duration::ZERO;
+    }
+    let cadence = if control.publishing() && !stalled {
+        PUBLISH_WAIT
+    } else if active {
+        ROUTING_WAIT
+    } else {
+        IDLE_WAIT
+    };
+    control.health_due().map_or(cadence, |due| cadence.min(due.saturating_duration_since(Instant::now())))
 }
 
 /// Moves a stop along; `Some(code)` when the loop should end.

@@ -13,7 +13,7 @@
 
 mod client;
 pub mod format;
-pub(crate) mod poller;
+pub mod poller;
 mod protocol;
 mod reply;
 mod server;

@@ -1,13 +1,15 @@
-//! Waiting on several non-blocking sockets at once with `poll(2)`, for the API server and the
-//! metrics server: both run on the housekeeping core beside other duties, so neither may ever
-//! block on one peer, and each call waits at most as long as its caller allows.
+//! Waiting on several non-blocking sockets at once with `poll(2)`, for the API server, the
+//! metrics server and the health checks: all run on the housekeeping core beside other duties,
+//! so none may ever block on one peer, and each call waits at most as long as its caller allows.
+//! The appliance's control loop gathers all their sockets into one wait (`interests` of each),
+//! so that it sleeps until one of them or a timer needs it, not in turns.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// Interest in one socket.
-pub(crate) fn interest(fd: RawFd, read: bool, write: bool) -> libc::pollfd {
+pub fn interest(fd: RawFd, read: bool, write: bool) -> libc::pollfd {
     let mut events = 0;
     if read {
         events |= libc::POLLIN;
@@ -20,7 +22,7 @@ pub(crate) fn interest(fd: RawFd, read: bool, write: bool) -> libc::pollfd {
 
 /// Waits until one of `fds` is ready or `timeout` has passed. A signal that interrupts the
 /// wait counts as a wake-up: the caller serves whatever is ready and returns.
-pub(crate) fn wait(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()> {
+pub fn wait(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<()> {
     // Round up, so that a short non-zero wait does not become a busy loop.
     let millis = timeout.as_nanos().div_ceil(1_000_000).min(libc::c_int::MAX as u128) as libc::c_int;
     // SAFETY: `fds` is a valid, exclusively borrowed slice of `pollfd` for the whole call.

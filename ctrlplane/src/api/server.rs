@@ -120,15 +120,31 @@ impl ApiServer {
         handler: &mut impl FnMut(Request) -> Result<Value, String>,
         wait: Duration,
     ) -> io::Result<()> {
-        // Requests already buffered are served without waiting.
-        let wait = if self.clients.iter().any(Client::has_request_ready) { Duration::ZERO } else { wait };
         let mut fds = Vec::with_capacity(self.clients.len() + 1);
+        self.interests(&mut fds);
+        poller::wait(&mut fds, if self.has_request_ready() { Duration::ZERO } else { wait })?;
+        self.serve(handler)
+    }
+
+    /// Whether a request is already buffered: the caller must not wait before `serve`.
+    pub fn has_request_ready(&self) -> bool {
+        self.clients.iter().any(Client::has_request_ready)
+    }
+
+    /// The sockets to wait on (the listener, each client for input or, while it has some
+    /// unsent, for output), appended to `fds`.
+    pub fn interests(&self, fds: &mut Vec<libc::pollfd>) {
         fds.push(poller::interest(self.listener.as_raw_fd(), true, false));
         for client in &self.clients {
             let wants_output = !client.output.is_empty();
             fds.push(poller::interest(client.stream.as_raw_fd(), !wants_output, wants_output));
         }
-        poller::wait(&mut fds, wait)?;
+    }
+
+    /// Accepts new clients and serves every complete request with `handler`, as far as the
+    /// sockets allow now; closes clients that are done or idle too long. Errors are the
+    /// listener's only.
+    pub fn serve(&mut self, handler: &mut impl FnMut(Request) -> Result<Value, String>) -> io::Result<()> {
         self.accept()?;
         let now = Instant::now();
         self.clients.retain_mut(|client| match client.serve(handler) {

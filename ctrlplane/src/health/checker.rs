@@ -111,6 +111,22 @@ impl Checker {
         }
     }
 
+    /// The sockets of the checks in flight, appended to `fds`, for a caller that waits on
+    /// them together with others and then calls `poll` with no wait.
+    pub fn interests(&self, fds: &mut Vec<libc::pollfd>) {
+        fds.extend(self.watched.iter().filter_map(|watched| watched.probe.as_ref().map(Probe::interest)));
+    }
+
+    /// When `poll` next has something to do without any socket waking it: the nearest deadline
+    /// of a check in flight or check due; None with no targets. Changes from `set_targets`
+    /// are due at once.
+    pub fn next_due(&self) -> Option<Instant> {
+        if !self.pending.is_empty() {
+            return Some(Instant::now());
+        }
+        self.watched.iter().map(|watched| watched.probe.as_ref().map_or(watched.due, |probe| probe.deadline)).min()
+    }
+
     /// Per target, in the order given to `set_targets`: (service, backend, up, checks ok so
     /// far, checks failed so far).
     pub fn states(&self) -> impl Iterator<Item = (&str, SocketAddrV4, bool, u64, u64)> + '_ {
@@ -162,10 +178,7 @@ impl Checker {
 
     /// The nearest of `end`, a deadline of a check in flight, and a check due.
     fn next_event(&self, end: Instant) -> Instant {
-        self.watched
-            .iter()
-            .map(|watched| watched.probe.as_ref().map_or(watched.due, |probe| probe.deadline))
-            .fold(end, Instant::min)
+        self.next_due().map_or(end, |due| due.min(end))
     }
 
     /// Waits up to `wait` for any check in flight to be ready, and moves the ready ones on.

@@ -77,12 +77,25 @@ impl MetricsServer {
     /// `GET /metrics`, waiting at most `wait`. Errors are the listener's only.
     pub fn poll(&mut self, render: &mut impl FnMut() -> String, wait: Duration) -> io::Result<()> {
         let mut fds = Vec::with_capacity(self.connections.len() + 1);
+        self.interests(&mut fds);
+        poller::wait(&mut fds, wait)?;
+        self.serve(render)
+    }
+
+    /// The sockets to wait on (the listener, each connection for its request or, while its
+    /// reply is going out, for output), appended to `fds`.
+    pub fn interests(&self, fds: &mut Vec<libc::pollfd>) {
         fds.push(poller::interest(self.listener.as_raw_fd(), true, false));
         for c in &self.connections {
             let writing = matches!(c.phase, Phase::Writing { .. });
             fds.push(poller::interest(c.stream.as_raw_fd(), !writing, writing));
         }
-        poller::wait(&mut fds, wait)?;
+    }
+
+    /// Accepts scrapers and serves each as far as its socket allows now, calling `render` once
+    /// per `GET /metrics`; closes connections done with or past their deadline. Errors are the
+    /// listener's only.
+    pub fn serve(&mut self, render: &mut impl FnMut() -> String) -> io::Result<()> {
         self.accept()?;
         let now = Instant::now();
         self.connections.retain_mut(|c| c.serve(render) && now < c.deadline);
