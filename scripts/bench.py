@@ -40,6 +40,7 @@ from benchkit import (
     busy_cycles_per_packet,
     cleanup,
     cpu_busy,
+    cpu_stalls,
     gen,
     gen_scraped,
     idle_loop_cycles,
@@ -79,6 +80,7 @@ def run_memif(results):
     log("Sluice FULLNAT UDP over memif, 2 workers; latency at 10/50/90 % of the median round's rate")
     with Sluice(servers, "sb-lb", workers=[1, 0]) as s:
         results["sluice_2w"] = sluice_run(s, client, backend, hz, 2, results["ceiling"]["gen"]["rx_pps"])
+    results["cpu_stalls"] = cpu_stalls(1)
     with Sluice(servers, "sb-lb") as s:
         results["sluice_latency"] = latencies(s, "fullnat", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
 
@@ -180,13 +182,39 @@ def split_note(s):
 
 def latencies(forwarder, mode, client, backend, maximum):
     """Latency percentiles at 10, 50 and 90 % of `maximum`, each with the times the forwarder's
-    thread was preempted meanwhile."""
+    thread was preempted meanwhile; for Sluice also the same percentiles of the time packets
+    can have spent in its worker (`sluice_worker_packet_wait_seconds`), which the generator's
+    own stalls do not reach."""
     out = {}
     for share in (10, 50, 90):
         before = preemptions(forwarder)
+        scraped = forwarder.metrics() if isinstance(forwarder, Sluice) else None
         r = gen(mode, client, backend, rate=str(int(maximum * share / 100)), duration=min(SECONDS, 5))
         out[share] = {**r["latency_ns"], "preempted": preemptions(forwarder) - before}
+        if scraped is not None:
+            out[share]["in_worker_us"] = worker_wait(scraped, forwarder.metrics())
     return out
+
+
+def worker_wait(before, after, worker=0):
+    """p50 and p99 of `sluice_worker_packet_wait_seconds` between two scrapes, each as the upper
+    bound in microseconds of the bucket it falls in (None past the last bound), and the packets
+    counted."""
+    def buckets(values):
+        found = {}
+        for name, v in values.items():
+            m = re.match(r'sluice_worker_packet_wait_seconds_bucket\{worker="(\d+)",le="([^"]+)"\}', name)
+            if m and int(m.group(1)) == worker:
+                found[float(m.group(2))] = v
+        return found
+    b, a = buckets(before), buckets(after)
+    counts = [(le, a[le] - b.get(le, 0)) for le in sorted(a)]
+    total = counts[-1][1] if counts else 0
+
+    def quantile(q):
+        le = next((le for le, n in counts if total and n >= q * total), None)
+        return None if le is None or le == float("inf") else round(le * 1e6, 3)
+    return {"p50": quantile(0.5), "p99": quantile(0.99), "packets": total}
 
 
 def veth_path():
@@ -400,9 +428,18 @@ def table(results):
                      f"1 worker, {p['sessions_created']:.0f} sessions made for them"))
     if "synproxy_tcp" in results:
         rows.append(("TCP connections through the SYN proxy", f"{results['synproxy_tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
+    if "cpu_stalls" in results:
+        st = results["cpu_stalls"]
+        rows.append(("CPU 1 alone: a loop reading the clock", f"{st['over_16us_per_s']:.0f} stalls/s over 16 us",
+                     "", f"{st['over_64us_per_s']:.0f}/s over 64 us, {100 * st['stalled_share']:.1f} % of the time stalled, "
+                     f"longest {st['longest_us']:.0f} us"))
     for share, lat in results.get("sluice_latency", {}).items():
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
         preempted = f", preempted {lat['preempted']} (testpmd {base['preempted']})" if "preempted" in lat and "preempted" in base else ""
+        if "in_worker_us" in lat:
+            w = lat["in_worker_us"]
+            bound = lambda us: f"<= {us:g} us" if us is not None else "over 4 ms"
+            preempted += f"; in the worker p50 {bound(w['p50'])}, p99 {bound(w['p99'])}"
         rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
                      "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us{preempted}"))
     for name, label in PEER_ROWS:
@@ -476,6 +513,8 @@ def history_line(results):
         "af_xdp_ratio_median": get("headline", "af_xdp_ratio", "median"),
         "tcp_conn_per_s": get("tcp", "connections_per_s"),
         "synproxy_syn_per_s": get("synproxy", "syn_acks_per_s"), "p99_50pct_ns": at_half.get("p99"),
+        "p99_50pct_in_worker_us": (at_half.get("in_worker_us") or {}).get("p99"),
+        "cpu_stalls_over_16us_per_s": get("cpu_stalls", "over_16us_per_s"),
         "af_xdp_mpps": get("peers", "sluice_af_xdp", "mpps_each_way"),
         "af_xdp_to_testpmd": get("peers", "testpmd_af_xdp", "sluice_ratio"),
         "af_xdp_to_nftables": get("peers", "nftables", "sluice_ratio"),

@@ -2,7 +2,8 @@
 //! - after bounded UDP and TCP traffic, the per-backend packet counters of `/metrics` and of
 //!   `sluicectl --json services` equal what the backends' kernels received and sent;
 //!   `promtool check metrics` accepts the exposition; a real Prometheus server scrapes it and
-//!   its query API returns the same figures;
+//!   its query API returns the same figures; every packet forwarded is in the workers' wait
+//!   histogram;
 //! - `sluicectl backend ... drain` takes effect on the next new connection while a long TCP
 //!   exchange with the drained backend goes on; `enable` brings it back;
 //! - malformed API requests get an error reply and change nothing, and a client that connects
@@ -144,6 +145,11 @@ fn counters_match_the_traffic_in_metrics_sluicectl_and_prometheus() {
     assert_eq!(metric(&text, "sluice_sessions_created_total", &[("service", "dns")]), 10);
     assert_eq!(metric(&text, "sluice_sessions_created_total", &[("service", "echo")]), 6);
     assert_eq!(metric(&text, "sluice_backend_up", &[("backend", "198.18.1.2:53")]), 1);
+    // Every packet a worker took is in its wait histogram once: each one counted to or from a
+    // backend passed through a worker (ARP and the host's own packets come on top).
+    let waited = metric(&text, "sluice_worker_packet_wait_seconds_count", &[]);
+    assert!(waited >= received + sent, "packets in the wait histogram: {waited}, forwarded {}", received + sent);
+    assert_eq!(metric(&text, "sluice_worker_packet_wait_seconds_bucket", &[("le", "+Inf")]), waited);
     assert!(
         text.contains("# HELP sluice_packets_dropped_total")
             && text.contains("# TYPE sluice_port_packets_total counter")

@@ -283,6 +283,16 @@ impl From<crate::nat::Refusal> for DropReason {
     }
 }
 
+/// The upper bounds of `WorkerCounters::packet_wait`'s buckets, in microseconds.
+pub const WAIT_BOUNDS_US: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+
+/// The bucket of `WorkerCounters::packet_wait` for a stay of `cycles` TSC cycles, given
+/// `WAIT_BOUNDS_US` in TSC cycles: the first bound it does not exceed, or the last bucket.
+#[inline]
+pub fn wait_bucket(bounds: &[u64; WAIT_BOUNDS_US.len()], cycles: u64) -> usize {
+    bounds.partition_point(|&bound| bound < cycles)
+}
+
 /// Everything one worker counts.
 #[repr(align(64))]
 pub struct WorkerCounters {
@@ -312,6 +322,13 @@ pub struct WorkerCounters {
     pub sessions_evicted: Counter,
     /// The longest poll loop so far, in TSC cycles (a gauge that only rises).
     pub longest_loop_cycles: Gauge,
+    /// `sluice_worker_packet_wait_seconds`: packets by the bucket of their longest possible
+    /// stay in the worker (`WAIT_BOUNDS_US`, then the rest), and the sum of those stays in TSC
+    /// cycles. A packet's stay is bounded by the time from the start of the poll before the one
+    /// that received it (it arrived after that poll emptied the queue, unless the queue held
+    /// more than a burst) to the start of the loop after it (its transmit was flushed by then).
+    pub packet_wait: [Counter; WAIT_BOUNDS_US.len() + 1],
+    pub packet_wait_cycles: Counter,
     /// ICMP errors to a VIP handed to the next worker in search of their session.
     pub icmp_handed_over: Counter,
     /// Entries in the worker's neighbour table, pending ones included.
@@ -364,6 +381,8 @@ impl Default for WorkerCounters {
             sessions_expired: Counter::default(),
             sessions_evicted: Counter::default(),
             longest_loop_cycles: Gauge::default(),
+            packet_wait: Default::default(),
+            packet_wait_cycles: Counter::default(),
             icmp_handed_over: Counter::default(),
             neighbours: Gauge::default(),
             icmp_echo_replies: Counter::default(),
@@ -480,6 +499,21 @@ mod tests {
         g.dec();
         g.dec();
         assert_eq!(g.get(), 0);
+    }
+
+    #[test]
+    fn a_stay_goes_to_the_first_bucket_it_does_not_exceed() {
+        // 1,000 TSC cycles a microsecond.
+        let bounds = WAIT_BOUNDS_US.map(|us| us * 1000);
+        assert_eq!(wait_bucket(&bounds, 0), 0);
+        assert_eq!(wait_bucket(&bounds, 1000), 0, "a bound is its bucket's (le)");
+        assert_eq!(wait_bucket(&bounds, 1001), 1);
+        assert_eq!(wait_bucket(&bounds, 16_000), 4);
+        assert_eq!(wait_bucket(&bounds, 16_001), 5);
+        assert_eq!(wait_bucket(&bounds, 4_096_000), WAIT_BOUNDS_US.len() - 1);
+        assert_eq!(wait_bucket(&bounds, 4_096_001), WAIT_BOUNDS_US.len(), "past the last bound: +Inf");
+        assert_eq!(wait_bucket(&bounds, u64::MAX), WAIT_BOUNDS_US.len());
+        assert!(WAIT_BOUNDS_US.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

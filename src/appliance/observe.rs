@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ctrlplane::api::{BackendStatus, PortStatus, Rates, ServiceStatus, SessionRow, Status, WorkerStatus};
 use ctrlplane::config;
 use ctrlplane::metrics::{self, BackendDirection, PortDirection, Sample};
-use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters, SYNPROXY_RESULTS};
+use dataplane::counters::{ClientAddressResult, DropReason, WorkerCounters, SYNPROXY_RESULTS, WAIT_BOUNDS_US};
 use dataplane::dpdk::{Port, PortStats};
 use dataplane::dump::{Dump, DumpBox};
 use dataplane::snapshot::BackendState;
@@ -331,6 +331,7 @@ impl Observer {
             s.icmp_relayed.push(metrics::WorkerCount { worker, value: c.icmp_errors_relayed.get() });
             let seconds = c.longest_loop_cycles.get() as f64 / dataplane::dpdk::tsc_hz().max(1) as f64;
             s.longest_loop.push(metrics::WorkerSeconds { worker, seconds });
+            s.packet_wait.push(packet_wait(worker, c));
             s.loops.push(metrics::WorkerCount { worker, value: c.polls.get() });
             for (direction, value) in [("out", c.redirected_out.get()), ("in", c.redirected_in.get())] {
                 s.worker_redirected.push(metrics::WorkerRedirected { worker, direction, value });
@@ -414,6 +415,19 @@ impl Observer {
         }
         s
     }
+}
+
+/// `sluice_worker_packet_wait_seconds` of `worker`, from its per-bucket counts.
+fn packet_wait(worker: usize, c: &WorkerCounters) -> metrics::WorkerHistogram {
+    let mut count = 0;
+    let mut buckets = Vec::with_capacity(WAIT_BOUNDS_US.len());
+    for (us, n) in WAIT_BOUNDS_US.iter().zip(&c.packet_wait) {
+        count += n.get();
+        buckets.push((*us as f64 / 1e6, count));
+    }
+    count += c.packet_wait[WAIT_BOUNDS_US.len()].get();
+    let sum_seconds = c.packet_wait_cycles.get() as f64 / dataplane::dpdk::tsc_hz().max(1) as f64;
+    metrics::WorkerHistogram { worker, buckets, count, sum_seconds }
 }
 
 /// A backend's counters summed over the workers, at the indexes `backend_sums` gives them: 0

@@ -40,6 +40,7 @@ pub(super) fn full_sample() -> Sample {
         icmp_relayed: vec![WorkerCount { worker: 0, value: 1 }],
         longest_loop: vec![WorkerSeconds { worker: 0, seconds: 0.001 }],
         loops: vec![WorkerCount { worker: 0, value: 1 }],
+        packet_wait: vec![WorkerHistogram { worker: 0, buckets: vec![(0.000001, 1)], count: 2, sum_seconds: 0.00001 }],
         neighbours: vec![WorkerCount { worker: 0, value: 1 }],
         mbufs_available: Some(1),
         backend_up: vec![BackendUp { service: service(), backend: backend(), up: true }],
@@ -106,9 +107,21 @@ pub(super) fn exposed(text: &str) -> Families {
             let end = line.find(['{', ' ']).unwrap_or(line.len());
             let name = &line[..end];
             let labels = line[end..].strip_prefix('{').and_then(|l| l.rsplit_once('}')).map_or("", |(l, _)| l);
+            let mut labels = label_names(labels);
+            // A histogram's samples are its family's name with a suffix; a bucket's `le` is
+            // the format's, not a label the contract lists.
+            let histogram = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|suffix| name.strip_suffix(suffix))
+                .find(|family| families.contains_key(*family) && !families.contains_key(name));
+            if let Some(family) = histogram {
+                labels.remove("le");
+                families.get_mut(family).expect("found above").extend(labels);
+                continue;
+            }
             let family = families.get_mut(name);
             let family = family.unwrap_or_else(|| panic!("`{name}` has samples but no # TYPE line"));
-            family.extend(label_names(labels));
+            family.extend(labels);
         }
     }
     families

@@ -25,6 +25,6 @@ pub use render::{render, CONTENT_TYPE};
 pub use sample::{
     BackendCount, BackendDirection, BackendUp, BackendWeight, CheckResult, HealthChecks, LocalPortsFree, NeighborUp,
     PeerSample, PortCount, PortDirection, PortDrops, PortSteering, RouteAnnounced, Sample, ServiceCount,
-    ServiceResultCount, ServiceSessions, WorkerBusy, WorkerCount, WorkerCycles, WorkerDrops, WorkerRedirected,
-    WorkerSeconds,
+    ServiceResultCount, ServiceSessions, WorkerBusy, WorkerCount, WorkerCycles, WorkerDrops, WorkerHistogram,
+    WorkerRedirected, WorkerSeconds,
 };

@@ -5,10 +5,10 @@
 //! escapes label values. No registry and no metric objects: the appliance's counters live in
 //! the workers, and a scrape only reads their sums.
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::TextEncoder;
 
-use super::sample::Sample;
+use super::sample::{Sample, WorkerHistogram};
 
 /// `labels!(service = s.name, worker = w.id)`: the label pairs of one row, in that order.
 macro_rules! labels {
@@ -103,6 +103,11 @@ pub fn render(sample: &Sample) -> String {
             "sluice_worker_longest_loop_seconds",
             "The longest poll loop of each worker since start.",
             s.longest_loop.iter().map(|r| (labels!(worker = r.worker), r.seconds)),
+        ),
+        histogram(
+            "sluice_worker_packet_wait_seconds",
+            "Packets by the longest they can have been in their worker: from the poll before the one that took them to the end of the loop that sent them.",
+            s.packet_wait.iter().map(|r| (labels!(worker = r.worker), r)),
         ),
         counter(
             "sluice_worker_loops_total",
@@ -252,6 +257,34 @@ fn gauge(name: &str, help: &str, rows: impl Iterator<Item = (Vec<LabelPair>, f64
             let mut metric = Metric::default();
             metric.set_label(labels);
             metric.set_gauge(gauge);
+            metric
+        }),
+    )
+}
+
+fn histogram<'a>(
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = (Vec<LabelPair>, &'a WorkerHistogram)>,
+) -> Option<MetricFamily> {
+    family(
+        name,
+        help,
+        MetricType::HISTOGRAM,
+        rows.map(|(labels, h)| {
+            let buckets = h.buckets.iter().map(|&(upper, count)| {
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(upper);
+                bucket.set_cumulative_count(count);
+                bucket
+            });
+            let mut histogram = Histogram::default();
+            histogram.set_bucket(buckets.collect());
+            histogram.set_sample_count(h.count);
+            histogram.set_sample_sum(h.sum_seconds);
+            let mut metric = Metric::default();
+            metric.set_label(labels);
+            metric.set_histogram(histogram);
             metric
         }),
     )

@@ -26,6 +26,12 @@ fn sample() -> Sample {
         sessions_evicted: vec![WorkerCount { worker: 0, value: 4 }],
         longest_loop: vec![WorkerSeconds { worker: 0, seconds: 0.00125 }],
         loops: vec![WorkerCount { worker: 0, value: 912_345 }],
+        packet_wait: vec![WorkerHistogram {
+            worker: 0,
+            buckets: vec![(0.000001, 3), (0.000002, 5)],
+            count: 6,
+            sum_seconds: 0.00002,
+        }],
         mbufs_available: Some(16_000),
         backend_up: vec![
             BackendUp { service: service.clone(), backend: backend.clone(), up: true },
@@ -126,6 +132,13 @@ sluice_sessions_evicted_total{worker="0"} 4
 # HELP sluice_worker_longest_loop_seconds The longest poll loop of each worker since start.
 # TYPE sluice_worker_longest_loop_seconds gauge
 sluice_worker_longest_loop_seconds{worker="0"} 0.00125
+# HELP sluice_worker_packet_wait_seconds Packets by the longest they can have been in their worker: from the poll before the one that took them to the end of the loop that sent them.
+# TYPE sluice_worker_packet_wait_seconds histogram
+sluice_worker_packet_wait_seconds_bucket{worker="0",le="0.000001"} 3
+sluice_worker_packet_wait_seconds_bucket{worker="0",le="0.000002"} 5
+sluice_worker_packet_wait_seconds_bucket{worker="0",le="+Inf"} 6
+sluice_worker_packet_wait_seconds_sum{worker="0"} 0.00002
+sluice_worker_packet_wait_seconds_count{worker="0"} 6
 # HELP sluice_worker_loops_total Poll loops each worker has run, finding work or not: a loop rate that stops rising is a stalled worker.
 # TYPE sluice_worker_loops_total counter
 sluice_worker_loops_total{worker="0"} 912345
@@ -224,7 +237,7 @@ fn families_without_rows_are_left_out() {
 fn every_family_has_help_and_type_and_counters_end_in_total() {
     let text = render(&sample());
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-    assert_eq!(families.len(), 32);
+    assert_eq!(families.len(), 33);
     for family in families {
         let (name, kind) = family.split_once(' ').unwrap();
         assert!(text.contains(&format!("# HELP {name} ")), "{name} has HELP");

@@ -43,6 +43,9 @@ pub struct Sample {
     pub longest_loop: Vec<WorkerSeconds>,
     /// `sluice_worker_loops_total{worker}`: poll loops run (idle or not).
     pub loops: Vec<WorkerCount>,
+    /// `sluice_worker_packet_wait_seconds{worker}`: a histogram of packets by the longest they
+    /// can have been in the worker.
+    pub packet_wait: Vec<WorkerHistogram>,
     /// `sluice_neighbours{worker}`: entries in each worker's neighbour table.
     pub neighbours: Vec<WorkerCount>,
     /// `sluice_mbufs_available`: free mbufs in the pool (per-core caches included).
@@ -182,6 +185,17 @@ pub struct WorkerDrops {
 pub struct WorkerCount {
     pub worker: usize,
     pub value: u64,
+}
+
+/// A histogram of one worker's: per bucket, its upper bound in seconds and how many
+/// observations were at most that (cumulative, as the exposition has them); then all of them
+/// and their sum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerHistogram {
+    pub worker: usize,
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::classify::{answer_arp, classify, Verdict};
-use crate::counters::{ClientAddressResult, DropReason, WorkerCounters};
+use crate::counters::{wait_bucket, ClientAddressResult, DropReason, WorkerCounters, WAIT_BOUNDS_US};
 use crate::dpdk::{self, L4Checksum, Mbuf, PoolHandle, RingConsumer, RingProducer, RingQueue, RxBurst, TxQueue};
 use crate::dump::{DumpBox, Dumper};
 use crate::fullnat::{ClientHeader, Emit, Extra, FullNat, Hop, OffloadL4, Step, WorkerPart};
@@ -120,6 +120,8 @@ pub struct Worker {
     expire_cycles: u64,
     /// `KERNEL_POLL_INTERVAL` in TSC cycles.
     kernel_poll_cycles: u64,
+    /// `counters::WAIT_BOUNDS_US` in TSC cycles.
+    wait_bounds: [u64; WAIT_BOUNDS_US.len()],
     icmp_budget: TokenBucket,
     /// What the stages learnt of each packet of the burst in hand, by position (`prefetch_burst`).
     hints: [Option<Hint>; dpdk::BURST],
@@ -192,6 +194,7 @@ impl Worker {
             housekeeping_cycles: tsc_per_ms * HOUSEKEEPING_INTERVAL.as_micros() as u64 / 1000,
             expire_cycles,
             kernel_poll_cycles,
+            wait_bounds: WAIT_BOUNDS_US.map(|us| tsc_per_ms * us / 1000),
             icmp_budget,
             hints: [None; dpdk::BURST],
             timing: false,
@@ -225,15 +228,18 @@ impl Worker {
         let mut sleep = MIN_IDLE_SLEEP;
         let mut kernel_due = 0u64;
         let mut loops = 0u32;
-        // The last loop's start and whether it timed its drivers, until it is accounted; and
-        // whether it found no work.
-        let mut last: Option<(u64, bool)> = None;
-        let mut idle_before = true;
+        // The last loop's start, whether it timed its drivers, found work and how many packets,
+        // until it is accounted; and the start of the poll before it, since when its packets
+        // may have waited.
+        let mut last: Option<(u64, bool, bool, usize)> = None;
+        let mut before_last = dpdk::tsc();
         let mut housekeeping_at = 0u64;
         while !self.setup.stop.load(Ordering::Relaxed) {
             let started = dpdk::tsc();
-            if let Some((then, timing)) = last.take() {
-                self.account(started.wrapping_sub(then), !idle_before, timing);
+            if let Some((then, timing, busy, packets)) = last.take() {
+                let stay = started.wrapping_sub(before_last);
+                self.account(started.wrapping_sub(then), busy, timing, packets, stay);
+                before_last = then;
             }
             self.timing = loops & (TIMED_EVERY - 1) == 0;
             let housekeeping = started.wrapping_sub(housekeeping_at) >= self.housekeeping_cycles;
@@ -262,6 +268,7 @@ impl Worker {
             for r in 0..self.setup.rings_in.len() {
                 work += self.poll_ring(&snap, r, &mut rx, now);
             }
+            let packets = work;
             if housekeeping {
                 work += self.nat.sync_step(&snap, now, &self.setup.counters);
                 self.expire(now);
@@ -271,8 +278,7 @@ impl Worker {
                 self.neighbour_timers(&snap, now);
             }
             self.flush();
-            idle_before = work == 0;
-            last = Some((started, self.timing));
+            last = Some((started, self.timing, work > 0, packets));
             if work > 0 {
                 empty_polls = 0;
                 sleep = MIN_IDLE_SLEEP;
@@ -280,7 +286,9 @@ impl Worker {
                 empty_polls += 1;
                 if empty_polls >= IDLE_POLLS_BEFORE_SLEEP {
                     // This loop ends before the sleep: the sleep is no loop's time.
-                    self.account(dpdk::tsc().wrapping_sub(started), false, self.timing);
+                    self.account(dpdk::tsc().wrapping_sub(started), false, self.timing, 0, 0);
+                    // What the next loop finds came after this poll.
+                    before_last = started;
                     last = None;
                     std::thread::sleep(sleep);
                     sleep = (sleep * 2).min(MAX_IDLE_SLEEP);
@@ -290,15 +298,20 @@ impl Worker {
     }
 
     /// Counts a finished loop that took `spent` TSC cycles: `work`, whether it found any;
-    /// `timing`, whether it timed its drivers' calls.
+    /// `timing`, whether it timed its drivers' calls; `packets`, how many it took, each of which
+    /// was in the worker for `stay` cycles at most (since the poll before this loop's).
     #[inline]
-    fn account(&mut self, spent: u64, work: bool, timing: bool) {
+    fn account(&mut self, spent: u64, work: bool, timing: bool, packets: usize, stay: u64) {
         let driver_cycles = std::mem::take(&mut self.driver_cycles);
         let c = &self.setup.counters;
         c.polls.add(1);
         c.cycles.add(spent);
         if spent > c.longest_loop_cycles.get() {
             c.longest_loop_cycles.set(spent);
+        }
+        if packets > 0 {
+            c.packet_wait[wait_bucket(&self.wait_bounds, stay)].add(packets as u64);
+            c.packet_wait_cycles.add(stay.saturating_mul(packets as u64));
         }
         if work {
             c.busy_polls.add(1);
