@@ -435,13 +435,15 @@ def table(results):
                      f"longest {st['longest_us']:.0f} us"))
     for share, lat in results.get("sluice_latency", {}).items():
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
-        preempted = f", preempted {lat['preempted']} (testpmd {base['preempted']})" if "preempted" in lat and "preempted" in base else ""
+        notes = f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us"
+        if "preempted" in lat and "preempted" in base:
+            notes += f", preempted {lat['preempted']} (testpmd {base['preempted']})"
         if "in_worker_us" in lat:
             w = lat["in_worker_us"]
-            bound = lambda us: f"<= {us:g} us" if us is not None else "over 4 ms"
-            preempted += f"; in the worker p50 {bound(w['p50'])}, p99 {bound(w['p99'])}"
+            bound = lambda us: f"<= {us:g} us" if us is not None else "over 4096 us"
+            notes += f"; in the worker p50 {bound(w['p50'])}, p99 {bound(w['p99'])}"
         rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
-                     "", f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us{preempted}"))
+                     "", notes))
     for name, label in PEER_ROWS:
         p = results.get("peers", {}).get(name)
         if p:
