@@ -81,6 +81,7 @@ def run_memif(results):
     with Sluice(servers, "sb-lb", workers=[1, 0]) as s:
         results["sluice_2w"] = sluice_run(s, client, backend, hz, 2, results["ceiling"]["gen"]["rx_pps"])
     results["cpu_stalls"] = cpu_stalls(1)
+    results["cpu_stalls_generator"] = cpu_stalls(0)
     with Sluice(servers, "sb-lb") as s:
         results["sluice_latency"] = latencies(s, "fullnat", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
 
@@ -428,11 +429,13 @@ def table(results):
                      f"1 worker, {p['sessions_created']:.0f} sessions made for them"))
     if "synproxy_tcp" in results:
         rows.append(("TCP connections through the SYN proxy", f"{results['synproxy_tcp']['connections_per_s'] / 1e3:.1f} k conn/s", "", "1 worker"))
-    if "cpu_stalls" in results:
-        st = results["cpu_stalls"]
-        rows.append(("CPU 1 alone: a loop reading the clock", f"{st['over_16us_per_s']:.0f} stalls/s over 16 us",
-                     "", f"{st['over_64us_per_s']:.0f}/s over 64 us, {100 * st['stalled_share']:.1f} % of the time stalled, "
-                     f"longest {st['longest_us']:.0f} us"))
+    for key, label in (("cpu_stalls", "CPU 1 alone: a loop reading the clock"),
+                       ("cpu_stalls_generator", "CPU 0 (generator's, shared): the same")):
+        if key in results:
+            st = results[key]
+            rows.append((label, f"{st['over_16us_per_s']:.0f} stalls/s over 16 us", "",
+                         f"{st['over_64us_per_s']:.0f}/s over 64 us, {100 * st['stalled_share']:.1f} % of the time stalled, "
+                         f"longest {st['longest_us']:.0f} us"))
     for share, lat in results.get("sluice_latency", {}).items():
         base = results.get("ceiling_latency", {}).get(share, {"p50": 0, "p99": 0})
         notes = f"added vs ceiling: p50 {(lat['p50'] - base['p50']) / 1e3:+.1f} us, p99 {(lat['p99'] - base['p99']) / 1e3:+.1f} us"

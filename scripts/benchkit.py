@@ -349,9 +349,10 @@ print(json.dumps({"over_16us_per_s": over16 / seconds, "over_64us_per_s": over64
 
 
 def cpu_stalls(cpu=1, seconds=3):
-    """How often a loop that only reads the clock on `cpu` (which nothing else uses) finds
-    more than 16 us gone since its last read: the machine's own stalls (interrupts, the
-    hypervisor), which any forwarder on that CPU pays in latency, Sluice's worker or testpmd.
+    """How often a loop that only reads the clock on `cpu` finds more than 16 us gone since its
+    last read: on the forwarders' isolated CPU, the machine's own stalls (interrupts, the
+    hypervisor), which any forwarder there pays in latency, Sluice's worker or testpmd; on a
+    shared CPU, those and the other tasks' turns.
     The loop is Python's, so its own pauses count too: an upper bound, close to what the same
     loop in C sees here (2026-11-29: 620 and 1,230 a second in two runs in C, 815 in Python)."""
     out = subprocess.run([sys.executable, "-c", STALL_METER, str(cpu), str(seconds)], capture_output=True, text=True,
