@@ -104,6 +104,8 @@ fn rig(flows: u32, capacity: u32) -> Rig {
         forward.push(template);
         reply.push(udp(backend, local));
     }
+    // As a worker does between bursts: the sessions' standing swept under the snapshot.
+    nat.sweep_some(&snap, usize::MAX);
     Rig { snap, nat, counters, forward, reply }
 }
 

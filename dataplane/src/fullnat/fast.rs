@@ -6,16 +6,19 @@
 //! or its VIP down, a client SYN reopening a closed connection) is left, with nothing changed,
 //! to the general path, which handles the packet as if the lane were not there (told only that
 //! the tuple has no session of its own, when the lane found none). The state
-//! machine, the standing check, the sync hook and the counters are the general path's own.
+//! machine, the standing check, the sync hook and the counters are the general path's own;
+//! the standing check is read from the session's mark once the table has been swept under the
+//! packet's snapshot (`sweep`).
 //!
 //! `FullNat::set_fast_lane(false)` turns it off, so that the tests can replay the same traffic
 //! through both paths and compare every step, byte and counter (`tests/fast_lane.rs`), and the
 //! benchmark can show what it saves.
 
-use super::{count, offload_to, standing, FullNat, Standing, Step, ANY_BACKEND};
+use super::sweep::stands;
+use super::{count, offload_to, FullNat, Step, ANY_BACKEND};
 use crate::counters::WorkerCounters;
 use crate::nat::Plain;
-use crate::session::{Direction, Endpoint, FlowKey, Hint, Touch};
+use crate::session::{Direction, Endpoint, FlowKey, Hint, Touch, SEEN_STALE};
 use crate::snapshot::Snapshot;
 
 /// What the fast lane made of a packet.
@@ -49,8 +52,9 @@ impl FullNat {
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
             return Lane::General;
         }
-        let live = snap.services.get(usize::from(s.service)).is_some_and(|service| service.quorum);
-        if !live || !matches!(standing(snap, s, self.queue), Standing::Live) {
+        // Whether it may go on: the sweep's mark once the table is swept under this snapshot.
+        let live = if self.swept(snap) { s.seen & SEEN_STALE == 0 } else { stands(snap, s, self.queue) };
+        if !live {
             return Lane::General;
         }
         let before = s.state;

@@ -17,6 +17,7 @@ mod open;
 pub mod part;
 pub mod proxied;
 mod retries;
+mod sweep;
 mod syn;
 mod sync;
 pub mod synproxied;
@@ -174,6 +175,8 @@ pub struct FullNat {
     /// Whether plain packets of established sessions take the fast lane (`fast`); off only
     /// for tests and benchmarks that compare the two paths.
     fast_lane: bool,
+    /// How far the table has been swept under which snapshot (`sweep`).
+    sweep: sweep::Sweep,
     /// Packets the fast lane took (tests: that it is taken at all).
     #[cfg(test)]
     lane_taken: u64,
@@ -207,6 +210,7 @@ impl FullNat {
             synproxied: synproxied::SynProxiedSessions::new(capacity),
             learned_scale: vec![synproxied::CLIENT_SCALE; crate::snapshot::MAX_SERVICES],
             fast_lane: true,
+            sweep: sweep::Sweep::default(),
             #[cfg(test)]
             lane_taken: 0,
         }

@@ -93,6 +93,7 @@ impl FullNat {
             };
             match self.sessions.insert(new, now_ms) {
                 Ok(id) => {
+                    self.restand(snap, id);
                     if self.sessions.get(id).state.unconfirmed() {
                         if let Some(queue) = self.unconfirmed.get_mut(pool) {
                             queue.push(id, now_ms);

@@ -229,6 +229,7 @@ impl FullNat {
             Err(InsertError::TableFull) => return Err(Refusal::TableFull),
         };
         self.sessions.refresh(id, r.state, seen, r.owner);
+        self.restand(snap, id);
         if let Some(sync) = self.sync.as_deref_mut() {
             sync.meta[id.get() as usize] = Meta { incarnation: r.incarnation, sent_tick: (now_ms / TICK_MS) as u32 };
         }

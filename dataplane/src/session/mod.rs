@@ -215,7 +215,7 @@ pub struct Session {
     pub backend_index: u16,
     pub state: State,
     /// Which ways a packet has been seen: bit `1 << Direction::index()` (the TCP state machine
-    /// asks whether the other side has spoken).
+    /// asks whether the other side has spoken); and `SEEN_STALE`.
     pub seen: u8,
     /// Next hops, indexed by `Direction`: towards the backend (forward), towards the client
     /// (reply). Set by whoever opened the session; the table only keeps them.
@@ -226,6 +226,12 @@ pub struct Session {
     pub created_ms: u64,
     pub last_seen_ms: u64,
 }
+
+/// `Session::seen`: the last look at this session (`fullnat::sweep`) found that it may not go
+/// on as it is (its service or backend gone or down, its local IP no longer this worker's),
+/// so the fast lane leaves its packets to the general path. Set in every new session until
+/// its opener has looked.
+pub const SEEN_STALE: u8 = 0x80;
 
 /// `Session::extras`: the stream to the backend carries the PROXY v2 header before the
 /// client's bytes (`fullnat::proxied`).

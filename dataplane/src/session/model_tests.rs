@@ -142,8 +142,11 @@ fn run(seed: u64, capacity: u32, steps: usize) {
                     }
                 }
                 let s = table.get(m.id);
+                // A new session is marked stale until its opener looks (`fullnat::sweep`), which
+                // no one here does; packets only add the ways they came.
                 let seen = (u8::from(m.packets[0] > 0) * Direction::Forward.bit())
-                    | (u8::from(m.packets[1] > 0) * Direction::Reply.bit());
+                    | (u8::from(m.packets[1] > 0) * Direction::Reply.bit())
+                    | SEEN_STALE;
                 assert_eq!((s.state, s.last_seen_ms, s.seen), (m.state, m.last_seen_ms, seen));
             }
             80..=87 if !model.by_forward.is_empty() => {

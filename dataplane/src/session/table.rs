@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use super::index::FlowIndex;
 use super::state::{keeps, next_state, State, Touch};
 use super::wheel::Wheel;
-use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts};
+use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts, SEEN_STALE};
 use crate::bigmem::BigArray;
 
 /// The timing wheel's tick: sessions expire at most this late (given `expire` is called often
@@ -190,7 +190,8 @@ impl SessionTable {
             service: new.service,
             backend_index: new.backend_index,
             state,
-            seen: 0,
+            // Not looked at yet (`fullnat::sweep`): the fast lane leaves it alone until then.
+            seen: SEEN_STALE,
             hops: new.hops,
             extras: 0,
             created_ms: now_ms,
@@ -447,6 +448,22 @@ impl SessionTable {
         for i in from.min(end)..end {
             if self.wheel.is_live(i as u32) {
                 f(&self.sessions[i]);
+            }
+        }
+        if end >= self.sessions.len() {
+            0
+        } else {
+            end
+        }
+    }
+
+    /// `scan`, with each live session to change (`fullnat::sweep`'s mark; the key fields must
+    /// stay as they are, as for `get_mut`).
+    pub fn scan_mut(&mut self, from: usize, slots: usize, mut f: impl FnMut(&mut Session)) -> usize {
+        let end = from.saturating_add(slots).min(self.sessions.len());
+        for i in from.min(end)..end {
+            if self.wheel.is_live(i as u32) {
+                f(&mut self.sessions[i]);
             }
         }
         if end >= self.sessions.len() {

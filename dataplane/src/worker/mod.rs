@@ -2,7 +2,8 @@
 //! classify; answer and learn ARP; run FULLNAT on IPv4 for owned addresses and send the result
 //! to its next hop (resolving it by ARP, holding a few packets meanwhile); pass the rest to the
 //! kernel exception path; send what the kernel transmits out of the port. Between bursts:
-//! session expiry, the timers of PROXY headers and SYN-proxy handshakes, and neighbour timers.
+//! session expiry, the sweep of the sessions' standing under a new snapshot, the timers of
+//! PROXY headers and SYN-proxy handshakes, and neighbour timers.
 //! Drops are counted by reason. What FULLNAT leaves more work for (the client's address, the
 //! SYN proxy) is in `extras`; neighbours and next hops in `neighbours`.
 //!
@@ -61,6 +62,10 @@ const HELD_IN_ALL: usize = 2048;
 /// receive, and a quiet worker still keeps up with any rate of expiry.
 const EXPIRE_SLICE: Duration = Duration::from_micros(20);
 const EXPIRE_CHUNK: usize = 32;
+/// The standing sweep's share of one poll loop (`sweep`), in chunks of slots: a chunk of
+/// live sessions each a cache miss stays within a few microseconds.
+const SWEEP_SLICE: Duration = Duration::from_micros(10);
+const SWEEP_CHUNK: usize = 64;
 const ETH: usize = ethernet::HEADER_LEN;
 /// One loop in this many times its drivers' calls (`WorkerCounters::driver_cycles`): a TSC
 /// read costs tens of cycles in a VM, and a sample tells the share as well.
@@ -120,6 +125,8 @@ pub struct Worker {
     expire_cycles: u64,
     /// `KERNEL_POLL_INTERVAL` in TSC cycles.
     kernel_poll_cycles: u64,
+    /// `SWEEP_SLICE` in TSC cycles.
+    sweep_cycles: u64,
     /// `counters::WAIT_BOUNDS_US` in TSC cycles.
     wait_bounds: [u64; WAIT_BOUNDS_US.len()],
     icmp_budget: TokenBucket,
@@ -194,6 +201,7 @@ impl Worker {
             housekeeping_cycles: tsc_per_ms * HOUSEKEEPING_INTERVAL.as_micros() as u64 / 1000,
             expire_cycles,
             kernel_poll_cycles,
+            sweep_cycles: tsc_per_ms * SWEEP_SLICE.as_micros() as u64 / 1000,
             wait_bounds: WAIT_BOUNDS_US.map(|us| tsc_per_ms * us / 1000),
             icmp_budget,
             hints: [None; dpdk::BURST],
@@ -214,10 +222,11 @@ impl Worker {
     /// A loop reads the TSC once, at its start: the time from one start to the next is the
     /// previous loop's, accounted then (a TSC read costs tens of cycles in a VM, and a loop
     /// with a few packets pays it per packet). Housekeeping (a new snapshot, session sync,
-    /// expiry, PROXY header resends, session dumps, other workers' neighbours, neighbour
-    /// timers) runs once `HOUSEKEEPING_INTERVAL` has gone since it last did, not in every
-    /// loop: each of those looks at a queue or a list even with nothing to do, which loops of
-    /// a few packets paid per packet, and ten microseconds later changes nothing.
+    /// expiry, the standing sweep, PROXY header resends, session dumps, other workers'
+    /// neighbours, neighbour timers) runs once `HOUSEKEEPING_INTERVAL` has gone since it last
+    /// did, not in every loop: each of those looks at a queue or a list even with nothing to
+    /// do, which loops of a few packets paid per packet, and ten microseconds later changes
+    /// nothing.
     pub fn run(mut self) {
         let mut snap = self.setup.snapshot.clone();
         if self.setup.announce {
@@ -272,6 +281,7 @@ impl Worker {
             if housekeeping {
                 work += self.nat.sync_step(&snap, now, &self.setup.counters);
                 self.expire(now);
+                self.sweep(&snap);
                 self.resend_headers(&snap, now);
                 self.dumper.step(&self.setup.dumps, self.nat.sessions(), now);
                 self.learn_from_others(&snap, now);
@@ -345,6 +355,16 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// Sweeps the sessions' standing under `snap` (`FullNat::sweep_some`) for at most
+    /// `SWEEP_SLICE`, one chunk at least; once the table is swept under `snap`, one compare.
+    fn sweep(&mut self, snap: &Snapshot) {
+        if self.nat.sweep_some(snap, SWEEP_CHUNK) < SWEEP_CHUNK {
+            return;
+        }
+        let until = dpdk::tsc().wrapping_add(self.sweep_cycles);
+        while self.nat.sweep_some(snap, SWEEP_CHUNK) == SWEEP_CHUNK && dpdk::tsc() < until {}
     }
 
     /// Switches to a new snapshot between bursts; the old one goes back to the control core.

@@ -1,8 +1,9 @@
 //! The fast lane against the general path: the same random traffic (new flows, replies, TCP
 //! flags of every kind, IP options, bad checksums, TTLs running out) through two labs, one with
-//! the lane and one without, while backends go away, fail and come back, VIPs lose quorum and
-//! sessions expire. Every step, every byte leaving, every session and every counter must agree,
-//! and the lane must have taken most packets (or the test would prove nothing).
+//! the lane and one without, while backends go away, fail and come back, VIPs lose quorum,
+//! sessions expire and the sessions' standing is swept (`sweep`) a few slots at a time. Every
+//! step, every byte leaving, every session and every counter must agree, and the lane must have
+//! taken most packets, most of them by the sweep's marks (or the test would prove nothing).
 
 use super::*;
 use crate::session::Hint;
@@ -78,6 +79,8 @@ fn change(rng: &mut Rng, labs: &mut [Lab; 2]) {
             3 => lab.snap.services[service].quorum ^= true,
             _ => lab.snap.services[service].remove_on_failure ^= true,
         }
+        // A changed snapshot is a new one, as the control core publishes it.
+        lab.snap.generation += 1;
     }
 }
 
@@ -89,6 +92,8 @@ fn the_fast_lane_does_what_the_general_path_does() {
     let mut left: Vec<Vec<u8>> = Vec::new();
     let mut now = 1000;
     let (mut burst, mut hints): (Vec<Vec<u8>>, Vec<Option<Hint>>) = (Vec::new(), Vec::new());
+    // Packets the lane took by the sweep's marks.
+    let mut taken_swept = 0u64;
     for round in 0..20_000 {
         if round % 500 == 499 {
             change(&mut rng, &mut labs);
@@ -102,6 +107,7 @@ fn the_fast_lane_does_what_the_general_path_does() {
                 for s in lab.snap.services.iter_mut() {
                     (s.quorum, s.remove_on_failure) = (true, false);
                 }
+                lab.snap.generation += 1;
             }
         }
         now += rng.below(40) as u64;
@@ -112,10 +118,22 @@ fn the_fast_lane_does_what_the_general_path_does() {
             hints =
                 burst.iter().map(|p| labs[0].nat.prefetch_index(p).map(|h| labs[0].nat.prefetch_session(h))).collect();
         }
+        // Both labs sweep the sessions' standing as a worker does between bursts, a few slots
+        // at a time: some packets find the table swept under their snapshot (the lane reads
+        // the marks), others a sweep under way (the lane asks).
+        if round % 8 == 0 {
+            for lab in labs.iter_mut() {
+                lab.nat.sweep_some(&lab.snap, 16);
+            }
+        }
         let p = burst[round % BURST].clone();
         let (mut a, mut b) = (p.clone(), p.clone());
         let lab = &mut labs[0];
+        let (swept, taken) = (lab.nat.swept(&lab.snap), lab.nat.lane_taken);
         let sa = lab.nat.process_hashed(&lab.snap, &mut a, now, &lab.c, hints[round % BURST]);
+        if swept && lab.nat.lane_taken > taken {
+            taken_swept += 1;
+        }
         let sb = labs[1].process(&mut b, now);
         assert_eq!(sa, sb, "round {round}: {p:02x?}");
         assert_eq!(a, b, "round {round}: the bytes that leave");
@@ -138,6 +156,8 @@ fn the_fast_lane_does_what_the_general_path_does() {
     assert!(forwarded > 5000, "traffic flowed: {forwarded}");
     let taken = labs[0].nat.lane_taken;
     assert!(taken * 2 > forwarded, "the lane took {taken} of {forwarded}");
+    assert!(taken_swept * 2 > taken, "the lane read the marks for {taken_swept} of {taken}");
+    assert!(taken_swept < taken, "and asked for the rest");
     assert_eq!(labs[1].nat.lane_taken, 0);
 }
 
