@@ -444,33 +444,30 @@ impl SessionTable {
     /// next call should start, 0 when the slab has been walked to its end. Lets a worker list
     /// its sessions a little at a time between bursts.
     pub fn scan(&self, from: usize, slots: usize, mut f: impl FnMut(&Session)) -> usize {
-        let end = from.saturating_add(slots).min(self.sessions.len());
-        for i in from.min(end)..end {
-            if self.wheel.is_live(i as u32) {
-                f(&self.sessions[i]);
-            }
+        let (range, next) = self.scan_range(from, slots);
+        for i in range.filter(|&i| self.wheel.is_live(i as u32)) {
+            f(&self.sessions[i]);
         }
-        if end >= self.sessions.len() {
-            0
-        } else {
-            end
-        }
+        next
     }
 
     /// `scan`, with each live session to change (`fullnat::sweep`'s mark; the key fields must
     /// stay as they are, as for `get_mut`).
     pub fn scan_mut(&mut self, from: usize, slots: usize, mut f: impl FnMut(&mut Session)) -> usize {
-        let end = from.saturating_add(slots).min(self.sessions.len());
-        for i in from.min(end)..end {
+        let (range, next) = self.scan_range(from, slots);
+        for i in range {
             if self.wheel.is_live(i as u32) {
                 f(&mut self.sessions[i]);
             }
         }
-        if end >= self.sessions.len() {
-            0
-        } else {
-            end
-        }
+        next
+    }
+
+    /// The slots a scan of `slots` from `from` looks at, and where the next one starts (0 at
+    /// the end of the slab).
+    fn scan_range(&self, from: usize, slots: usize) -> (std::ops::Range<usize>, usize) {
+        let end = from.saturating_add(slots).min(self.sessions.len());
+        (from.min(end)..end, if end >= self.sessions.len() { 0 } else { end })
     }
 
     /// What a table of `capacity` sessions allocates, near enough (the wheel's slots aside):
