@@ -1,5 +1,6 @@
-//! The worker's clock arithmetic: the ms clock from the TSC by a multiply, not a division, and
-//! the drivers' calls timed for `sluice_worker_cycles_per_packet`.
+//! The worker's clock arithmetic: the ms clock from the TSC by a multiply, not a division, the
+//! drivers' calls timed for `sluice_worker_cycles_per_packet`, and work between bursts bounded
+//! by time (`in_slices`).
 
 use crate::dpdk;
 
@@ -30,6 +31,19 @@ pub(super) fn timed<T>(on: bool, spent: &mut u64, call: impl FnOnce() -> T) -> T
     let out = call();
     *spent += dpdk::tsc().wrapping_sub(start);
     out
+}
+
+/// Runs `step`, work done in chunks of `chunk` (it returns how much it did), until a chunk
+/// comes back short or `cycles` of the TSC have gone: one chunk at least. The clock is read
+/// only once a chunk came back full: in most loops there is nothing to do, and reading the TSC
+/// costs tens of cycles in a VM.
+#[inline]
+pub(super) fn in_slices(chunk: usize, cycles: u64, mut step: impl FnMut() -> usize) {
+    if step() < chunk {
+        return;
+    }
+    let until = dpdk::tsc().wrapping_add(cycles);
+    while step() >= chunk && dpdk::tsc() < until {}
 }
 
 #[cfg(test)]

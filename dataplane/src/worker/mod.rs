@@ -33,7 +33,7 @@ mod extras;
 mod icmp;
 mod neighbours;
 
-use clock::{inverse, ms_of, timed};
+use clock::{in_slices, inverse, ms_of, timed};
 use extras::{Held, HELD_FOR_HANDSHAKES};
 use icmp::{IcmpError, TokenBucket, ICMP_ERRORS_PER_SECOND};
 use neighbours::NextHopCache;
@@ -342,31 +342,18 @@ impl Worker {
         ms_of(tsc, self.ms_per_tsc)
     }
 
-    /// Expires idle sessions for at most `EXPIRE_SLICE` (one chunk at least). The clock is read
-    /// only once a chunk came back full: in most loops nothing is due, and reading the TSC costs
-    /// tens of cycles in a VM.
+    /// Expires idle sessions for at most `EXPIRE_SLICE` (one chunk at least; `in_slices`).
     fn expire(&mut self, now: u64) {
-        let (_, examined) = self.nat.expire_some(now, EXPIRE_CHUNK, &self.setup.counters);
-        if examined < EXPIRE_CHUNK {
-            return;
-        }
-        let until = dpdk::tsc().wrapping_add(self.expire_cycles);
-        loop {
-            let (_, examined) = self.nat.expire_some(now, EXPIRE_CHUNK, &self.setup.counters);
-            if examined < EXPIRE_CHUNK || dpdk::tsc() >= until {
-                break;
-            }
-        }
+        let (nat, c) = (&mut self.nat, &*self.setup.counters);
+        in_slices(EXPIRE_CHUNK, self.expire_cycles, || nat.expire_some(now, EXPIRE_CHUNK, c).1);
     }
 
     /// Sweeps the sessions' standing under `snap` (`FullNat::sweep_some`) for at most
-    /// `SWEEP_SLICE`, one chunk at least; once the table is swept under `snap`, one compare.
+    /// `SWEEP_SLICE`, one chunk at least (`in_slices`); once the table is swept under `snap`,
+    /// one compare.
     fn sweep(&mut self, snap: &Snapshot) {
-        if self.nat.sweep_some(snap, SWEEP_CHUNK) < SWEEP_CHUNK {
-            return;
-        }
-        let until = dpdk::tsc().wrapping_add(self.sweep_cycles);
-        while self.nat.sweep_some(snap, SWEEP_CHUNK) == SWEEP_CHUNK && dpdk::tsc() < until {}
+        let nat = &mut self.nat;
+        in_slices(SWEEP_CHUNK, self.sweep_cycles, || nat.sweep_some(snap, SWEEP_CHUNK));
     }
 
     /// Switches to a new snapshot between bursts; the old one goes back to the control core.
