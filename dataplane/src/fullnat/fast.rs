@@ -4,8 +4,9 @@
 //! reference, and takes the packet only where the general path would forward it: anything else
 //! (no session, a session with extras or per-datagram scheduling, its service or backend gone
 //! or its VIP down, a client SYN reopening a closed connection) is left, with nothing changed,
-//! to the general path, which handles the packet as if the lane were not there (told only that
-//! the tuple has no session of its own, when the lane found none). The state
+//! to the general path, which handles the packet as if the lane were not there (told only, when
+//! the lane found no session of the tuple's own, that and the lane's reading of the packet,
+//! which `inspect` would return alike: `nat::plain`'s tests hold the two readers to that). The state
 //! machine, the standing check, the sync hook and the counters are the general path's own;
 //! the standing check is read from the session's mark once the table has been swept under the
 //! packet's snapshot (`sweep`).
@@ -17,7 +18,7 @@
 use super::sweep::stands;
 use super::{count, offload_to, FullNat, Step, ANY_BACKEND};
 use crate::counters::WorkerCounters;
-use crate::nat::Plain;
+use crate::nat::{Inspected, Plain};
 use crate::session::{Direction, Endpoint, FlowKey, Hint, Touch, SEEN_STALE};
 use crate::snapshot::Snapshot;
 
@@ -25,9 +26,10 @@ use crate::snapshot::Snapshot;
 pub(super) enum Lane {
     /// Taken: the packet's step.
     Took(Step),
-    /// A plain packet whose own tuple has no session (a new flow, mostly): the general path
-    /// handles it, without looking the same tuple up again.
-    NoSession,
+    /// A plain packet whose own tuple has no session (a new flow, mostly), and the lane's
+    /// reading of it: the general path handles it without reading and checking the header or
+    /// looking the same tuple up again.
+    NoSession(Inspected),
     /// Not the lane's: the general path handles it from the start.
     General,
 }
@@ -47,7 +49,7 @@ impl FullNat {
         let Some(p) = Plain::parse(ip) else { return Lane::General };
         let key =
             FlowKey { proto: p.proto, src: Endpoint::new(p.src, p.src_port), dst: Endpoint::new(p.dst, p.dst_port) };
-        let Some((id, dir)) = self.sessions.lookup_hinted(hint, &key) else { return Lane::NoSession };
+        let Some((id, dir)) = self.sessions.lookup_hinted(hint, &key) else { return Lane::NoSession(p.inspected()) };
         let s = self.sessions.get(id);
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
             return Lane::General;

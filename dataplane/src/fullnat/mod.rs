@@ -360,7 +360,7 @@ impl FullNat {
         hint: Option<Hint>,
     ) -> Step {
         let hash = hint.map(|h| h.hash);
-        let mut own_missed = false;
+        let mut missed = None;
         if self.fast_lane {
             match self.fast_lane(snap, ip, now_ms, c, hint) {
                 fast::Lane::Took(step) => {
@@ -370,15 +370,16 @@ impl FullNat {
                     }
                     return step;
                 }
-                fast::Lane::NoSession => own_missed = true,
+                fast::Lane::NoSession(seen) => missed = Some(seen),
                 fast::Lane::General => {}
             }
         }
-        self.general(snap, ip, now_ms, c, hash, own_missed)
+        self.general(snap, ip, now_ms, c, hash, missed)
     }
 
-    /// The general path: any packet the fast lane left (`own_missed`: its own tuple has no
-    /// session). Out of line, so that the lane's packets do not pay for its stack frame.
+    /// The general path: any packet the fast lane left (`missed`: the lane's reading of a
+    /// packet whose own tuple has no session). Out of line, so that the lane's packets do not
+    /// pay for its stack frame.
     #[inline(never)]
     fn general(
         &mut self,
@@ -387,9 +388,10 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
         hash: Option<u32>,
-        own_missed: bool,
+        missed: Option<Inspected>,
     ) -> Step {
-        let seen = match nat::inspect(ip) {
+        debug_assert!(missed.is_none() || missed.map(Ok) == Some(nat::inspect(ip)), "the lane read as inspect does");
+        let seen = match missed.map(Ok).unwrap_or_else(|| nat::inspect(ip)) {
             Ok(seen) => seen,
             // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
             Err(Refusal::TtlExpired) if nat::echo_reply(ip).is_ok() => {
@@ -400,7 +402,7 @@ impl FullNat {
             Err(refusal) => return Step::Drop(refusal.into()),
         };
         match seen.tuple.proto {
-            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash, own_missed),
+            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash, missed.is_some()),
             protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
                 Step::Drop(DropReason::VipDown)
             }
@@ -516,7 +518,7 @@ impl FullNat {
     fn find_hashed(&self, key: &FlowKey, hash: Option<u32>, own_missed: bool) -> Option<(SessionId, Direction)> {
         let own = if own_missed { None } else { self.sessions.lookup_maybe_hashed(hash, key) };
         own.or_else(|| {
-            if key.proto != protocol::UDP {
+            if key.proto != protocol::UDP || !self.sessions.has_wildcards() {
                 return None;
             }
             let wildcard = FlowKey { src: WILDCARD, ..*key };

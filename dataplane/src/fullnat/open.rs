@@ -2,7 +2,7 @@
 //! chosen, and the per-datagram choice for `per_packet` services.
 
 use super::*;
-use crate::sched::{flow_hash, Flow};
+use crate::sched::{flow_hash, turn, Flow};
 use crate::session::{tcp_flags, NewSession};
 
 /// Which of a service's next sessions a session just opened prefetches for (`prefetch_ahead`):
@@ -144,9 +144,9 @@ impl FullNat {
         // turns on, and its port comes after the ones that pool hands out before it.
         let turns = REPLY_AHEAD - 1;
         let n = state.pools.len().max(1);
-        let Some(&pool) = state.pools.get((state.next_pool + turns) % n) else { return };
+        let Some(&pool) = state.pools.get(turn(state.next_pool, turns, n)) else { return };
         let Some(pool) = self.pools.get(pool as usize) else { return };
-        let Some(port) = pool.peek((turns / n) as u32) else { return };
+        let Some(port) = pool.peek(if turns < n { 0 } else { (turns / n) as u32 }) else { return };
         pool.prefetch_bit(port);
         let backend = if def.per_packet {
             WILDCARD
@@ -203,8 +203,8 @@ fn take_port(
 ) -> Option<(Endpoint, usize)> {
     let n = state.pools.len();
     for _ in 0..n {
-        let at = state.pools[state.next_pool % n] as usize;
-        state.next_pool = (state.next_pool + 1) % n;
+        let at = state.pools[turn(state.next_pool, 0, n)] as usize;
+        state.next_pool = turn(state.next_pool, 1, n);
         let pool = &mut pools[at];
         if let Some(port) = choose(pool) {
             c.set_free_ports(at, pool.free());

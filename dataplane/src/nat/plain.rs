@@ -12,6 +12,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::{Inspected, Tuple};
 use crate::wire::checksum;
 use crate::wire::ipv4::protocol;
 
@@ -38,6 +39,7 @@ pub struct Plain {
     pub total_len: u16,
     /// TCP flags; 0 for UDP.
     pub tcp_flags: u8,
+    pub ttl: u8,
 }
 
 impl Plain {
@@ -81,7 +83,24 @@ impl Plain {
             dst_port: u16::from_be_bytes([h[22], h[23]]),
             total_len: total,
             tcp_flags,
+            ttl,
         })
+    }
+
+    /// What `inspect` returns for the packet (`parse_agrees_with_inspect`): for the general
+    /// path, which need not read and check the header again.
+    #[inline(always)]
+    pub fn inspected(&self) -> Inspected {
+        let tuple =
+            Tuple { proto: self.proto, src: self.src, src_port: self.src_port, dst: self.dst, dst_port: self.dst_port };
+        Inspected {
+            tuple,
+            header_len: IP_HEADER,
+            total_len: self.total_len,
+            ttl: self.ttl,
+            tcp_flags: self.tcp_flags,
+            icmp: None,
+        }
     }
 
     /// The translation of the packet `parse` read from `ip` (the same buffer, unchanged since):
@@ -178,6 +197,7 @@ mod tests {
             dst_port: i.tuple.dst_port,
             total_len: i.total_len,
             tcp_flags: i.tcp_flags,
+            ttl: i.ttl,
         })
     }
 
@@ -229,6 +249,9 @@ mod tests {
             for case in cases {
                 let got = Plain::parse(&case);
                 assert_eq!(got, expected(&case), "{case:02x?}");
+                if let Some(plain) = got {
+                    assert_eq!(Ok(plain.inspected()), inspect(&case), "{case:02x?}");
+                }
                 if got.is_some() {
                     accepted += 1;
                 } else {

@@ -57,7 +57,7 @@ impl Cycle {
     #[inline]
     pub(super) fn peek(&self, ahead: usize) -> Option<usize> {
         let len = self.order.len();
-        (len > 0).then(|| self.order[(self.next + ahead % len) % len] as usize)
+        (len > 0).then(|| self.order[super::turn(self.next, ahead, len)] as usize)
     }
 
     #[inline]

@@ -376,3 +376,27 @@ fn expiry_looking_ahead_removes_exactly_the_idle_and_keeps_the_index_whole() {
     assert_eq!(t.len(), 500);
     assert_eq!(t.index_entries(), 1_000, "each removal took both keys out of the index");
 }
+
+/// `has_wildcards` says whether any live session has the unspecified backend (a per-datagram
+/// session's), whichever way sessions go: removed, expired.
+#[test]
+fn wildcards_are_counted_while_they_live() {
+    let mut t = table(8);
+    let plain = t.insert(new_session(UDP, 1000, 2000, 0), 0).unwrap();
+    assert!(!t.has_wildcards());
+    let wildcard = |client_port, local_port| NewSession {
+        backend: Endpoint::new(Ipv4Addr::UNSPECIFIED, 0),
+        ..new_session(UDP, client_port, local_port, 0)
+    };
+    let first = t.insert(wildcard(1001, 2001), 0).unwrap();
+    t.insert(wildcard(1002, 2002), 5).unwrap();
+    assert!(t.has_wildcards());
+    t.remove(first);
+    assert!(t.has_wildcards(), "one is left");
+    t.remove(plain);
+    assert!(t.has_wildcards());
+    let later = 2 * test_timeouts().udp.as_millis() as u64;
+    assert_eq!(t.expire(later, usize::MAX, |_| {}), 1);
+    assert!(!t.has_wildcards(), "the last one expired");
+    assert!(t.is_empty());
+}
