@@ -1,12 +1,14 @@
 //! The checker against real loopback sockets: tcp checks rise against a listener after `rise`
 //! checks and fall when it closes after `fall`, a first check runs at once (not an interval
 //! later), `set_targets` keeps the targets that stay, and 300 targets all settle, each with
-//! the checks it needs. Also `Transition`'s log line and `CheckSpec::from_config`. Conditions
-//! are polled with generous deadlines: how fast checks run is the benchmarks' business.
+//! the checks it needs (its refused ports held by sockets that never listen, so that no other
+//! socket can take one meanwhile). Also `Transition`'s log line and `CheckSpec::from_config`.
+//! Conditions are polled with generous deadlines: how fast checks run is the benchmarks'
+//! business.
 
 use std::time::{Duration, Instant};
 
-use super::test_support::{listener, run_until, spec, state, target};
+use super::test_support::{listener, refusing, run_until, spec, state, target};
 use super::{CheckSpec, Checker, Transition};
 use crate::config::{CheckKind, Health};
 
@@ -101,10 +103,9 @@ fn hundreds_of_targets_all_settle() {
     let (interval, timeout) = (200, 200);
     let check = spec(CheckKind::Tcp, interval, timeout, 2, 2);
     let listeners: Vec<_> = (0..OPEN).map(|_| listener()).collect();
-    // Ports bound all at once and then closed, so that no two are the same.
-    let closing: Vec<_> = (0..CLOSED).map(|_| listener()).collect();
-    let closed: Vec<_> = closing.iter().map(|(_, backend)| *backend).collect();
-    drop(closing);
+    // Ports held by sockets that never listen: refused all along, and no other socket's.
+    let holders: Vec<_> = (0..CLOSED).map(|_| refusing()).collect();
+    let closed: Vec<_> = holders.iter().map(|(_, backend)| *backend).collect();
     let mut targets: Vec<_> = listeners.iter().map(|(_, backend)| target("many", *backend, &check)).collect();
     targets.extend(closed.iter().map(|backend| target("many", *backend, &check)));
 

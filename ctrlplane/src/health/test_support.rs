@@ -3,7 +3,9 @@
 //! when its handle is dropped.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::mem;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -73,6 +75,31 @@ pub(super) fn listener() -> (TcpListener, SocketAddrV4) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let address = v4(listener.local_addr().unwrap());
     (listener, address)
+}
+
+/// A loopback tcp port held by a socket that is bound but never listens: connections to it
+/// are refused for as long as the socket lives, and, unlike a port bound once and closed, no
+/// other socket (another test's ephemeral port, a checker's own source port) can take it
+/// meanwhile and answer.
+pub(super) fn refusing() -> (OwnedFd, SocketAddrV4) {
+    // SAFETY: socket(2) takes only integers; it returns a new descriptor or -1 (checked).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all zeroes is a valid `sockaddr_in`; family and address are set below.
+    let mut address: libc::sockaddr_in = unsafe { mem::zeroed() };
+    address.sin_family = libc::AF_INET as libc::sa_family_t;
+    address.sin_addr = libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() };
+    let mut len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `address` is a valid `sockaddr_in` of `len` bytes, alive for both calls, and
+    // getsockname writes at most `len` bytes into it.
+    unsafe {
+        let at = (&mut address as *mut libc::sockaddr_in).cast();
+        assert_eq!(libc::bind(fd, at, len), 0, "bind: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::getsockname(fd, at, &mut len), 0, "getsockname: {}", std::io::Error::last_os_error());
+    }
+    (socket, SocketAddrV4::new(Ipv4Addr::LOCALHOST, u16::from_be(address.sin_port)))
 }
 
 /// A loopback udp port that nothing is bound to: datagrams to it draw a port unreachable.
