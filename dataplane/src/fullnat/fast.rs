@@ -18,7 +18,7 @@
 use super::sweep::stands;
 use super::{count, offload_to, FullNat, Step, ANY_BACKEND};
 use crate::counters::WorkerCounters;
-use crate::nat::{Inspected, Plain};
+use crate::nat::Plain;
 use crate::session::{Direction, Endpoint, FlowKey, Hint, Touch, SEEN_STALE};
 use crate::snapshot::Snapshot;
 
@@ -28,8 +28,8 @@ pub(super) enum Lane {
     Took(Step),
     /// A plain packet whose own tuple has no session (a new flow, mostly), and the lane's
     /// reading of it: the general path handles it without reading and checking the header or
-    /// looking the same tuple up again.
-    NoSession(Inspected),
+    /// looking the same tuple up again, and rewrites it as the lane would.
+    NoSession(Plain),
     /// Not the lane's: the general path handles it from the start.
     General,
 }
@@ -49,7 +49,7 @@ impl FullNat {
         let Some(p) = Plain::parse(ip) else { return Lane::General };
         let key =
             FlowKey { proto: p.proto, src: Endpoint::new(p.src, p.src_port), dst: Endpoint::new(p.dst, p.dst_port) };
-        let Some((id, dir)) = self.sessions.lookup_hinted(hint, &key) else { return Lane::NoSession(p.inspected()) };
+        let Some((id, dir)) = self.sessions.lookup_hinted(hint, &key) else { return Lane::NoSession(p) };
         let s = self.sessions.get(id);
         if s.extras != 0 || s.backend_index == ANY_BACKEND {
             return Lane::General;

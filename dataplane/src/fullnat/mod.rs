@@ -27,7 +27,7 @@ use std::net::Ipv4Addr;
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::laddr::{Pools, PortPool};
-use crate::nat::{self, Inspected, Refusal};
+use crate::nat::{self, Inspected, Plain, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
     tcp_flags, Direction, Due, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable,
@@ -370,7 +370,7 @@ impl FullNat {
                     }
                     return step;
                 }
-                fast::Lane::NoSession(seen) => missed = Some(seen),
+                fast::Lane::NoSession(plain) => missed = Some(plain),
                 fast::Lane::General => {}
             }
         }
@@ -378,8 +378,8 @@ impl FullNat {
     }
 
     /// The general path: any packet the fast lane left (`missed`: the lane's reading of a
-    /// packet whose own tuple has no session). Out of line, so that the lane's packets do not
-    /// pay for its stack frame.
+    /// plain packet whose own tuple has no session). Out of line, so that the lane's packets do
+    /// not pay for its stack frame.
     #[inline(never)]
     fn general(
         &mut self,
@@ -388,10 +388,12 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
         hash: Option<u32>,
-        missed: Option<Inspected>,
+        missed: Option<Plain>,
     ) -> Step {
-        debug_assert!(missed.is_none() || missed.map(Ok) == Some(nat::inspect(ip)), "the lane read as inspect does");
-        let seen = match missed.map(Ok).unwrap_or_else(|| nat::inspect(ip)) {
+        // What `inspect` says of a plain packet, the lane has read already (`Plain::inspected`).
+        let read = missed.map(|p| Ok(p.inspected()));
+        debug_assert!(read.is_none() || read == Some(nat::inspect(ip)), "the lane read as inspect does");
+        let seen = match read.unwrap_or_else(|| nat::inspect(ip)) {
             Ok(seen) => seen,
             // A ping to us answers whatever its TTL; anything to forward with TTL <= 1 expires.
             Err(Refusal::TtlExpired) if nat::echo_reply(ip).is_ok() => {
@@ -402,7 +404,7 @@ impl FullNat {
             Err(refusal) => return Step::Drop(refusal.into()),
         };
         match seen.tuple.proto {
-            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash, missed.is_some()),
+            protocol::TCP | protocol::UDP => self.flow(snap, ip, &seen, now_ms, c, hash, missed.as_ref()),
             protocol::ICMP if snap.links.iter().any(|l| l.owned.is_silent(seen.tuple.dst)) => {
                 Step::Drop(DropReason::VipDown)
             }
@@ -411,8 +413,9 @@ impl FullNat {
         }
     }
 
-    /// A TCP or UDP packet `inspect` accepted. `own_missed`: the fast lane looked its own tuple
-    /// up and found no session (a new flow), so only the per-datagram lookup is left to do.
+    /// A TCP or UDP packet `inspect` accepted. `missed`: the fast lane read the packet and found
+    /// no session of its own tuple (a new flow), so only the per-datagram lookup is left to do,
+    /// and the rewrite may use the lane's reading.
     #[allow(clippy::too_many_arguments)]
     fn flow(
         &mut self,
@@ -422,14 +425,14 @@ impl FullNat {
         now_ms: u64,
         c: &WorkerCounters,
         hash: Option<u32>,
-        own_missed: bool,
+        missed: Option<&Plain>,
     ) -> Step {
         let t = seen.tuple;
         let key =
             FlowKey { proto: t.proto, src: Endpoint::new(t.src, t.src_port), dst: Endpoint::new(t.dst, t.dst_port) };
         // The IP length: `ip` runs to the end of the frame, Ethernet padding included.
         let len = u32::from(seen.total_len);
-        if let Some((id, dir)) = self.find_hashed(&key, hash, own_missed) {
+        if let Some((id, dir)) = self.find_hashed(&key, hash, missed.is_some()) {
             let slot = self.sessions.get(id).service as usize;
             if snap.services.get(slot).is_some_and(|s| s.live && !s.quorum) {
                 return Step::Drop(DropReason::VipDown);
@@ -439,7 +442,7 @@ impl FullNat {
                     // The backend answers what it was sent before it (or its service) went
                     // away: the answer still reaches the client, and the session ends with the
                     // client's next packet.
-                    return self.send(snap, ip, id, dir, t.src, len, now_ms, c);
+                    return self.send(snap, ip, id, dir, t.src, len, now_ms, c, None);
                 }
                 let old = self.sessions.remove(id);
                 end(&mut self.pools, c, &old);
@@ -460,7 +463,7 @@ impl FullNat {
                         if let Some(before) = before {
                             self.after_touch(id, before, now_ms, c);
                         }
-                        return self.send(snap, ip, id, dir, t.src, len, now_ms, c);
+                        return self.send(snap, ip, id, dir, t.src, len, now_ms, c, None);
                     }
                     // A new SYN on a closing connection: the old session makes way for a new one.
                     Touch::Reopen => {
@@ -499,7 +502,7 @@ impl FullNat {
                 if self.sync.is_some() {
                     self.after_open(id, now_ms, c);
                 }
-                self.send(snap, ip, id, Direction::Forward, t.src, len, now_ms, c)
+                self.send(snap, ip, id, Direction::Forward, t.src, len, now_ms, c, missed)
             }
             Err(reason) => Step::Drop(reason),
         }
@@ -527,7 +530,8 @@ impl FullNat {
     }
 
     /// Rewrites a packet of session `id` going `dir` and says where it goes. `from` is the
-    /// packet's source (for a per-datagram reply: which backend answered).
+    /// packet's source (for a per-datagram reply: which backend answered); `plain`: the fast
+    /// lane's reading of the packet, if it has one (its rewrite leaves the same bytes).
     #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
@@ -539,6 +543,7 @@ impl FullNat {
         len: u32,
         now_ms: u64,
         c: &WorkerCounters,
+        plain: Option<&Plain>,
     ) -> Step {
         let s = *self.sessions.get(id);
         let hops = s.hops;
@@ -568,10 +573,14 @@ impl FullNat {
             }
         }
         let offload = if s.extras == 0 { offload_to(snap, hop, s.proto) } else { None };
-        let done = if offload.is_some() {
-            nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port))
-        } else {
-            nat::rewrite(ip, (src.ip, src.port), (dst.ip, dst.port))
+        let done = match plain {
+            Some(p) if s.extras == 0 => {
+                debug_assert_eq!(Plain::parse(ip).as_ref(), Some(p), "the packet as the lane read it");
+                p.rewrite(ip, (src.ip, src.port), (dst.ip, dst.port), offload.is_some());
+                Ok(())
+            }
+            _ if offload.is_some() => nat::rewrite_for_offload(ip, (src.ip, src.port), (dst.ip, dst.port)),
+            _ => nat::rewrite(ip, (src.ip, src.port), (dst.ip, dst.port)),
         };
         if let Err(refusal) = done {
             return Step::Drop(refusal.into());

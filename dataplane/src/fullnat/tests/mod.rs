@@ -45,6 +45,7 @@ const PORTS: u32 = 64512; // laddr::DEFAULT_PORTS
 const QUERY: &[u8] = b"query, odd length";
 const ANSWER: &[u8] = b"the answer";
 
+#[derive(Clone, Copy)]
 struct Options {
     default_route: bool,
     lan_offload: bool,
