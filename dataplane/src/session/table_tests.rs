@@ -400,3 +400,22 @@ fn wildcards_are_counted_while_they_live() {
     assert!(!t.has_wildcards(), "the last one expired");
     assert!(t.is_empty());
 }
+
+/// Walks of a chunk at a time (as a worker expires between bursts) expire what one walk would,
+/// in the same order, and leave the index empty.
+#[test]
+fn expiry_a_chunk_at_a_time_is_expiry_all_at_once() {
+    let mut t = table(64);
+    for i in 0..50 {
+        t.insert(new_session(UDP, 1000 + i, 2000 + i, 0), u64::from(i) * 10).unwrap();
+    }
+    let later = 2 * test_timeouts().udp.as_millis() as u64 + 500;
+    let mut gone = Vec::new();
+    for _ in 0..50 {
+        if t.expire(later, 3, |s| gone.push(s.client.port)) == 0 {
+            break;
+        }
+    }
+    assert_eq!(gone, (1000..1050).collect::<Vec<u16>>());
+    assert_eq!(t.index_entries(), 0);
+}
