@@ -6,10 +6,10 @@
 //! or its VIP down, a client SYN reopening a closed connection) is left, with nothing changed,
 //! to the general path, which handles the packet as if the lane were not there (told only, when
 //! the lane found no session of the tuple's own, that and the lane's reading of the packet,
-//! which `inspect` would return alike: `nat::plain`'s tests hold the two readers to that). The state
-//! machine, the standing check, the sync hook and the counters are the general path's own;
-//! the standing check is read from the session's mark once the table has been swept under the
-//! packet's snapshot (`sweep`).
+//! which `inspect` would return alike: `nat::plain`'s tests hold the two readers to that).
+//! The state machine, the standing check, the sync hook and the counters are the general
+//! path's own; the standing check is read from the session's mark once the table has been
+//! swept under the packet's snapshot (`sweep`).
 //!
 //! `FullNat::set_fast_lane(false)` turns it off, so that the tests can replay the same traffic
 //! through both paths and compare every step, byte and counter (`tests/fast_lane.rs`), and the

@@ -39,6 +39,7 @@ pub struct Plain {
     pub total_len: u16,
     /// TCP flags; 0 for UDP.
     pub tcp_flags: u8,
+    /// The TTL: above 1.
     pub ttl: u8,
 }
 
