@@ -77,13 +77,22 @@ def run_memif(results):
     results["sluice_1w"] = middle["sluice_1w"]
     results["new_sessions"] = middle["new_sessions"]
 
-    log("Sluice FULLNAT UDP over memif, 2 workers; latency at 10/50/90 % of the median round's rate")
+    log("Sluice FULLNAT UDP over memif, 2 workers; latency at 10/50/90 % of Sluice's rate just before, "
+        "the ceiling's at the same rates just after")
     with Sluice(servers, "sb-lb", workers=[1, 0]) as s:
         results["sluice_2w"] = sluice_run(s, client, backend, hz, 2, results["ceiling"]["gen"]["rx_pps"])
     results["cpu_stalls"] = cpu_stalls(1)
     results["cpu_stalls_generator"] = cpu_stalls(0)
+    # Sluice's maximum measured again right before its latency runs, and the ceiling's at the same
+    # rates right after them: a maximum from another phase of the path (the rounds' rates differ by
+    # half between phases) would put "50 %" anywhere from a quarter load to an overload.
     with Sluice(servers, "sb-lb") as s:
-        results["sluice_latency"] = latencies(s, "fullnat", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
+        r, m = gen_scraped(s, "fullnat", client, backend)
+        results["latency_reference"] = {"mpps_each_way": mpps(r["rx_pps"]),
+                                        "worker_busy_ratio": metric(m, "sluice_worker_busy_ratio", worker=0)}
+        results["sluice_latency"] = latencies(s, "fullnat", client, backend, r["rx_pps"])
+    with testpmd() as t:
+        results["ceiling_latency"] = latencies(t, "ceiling", client, backend, r["rx_pps"])
 
     log("TCP handshake, request, response, close (1 s timeouts, 64 local IPs)")
     with Sluice(servers, "sb-lb", capacity=4 << 20, local_ips=64, short_timeouts=True) as s:
@@ -97,10 +106,6 @@ def run_memif(results):
                                "sessions_created": metric(m, "sluice_sessions_created_total", service="tcp"), "gen": r}
         r = gen("tcp", client, backend, extra=("--vip", "198.18.0.10:80"))
         results["synproxy_tcp"] = {"connections_per_s": r.get("connections_per_s", 0), "lost": r["lost"], "gen": r}
-
-    log("ceiling latency at the same rates")
-    with testpmd() as t:
-        results["ceiling_latency"] = latencies(t, "ceiling", client, backend, results["sluice_1w"]["gen"]["rx_pps"])
 
 
 # Rounds of the headline figures (BENCH_ROUNDS, at least 1): the median and the spread are
@@ -445,6 +450,9 @@ def table(results):
             w = lat["in_worker_us"]
             bound = lambda us: f"<= {us:g} us" if us is not None else "over 4096 us"
             notes += f"; in the worker p50 {bound(w['p50'])}, p99 {bound(w['p99'])}"
+        ref = results.get("latency_reference")
+        if ref:
+            notes += f"; of {ref['mpps_each_way']:.2f} Mpps (busy {ref['worker_busy_ratio']:.2f})"
         rows.append((f"latency at {share}% of Sluice's max", f"p50 {lat['p50'] / 1e3:.1f} us, p99 {lat['p99'] / 1e3:.1f} us",
                      "", notes))
     for name, label in PEER_ROWS:
