@@ -18,6 +18,7 @@ pub mod part;
 pub mod proxied;
 mod retries;
 mod sweep;
+use sweep::{standing, Standing};
 mod syn;
 mod sync;
 pub mod synproxied;
@@ -33,7 +34,7 @@ use crate::session::{
     tcp_flags, Direction, Due, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable,
     Touch, EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
 };
-use crate::snapshot::{BackendState, ClientAddress, Snapshot};
+use crate::snapshot::{ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
 
 pub use evict::Unconfirmed;
@@ -180,13 +181,6 @@ pub struct FullNat {
     /// Packets the fast lane took (tests: that it is taken at all).
     #[cfg(test)]
     lane_taken: u64,
-}
-
-/// Whether a session may go on under the snapshot in force.
-enum Standing {
-    Live,
-    /// Its service or backend is gone, or its backend is down with `on_failure = "remove"`.
-    Ended,
 }
 
 impl FullNat {
@@ -590,33 +584,6 @@ impl FullNat {
             return self.extras(snap, id, &s, dir, ip, hop, now_ms, c);
         }
         Step::Forward { hop, offload }
-    }
-}
-
-/// Checks a session against the snapshot in force: its service, its backend, and, for a
-/// session opened here, its local IP (still this worker's: one removed by a reload ends its
-/// sessions; a copy of another node's session has that node's local IP).
-#[inline]
-fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
-    if s.origin == ORIGIN_HERE && !snap.local_owners.is_empty() && snap.owner_of(s.local.ip) != Some(worker) {
-        return Standing::Ended;
-    }
-    let Some(service) = snap.services.get(s.service as usize) else { return Standing::Ended };
-    if !service.live || service.vip != s.vip || service.proto != s.proto {
-        return Standing::Ended;
-    }
-    if s.backend_index == ANY_BACKEND {
-        return Standing::Live;
-    }
-    match snap.backends.get(s.backend_index as usize) {
-        Some(b) if b.live && b.service == s.service && b.endpoint == s.backend => {
-            if b.state == BackendState::Down && service.remove_on_failure {
-                Standing::Ended
-            } else {
-                Standing::Live
-            }
-        }
-        _ => Standing::Ended,
     }
 }
 

@@ -8,11 +8,11 @@
 //! the sweep has walked the whole table under the snapshot in force, the fast lane reads the
 //! mark instead of asking; before, or for a packet under any other snapshot, it asks as it did.
 //! The general path never reads the mark: it asks `standing` itself, so a marked session is
-//! handled exactly as before, only not by the lane.
+//! handled exactly as before, only not by the lane. `standing`, the check itself, is here too.
 
-use super::{standing, FullNat, Standing};
-use crate::session::{Session, SessionId, SEEN_STALE};
-use crate::snapshot::Snapshot;
+use super::{FullNat, ANY_BACKEND};
+use crate::session::{Session, SessionId, ORIGIN_HERE, SEEN_STALE};
+use crate::snapshot::{BackendState, Snapshot};
 
 /// Where the sweep is: the generation of the snapshot the whole table was last swept under,
 /// and how far the sweep under a newer one has got.
@@ -74,5 +74,39 @@ fn mark(s: &mut Session, ok: bool) {
         s.seen &= !SEEN_STALE;
     } else {
         s.seen |= SEEN_STALE;
+    }
+}
+
+/// Whether a session may go on under the snapshot in force.
+pub(super) enum Standing {
+    Live,
+    /// Its service or backend is gone, or its backend is down with `on_failure = "remove"`.
+    Ended,
+}
+
+/// Checks a session against the snapshot in force: its service, its backend, and, for a
+/// session opened here, its local IP (still this worker's: one removed by a reload ends its
+/// sessions; a copy of another node's session has that node's local IP).
+#[inline]
+pub(super) fn standing(snap: &Snapshot, s: &Session, worker: u16) -> Standing {
+    if s.origin == ORIGIN_HERE && !snap.local_owners.is_empty() && snap.owner_of(s.local.ip) != Some(worker) {
+        return Standing::Ended;
+    }
+    let Some(service) = snap.services.get(s.service as usize) else { return Standing::Ended };
+    if !service.live || service.vip != s.vip || service.proto != s.proto {
+        return Standing::Ended;
+    }
+    if s.backend_index == ANY_BACKEND {
+        return Standing::Live;
+    }
+    match snap.backends.get(s.backend_index as usize) {
+        Some(b) if b.live && b.service == s.service && b.endpoint == s.backend => {
+            if b.state == BackendState::Down && service.remove_on_failure {
+                Standing::Ended
+            } else {
+                Standing::Live
+            }
+        }
+        _ => Standing::Ended,
     }
 }

@@ -3,7 +3,7 @@
 //! backends 0..=2, web backends 3 and 4.
 
 use super::*;
-use crate::snapshot::VipIndex;
+use crate::snapshot::{BackendState, VipIndex};
 use crate::wire::tcp;
 
 const WEB0: usize = 3;
