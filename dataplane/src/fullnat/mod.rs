@@ -32,7 +32,7 @@ use crate::nat::{self, Inspected, Plain, Refusal};
 pub use crate::route::Hop;
 use crate::session::{
     tcp_flags, Direction, Due, Endpoint, FlowKey, Hint, InsertError, NewSession, Session, SessionId, SessionTable,
-    Touch, EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE,
+    Touch, EXTRA_PROXY_V2, EXTRA_SYNPROXY, EXTRA_TOA, EXTRA_TOA_DONE, ORIGIN_HERE, WILDCARD,
 };
 use crate::snapshot::{ClientAddress, Snapshot};
 use crate::wire::ipv4::{self, protocol};
@@ -43,8 +43,6 @@ pub use proxied::Emit;
 
 /// `Session::backend_index` of a per-datagram session: it has no one backend.
 pub const ANY_BACKEND: u16 = u16::MAX;
-/// The backend side of a per-datagram session's reply key: replies from any backend find it.
-const WILDCARD: Endpoint = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
 
 /// Which L4 checksum the NIC must finish for a packet rewritten for offload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

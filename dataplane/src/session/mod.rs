@@ -45,6 +45,10 @@ use crate::route::Hop;
 /// The origin of a session this worker opened (`Session::origin`).
 pub const ORIGIN_HERE: u16 = 0;
 
+/// The backend of a per-datagram session, the source of its reply key: replies from any backend
+/// find it (`SessionTable::has_wildcards` counts the sessions that have it).
+pub const WILDCARD: Endpoint = Endpoint::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+
 /// One side of a connection as it appears on the wire: an IPv4 address and a TCP/UDP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Endpoint {

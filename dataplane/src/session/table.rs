@@ -8,7 +8,7 @@ use std::hash::BuildHasher;
 use super::index::FlowIndex;
 use super::state::{keeps, next_state, State, Touch};
 use super::wheel::Wheel;
-use super::{Direction, Endpoint, FlowKey, NewSession, Session, SessionId, Timeouts, SEEN_STALE};
+use super::{Direction, FlowKey, NewSession, Session, SessionId, Timeouts, SEEN_STALE, WILDCARD};
 use crate::bigmem::BigArray;
 
 /// The timing wheel's tick: sessions expire at most this late (given `expire` is called often
@@ -56,8 +56,8 @@ pub struct SessionTable {
     /// Idle timeout in ms, indexed by `State`.
     timeout_ms: [u64; 9],
     timeouts: Timeouts,
-    /// Live sessions whose backend is the unspecified `0.0.0.0:0` (per-datagram sessions,
-    /// whose replies are looked up by that source): while none is, no packet needs that lookup.
+    /// Live sessions whose backend is `WILDCARD` (per-datagram sessions, whose replies are
+    /// looked up by that source): while none is, no packet needs that lookup.
     wildcards: u32,
 }
 
@@ -90,7 +90,7 @@ impl SessionTable {
         }
     }
 
-    /// Whether any live session has the unspecified backend `0.0.0.0:0` (see `wildcards`).
+    /// Whether any live session has the backend `WILDCARD` (see `wildcards`).
     #[inline(always)]
     pub fn has_wildcards(&self) -> bool {
         self.wildcards > 0
@@ -212,7 +212,7 @@ impl SessionTable {
             crate::prefetch::prefetch(&self.sessions[next as usize]);
         }
         // Room is certain: the index holds 2 * capacity entries and this id was free.
-        self.wildcards += u32::from(is_wildcard(new.backend));
+        self.wildcards += u32::from(new.backend == WILDCARD);
         let stored_forward = self.index.insert(forward_hash, encode(id, Direction::Forward));
         let stored_reply = self.index.insert(reply_hash, encode(id, Direction::Reply));
         debug_assert!(stored_forward && stored_reply);
@@ -322,7 +322,7 @@ impl SessionTable {
             debug_assert!(removed, "{dir:?} key of {id:?} missing from the index");
         }
         self.wheel.release(id.0);
-        self.wildcards -= u32::from(is_wildcard(session.backend));
+        self.wildcards -= u32::from(session.backend == WILDCARD);
         self.sessions[id.0 as usize].proto = 0;
         session
     }
@@ -545,12 +545,6 @@ impl Hint {
     pub const fn hash_only(hash: u32) -> Hint {
         Hint { hash, guess: None }
     }
-}
-
-/// Whether `backend` is the unspecified `0.0.0.0:0` a per-datagram session has for its backend.
-#[inline(always)]
-fn is_wildcard(backend: Endpoint) -> bool {
-    backend.ip.is_unspecified() && backend.port == 0
 }
 
 /// Index entries: session index and direction in one `u32` (ids stay below 2^28).
