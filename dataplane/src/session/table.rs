@@ -211,8 +211,8 @@ impl SessionTable {
         if let Some(next) = self.wheel.next_free() {
             crate::prefetch::prefetch(&self.sessions[next as usize]);
         }
-        // Room is certain: the index holds 2 * capacity entries and this id was free.
         self.wildcards += u32::from(new.backend == WILDCARD);
+        // Room is certain: the index holds 2 * capacity entries and this id was free.
         let stored_forward = self.index.insert(forward_hash, encode(id, Direction::Forward));
         let stored_reply = self.index.insert(reply_hash, encode(id, Direction::Reply));
         debug_assert!(stored_forward && stored_reply);
